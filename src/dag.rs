@@ -1,0 +1,178 @@
+//! The stage graph: edges from each input to its consumer, a deterministic topological order,
+//! cycle detection, and the `cairn dag` renderings.
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::resolve::StageSpec;
+
+pub struct Dag {
+    graph: DiGraph<usize, ()>,
+}
+
+impl Dag {
+    /// Node `i` is stage `i` in declaration order.
+    pub fn build(stages: &[StageSpec]) -> Dag {
+        let mut graph = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..stages.len()).map(|i| graph.add_node(i)).collect();
+        for (i, s) in stages.iter().enumerate() {
+            for input in &s.inputs {
+                if let Some(j) = stages.iter().position(|u| u.id == input.stage) {
+                    graph.update_edge(nodes[j], nodes[i], ());
+                }
+            }
+        }
+        Dag { graph }
+    }
+
+    pub fn upstream(&self, i: usize) -> Vec<usize> {
+        self.neighbors(i, Direction::Incoming)
+    }
+
+    pub fn downstream(&self, i: usize) -> Vec<usize> {
+        self.neighbors(i, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, i: usize, dir: Direction) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(i), dir)
+            .map(|n| n.index())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Kahn's algorithm, ties broken by declaration order, so runs and reports are stable.
+    pub fn topological_order(&self) -> Vec<usize> {
+        let n = self.graph.node_count();
+        let mut indegree: Vec<usize> = (0..n).map(|i| self.upstream(i).len()).collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop_first() {
+            order.push(i);
+            for j in self.downstream(i) {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+        order
+    }
+
+    /// One cycle, as stage indices in edge order, if the graph has any.
+    pub fn find_cycle(&self) -> Option<Vec<usize>> {
+        for scc in petgraph::algo::tarjan_scc(&self.graph) {
+            let start = *scc.iter().min()?;
+            let self_loop = self.graph.contains_edge(start, start);
+            if scc.len() == 1 && !self_loop {
+                continue;
+            }
+            if self_loop {
+                return Some(vec![start.index()]);
+            }
+            // Shortest path start → … → start inside the component (breadth-first).
+            let inside = |n: NodeIndex| scc.contains(&n);
+            let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> = std::collections::HashMap::new();
+            let mut queue = std::collections::VecDeque::from([start]);
+            while let Some(n) = queue.pop_front() {
+                for m in self.graph.neighbors_directed(n, Direction::Outgoing) {
+                    if m == start {
+                        let mut path = vec![n.index()];
+                        let mut cur = n;
+                        while let Some(&p) = parent.get(&cur) {
+                            path.push(p.index());
+                            cur = p;
+                        }
+                        path.reverse();
+                        return Some(path);
+                    }
+                    if inside(m) && !parent.contains_key(&m) && m != start {
+                        parent.insert(m, n);
+                        queue.push_back(m);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// `targets` plus, with `downstream`, everything after them, plus every ancestor of those
+    /// (a stage needs its inputs).
+    pub fn select(&self, targets: &[usize], downstream: bool) -> Vec<bool> {
+        let n = self.graph.node_count();
+        let mut chosen = vec![false; n];
+        let mut stack: Vec<usize> = targets.to_vec();
+        if downstream {
+            let mut down = targets.to_vec();
+            while let Some(i) = down.pop() {
+                for j in self.downstream(i) {
+                    if !stack.contains(&j) {
+                        stack.push(j);
+                        down.push(j);
+                    }
+                }
+            }
+        }
+        while let Some(i) = stack.pop() {
+            if !chosen[i] {
+                chosen[i] = true;
+                stack.extend(self.upstream(i));
+            }
+        }
+        chosen
+    }
+}
+
+/// The three `cairn dag --format` renderings.
+pub fn render(stages: &[StageSpec], dag: &Dag, format: &str, name: &str) -> String {
+    let mut out = String::new();
+    let order = dag.topological_order();
+    match format {
+        "mermaid" => {
+            out.push_str("graph TD\n");
+            for &i in &order {
+                let s = &stages[i];
+                out.push_str(&format!("  {}[\"{}<br/><i>{}</i>\"]\n", s.id, s.id, s.kind.name));
+            }
+            for &i in &order {
+                for input in &stages[i].inputs {
+                    let label = input.split.as_deref().map(|s| format!("|{s}|")).unwrap_or_default();
+                    out.push_str(&format!("  {} -->{label} {}\n", input.stage, stages[i].id));
+                }
+            }
+        }
+        "dot" => {
+            out.push_str(&format!("digraph \"{name}\" {{\n  rankdir=TB;\n  node [shape=box];\n"));
+            for &i in &order {
+                let s = &stages[i];
+                let style = if s.kind.uses_device { ", style=bold" } else { "" };
+                out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"{style}];\n", s.id, s.id, s.kind.name));
+            }
+            for &i in &order {
+                for input in &stages[i].inputs {
+                    let label = input.split.as_deref().map(|s| format!(" [label=\"{s}\"]")).unwrap_or_default();
+                    out.push_str(&format!("  \"{}\" -> \"{}\"{label};\n", input.stage, stages[i].id));
+                }
+            }
+            out.push_str("}\n");
+        }
+        _ => {
+            let width = stages.iter().map(|s| s.id.len()).max().unwrap_or(0);
+            for &i in &order {
+                let s = &stages[i];
+                let inputs: Vec<String> = s.inputs.iter().map(|x| x.to_string()).collect();
+                let device = if s.kind.uses_device { " [device]" } else { "" };
+                let arrow = if inputs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ← {}", inputs.join(", "))
+                };
+                out.push_str(&format!("{:width$}  {}{device}{arrow}\n", s.id, s.kind.name));
+            }
+        }
+    }
+    out
+}

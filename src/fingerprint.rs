@@ -1,0 +1,261 @@
+//! Content digests and stage fingerprints.
+//!
+//! A fingerprint is blake3 over canonical JSON (sorted keys, shortest float form) of what a
+//! stage's result depends on: its kind and implementation version, its params, and the content
+//! digests of its inputs. Never `std::hash::Hash`: fingerprints must be equal across machines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::atomic::write_atomic;
+
+/// Bump to invalidate every fingerprint (changes to what goes into them or how).
+pub const SCHEME: u32 = 1;
+
+/// A blake3 digest as 64 hex characters.
+pub type Digest = String;
+
+pub fn digest_bytes(bytes: &[u8]) -> Digest {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The canonical bytes of a JSON value: keys sorted at every level, no whitespace. Floats use
+/// serde_json's shortest round-trip form, so `1e-5` and `0.00001` are the same bytes.
+pub fn canonical_bytes(value: &Value) -> Vec<u8> {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    // Serialize a BTreeMap-ordered tree explicitly, whatever serde_json's map features are.
+    fn write(v: &Value, out: &mut Vec<u8>) {
+        match v {
+            Value::Object(map) => {
+                let ordered: BTreeMap<&String, &Value> = map.iter().collect();
+                out.push(b'{');
+                for (i, (k, v)) in ordered.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend(serde_json::to_vec(k).expect("string"));
+                    out.push(b':');
+                    write(v, out);
+                }
+                out.push(b'}');
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(v, out);
+                }
+                out.push(b']');
+            }
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => out.extend(i.to_string().as_bytes()),
+                (_, Some(u), _) => out.extend(u.to_string().as_bytes()),
+                // An integral float hashes like the integer: `1.0` and `1` are one value.
+                (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                    out.extend((f as i64).to_string().as_bytes())
+                }
+                _ => out.extend(serde_json::to_vec(v).expect("number")),
+            },
+            other => out.extend(serde_json::to_vec(other).expect("scalar")),
+        }
+    }
+    let mut out = Vec::new();
+    write(&sorted(value), &mut out);
+    out
+}
+
+pub fn digest_json(value: &Value) -> Digest {
+    digest_bytes(&canonical_bytes(value))
+}
+
+/// What a stage's fingerprint covers.
+#[derive(Serialize)]
+pub struct FingerprintInputs<'a> {
+    pub scheme: u32,
+    pub kind: &'a str,
+    pub version: u32,
+    pub params: &'a Value,
+    /// Upstream output digests, in declared input order (with the split, when one is selected).
+    pub inputs: Vec<(Option<&'a str>, &'a str)>,
+    /// External file/directory digests by the param that names them.
+    pub externals: BTreeMap<&'a str, &'a str>,
+}
+
+impl FingerprintInputs<'_> {
+    pub fn fingerprint(&self) -> Digest {
+        digest_json(&serde_json::to_value(self).expect("fingerprint inputs serialize"))
+    }
+}
+
+/// Remembers the digest of files by (size, mtime, inode), so unchanged large files (model
+/// weights, a 1 GiB corpus) are not read again.
+#[derive(Default, Serialize, Deserialize)]
+pub struct StatCache {
+    entries: BTreeMap<PathBuf, StatEntry>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    digest: Digest,
+    /// When the file was hashed: a file modified within the same clock tick as it was hashed
+    /// could change without its mtime moving, so such entries are not trusted (git's "racy" rule).
+    hashed_ns: i128,
+}
+
+/// Files changed this close to being hashed are hashed again next time.
+const RACY_NS: i128 = 1_000_000_000;
+
+fn stat_key(meta: &std::fs::Metadata) -> (u64, i128, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    (meta.len(), mtime_ns, meta.ino())
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+impl StatCache {
+    pub fn load(path: &Path) -> StatCache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&mut self, path: &Path) -> std::io::Result<()> {
+        if self.dirty {
+            write_atomic(path, &serde_json::to_vec(self).expect("stat cache serializes"))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// The digest of a file's content, from the cache when its stat is unchanged.
+    pub fn file_digest(&mut self, path: &Path) -> std::io::Result<Digest> {
+        let abs = std::path::absolute(path)?;
+        let meta = fs_err::metadata(&abs)?;
+        let (size, mtime_ns, inode) = stat_key(&meta);
+        if let Some(e) = self.entries.get(&abs)
+            && e.size == size
+            && e.mtime_ns == mtime_ns
+            && e.inode == inode
+            && e.hashed_ns - e.mtime_ns > RACY_NS
+        {
+            return Ok(e.digest.clone());
+        }
+        let hashed_ns = now_ns();
+        let digest = hash_file(&abs)?;
+        self.entries.insert(
+            abs,
+            StatEntry {
+                size,
+                mtime_ns,
+                inode,
+                digest: digest.clone(),
+                hashed_ns,
+            },
+        );
+        self.dirty = true;
+        Ok(digest)
+    }
+
+    /// A directory's digest: over the sorted relative paths and digests of all files in it
+    /// (symlinks followed, as in Hugging Face snapshot directories).
+    pub fn dir_digest(&mut self, dir: &Path) -> std::io::Result<Digest> {
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)?;
+        files.sort();
+        let mut listing = Vec::new();
+        for rel in files {
+            let digest = self.file_digest(&dir.join(&rel))?;
+            listing.push(Value::from(vec![Value::from(rel), Value::from(digest)]));
+        }
+        Ok(digest_json(&Value::Array(listing)))
+    }
+
+    pub fn digest(&mut self, path: &Path) -> std::io::Result<Digest> {
+        if fs_err::metadata(path)?.is_dir() {
+            self.dir_digest(path)
+        } else {
+            self.file_digest(path)
+        }
+    }
+
+    /// Forgets files that no longer exist (keeps the cache file small).
+    pub fn prune(&mut self) {
+        let before = self.entries.len();
+        self.entries.retain(|p, _| p.exists());
+        self.dirty |= before != self.entries.len();
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if fs_err::metadata(&path)?.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).expect("inside root");
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap(path)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_form_ignores_key_order_and_float_spelling() {
+        let a: Value = serde_yaml::from_str("{b: 1e-5, a: [1, 2.0]}").unwrap();
+        let b: Value = serde_yaml::from_str("{a: [1, 2], b: 0.00001}").unwrap();
+        assert_eq!(canonical_bytes(&a), canonical_bytes(&b));
+        assert_eq!(canonical_bytes(&a), br#"{"a":[1,2],"b":1e-5}"#.to_vec());
+        assert_ne!(digest_json(&json!({"c": 1.0})), digest_json(&json!({"c": 1.5})));
+    }
+
+    #[test]
+    fn stat_cache_rehashes_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, "one").unwrap();
+        let mut cache = StatCache::default();
+        let d1 = cache.file_digest(&f).unwrap();
+        std::fs::write(&f, "two").unwrap();
+        let d2 = cache.file_digest(&f).unwrap();
+        assert_ne!(d1, d2);
+        assert_eq!(d2, digest_bytes(b"two"));
+    }
+}

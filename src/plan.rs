@@ -1,0 +1,231 @@
+//! Deciding whether a stage must run: its fingerprint from its params, version, external files
+//! and upstream results, and whether the cache holds a sound result for it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cache::{Cache, Damage, Entry, split_of, table_output_name};
+use crate::fingerprint::{Digest, FingerprintInputs, SCHEME, StatCache, digest_json};
+use crate::manifest::{ExternalRecord, InputRecord, StageRecord};
+use crate::resolve::{InputRef, Pipeline, StageSpec};
+
+/// A stage whose fingerprint is known.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub fingerprint: Digest,
+    pub inputs: Vec<InputRecord>,
+    pub externals: BTreeMap<String, ExternalRecord>,
+}
+
+/// What the cache holds for a planned stage.
+pub enum Lookup {
+    Hit(Entry),
+    Damaged(Damage),
+    Miss,
+}
+
+/// The digest a consumer sees of an upstream result: all its outputs, or one split's table.
+pub fn input_digest(upstream: &Entry, input: &InputRef) -> Result<Digest, String> {
+    match &input.split {
+        None => {
+            let listing: serde_json::Map<String, Value> = upstream
+                .outputs
+                .iter()
+                .map(|(name, o)| (name.clone(), Value::from(o.digest.clone())))
+                .collect();
+            Ok(digest_json(&Value::Object(listing)))
+        }
+        Some(split) => upstream
+            .outputs
+            .get(&table_output_name(split))
+            .map(|o| o.digest.clone())
+            .ok_or_else(|| {
+                let splits: Vec<&str> = upstream.outputs.keys().filter_map(|k| split_of(k)).collect();
+                format!(
+                    "input `{input}`: stage `{}` has no split `{split}` (it has: {})",
+                    input.stage,
+                    if splits.is_empty() { "no tables".to_string() } else { splits.join(", ") }
+                )
+            }),
+    }
+}
+
+/// Params as the fingerprint sees them: without fields that only name content (a model
+/// directory vs. its Hub id), whose digest is hashed instead.
+fn fingerprinted_params(stage: &StageSpec) -> Value {
+    let mut params = stage.params.clone();
+    if let Value::Object(map) = &mut params {
+        for ext in stage.externals.iter().filter(|e| e.content_only) {
+            map.remove(&ext.field);
+        }
+    }
+    params
+}
+
+/// Computes a stage's fingerprint. `upstream` holds the entry of each declared input, in order.
+pub fn plan(stage: &StageSpec, upstream: &[&Entry], stats: &mut StatCache) -> Result<Planned, String> {
+    let mut inputs = Vec::new();
+    for (input, entry) in stage.inputs.iter().zip(upstream) {
+        inputs.push(InputRecord {
+            from: input.to_string(),
+            digest: input_digest(entry, input)?,
+        });
+    }
+    let mut externals = BTreeMap::new();
+    for ext in &stage.externals {
+        let digest = stats
+            .digest(&ext.path)
+            .map_err(|e| format!("cannot read `{}`: {e}", ext.shown))?;
+        externals.insert(
+            ext.field.clone(),
+            ExternalRecord {
+                path: ext.shown.clone(),
+                digest,
+            },
+        );
+    }
+    let params = fingerprinted_params(stage);
+    let fingerprint = FingerprintInputs {
+        scheme: SCHEME,
+        kind: stage.kind.name,
+        version: stage.kind.version,
+        params: &params,
+        inputs: stage
+            .inputs
+            .iter()
+            .zip(&inputs)
+            .map(|(i, r)| (i.split.as_deref(), r.digest.as_str()))
+            .collect(),
+        externals: externals.iter().map(|(k, v)| (k.as_str(), v.digest.as_str())).collect(),
+    }
+    .fingerprint();
+    Ok(Planned {
+        fingerprint,
+        inputs,
+        externals,
+    })
+}
+
+/// With `repair`, corrupt objects are removed (so the rerun can store good ones).
+pub fn lookup(cache: &Cache, planned: &Planned, stats: &mut StatCache, repair: bool) -> Lookup {
+    match cache.read_entry(&planned.fingerprint) {
+        None => Lookup::Miss,
+        Some(entry) => match cache.check(&entry, stats, repair) {
+            Ok(()) => Lookup::Hit(entry),
+            Err(damage) => Lookup::Damaged(damage),
+        },
+    }
+}
+
+/// The manifest record of a stage that has a result.
+pub fn record(stage: &StageSpec, planned: &Planned, entry: &Entry) -> StageRecord {
+    StageRecord {
+        fingerprint: planned.fingerprint.clone(),
+        kind: stage.kind.name.to_string(),
+        version: stage.kind.version,
+        params: stage.params.clone(),
+        inputs: planned.inputs.clone(),
+        externals: planned.externals.clone(),
+        outputs: entry.outputs.clone(),
+        metrics: entry.metrics.clone(),
+        wall_time_s: entry.wall_time_s,
+    }
+}
+
+/// Field-level reasons a stage differs from its last recorded run.
+pub fn reasons(stage: &StageSpec, planned: Option<&Planned>, last: &StageRecord) -> Vec<String> {
+    let mut why = Vec::new();
+    if last.kind != stage.kind.name {
+        why.push(format!("kind {} → {}", last.kind, stage.kind.name));
+    } else if last.version != stage.kind.version {
+        why.push(format!(
+            "implementation version {} → {}",
+            last.version, stage.kind.version
+        ));
+    }
+    diff_values("params", &last.params, &stage.params, &mut why);
+    if let Some(p) = planned {
+        let last_inputs: Vec<&str> = last.inputs.iter().map(|i| i.from.as_str()).collect();
+        let now_inputs: Vec<&str> = p.inputs.iter().map(|i| i.from.as_str()).collect();
+        if last_inputs != now_inputs {
+            why.push(format!("inputs [{}] → [{}]", last_inputs.join(", "), now_inputs.join(", ")));
+        } else {
+            for (a, b) in last.inputs.iter().zip(&p.inputs) {
+                if a.digest != b.digest {
+                    why.push(format!("input {} changed", b.from));
+                }
+            }
+        }
+        for (field, now) in &p.externals {
+            match last.externals.get(field) {
+                Some(was) if was.digest != now.digest => {
+                    if was.path == now.path {
+                        why.push(format!("file {} changed", now.path));
+                    } else {
+                        why.push(format!("file {} → {} (different content)", was.path, now.path));
+                    }
+                }
+                None => why.push(format!("file {} added", now.path)),
+                _ => {}
+            }
+        }
+    }
+    why
+}
+
+fn diff_values(path: &str, was: &Value, now: &Value, out: &mut Vec<String>) {
+    match (was, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let sub = format!("{path}.{k}");
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => diff_values(&sub, x, y, out),
+                    (Some(x), None) => out.push(format!("{sub} {} removed", short(x))),
+                    (None, Some(y)) => out.push(format!("{sub} added: {}", short(y))),
+                    (None, None) => {}
+                }
+            }
+        }
+        (a, b) if crate::fingerprint::canonical_bytes(a) != crate::fingerprint::canonical_bytes(b) => {
+            out.push(format!("{path} {} → {}", short(a), short(b)));
+        }
+        _ => {}
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(57).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// Indices of the stages a run or status covers: `--target`s, their ancestors and, with
+/// `downstream`, their descendants. All stages when no target is named.
+pub fn selection(pipeline: &Pipeline, targets: &[String], downstream: bool) -> Result<Vec<bool>, String> {
+    if targets.is_empty() {
+        return Ok(vec![true; pipeline.stages.len()]);
+    }
+    let mut idx = Vec::new();
+    for t in targets {
+        match pipeline.index_of(t) {
+            Some(i) => idx.push(i),
+            None => {
+                let ids: Vec<&str> = pipeline.stages.iter().map(|s| s.id.as_str()).collect();
+                return Err(format!(
+                    "`{t}` is not a stage of {} (stages: {})",
+                    pipeline.file.display(),
+                    ids.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(pipeline.dag.select(&idx, downstream))
+}

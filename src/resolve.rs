@@ -1,0 +1,532 @@
+//! From the pipeline file as written to a checked pipeline: `${params.x}` substituted, each
+//! stage's kind found and its params typed, inputs and external files checked, the DAG built.
+//! Every problem is collected and reported with its file:line:col and stage id.
+
+use std::path::{Path, PathBuf};
+
+use cairn_stages::registry::{self, Kind, Parsed};
+use cairn_stages::{Device, External, PrepareEnv};
+use serde_yaml::Value as Yaml;
+
+use crate::dag::Dag;
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::spec::{Pos, SourceFile};
+
+/// Keys of a stage mapping that belong to the engine; every other key is a param of the kind.
+const ENGINE_KEYS: &[&str] = &["kind", "inputs", "device", "description"];
+
+/// A pipeline ready to plan and run.
+pub struct Pipeline {
+    pub name: String,
+    pub description: String,
+    /// The pipeline file as the user named it.
+    pub file: PathBuf,
+    /// Relative paths resolve against this directory.
+    pub root: PathBuf,
+    /// Stages in declaration order.
+    pub stages: Vec<StageSpec>,
+    pub dag: Dag,
+}
+
+/// One stage after resolution.
+pub struct StageSpec {
+    pub id: String,
+    pub kind: &'static Kind,
+    /// The typed params, ready to run.
+    pub parsed: Parsed,
+    /// The params with defaults filled in, as recorded in the manifest.
+    pub params: serde_json::Value,
+    pub inputs: Vec<InputRef>,
+    pub externals: Vec<External>,
+    /// A per-stage device override (`device: cpu`).
+    pub device: Option<Device>,
+}
+
+/// `inputs: [stage]` or `inputs: [stage.split]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRef {
+    pub stage: String,
+    pub split: Option<String>,
+}
+
+impl std::fmt::Display for InputRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.split {
+            Some(s) => write!(f, "{}.{s}", self.stage),
+            None => write!(f, "{}", self.stage),
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn load(file: &Path, offline: bool) -> Result<Pipeline, Diagnostics> {
+        let source = SourceFile::read(file)?;
+        resolve(&source, offline)
+    }
+
+    pub fn stage(&self, id: &str) -> Option<&StageSpec> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.id == id)
+    }
+}
+
+/// Parses a `--device` / `device:` value.
+pub fn parse_device(text: &str) -> Result<Option<Device>, String> {
+    match text {
+        "auto" => Ok(None),
+        "cpu" => Ok(Some(Device::Cpu)),
+        "cuda" => Ok(Some(Device::Cuda(0))),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => Ok(Some(Device::Cuda(i))),
+            _ => Err(format!("unknown device `{other}`")),
+        },
+    }
+}
+
+struct Resolver<'a> {
+    source: &'a SourceFile,
+    errors: Vec<Diagnostic>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, pos: Option<Pos>, stage: Option<&str>, message: String, hint: Option<String>) {
+        let mut d = Diagnostic::new(&self.source.path, pos, message);
+        if let Some(s) = stage {
+            d = d.stage(s);
+        }
+        if let Some(h) = hint {
+            d = d.hint(h);
+        }
+        self.errors.push(d);
+    }
+
+    /// Replaces `${params.name}` in every string of `value`. A string that is exactly one
+    /// reference takes the param's value with its type; otherwise the param is spliced in as text.
+    fn substitute(&mut self, value: &mut Yaml, path: &mut Vec<String>, stage: &str) {
+        match value {
+            Yaml::String(s) if s.contains("${") => {
+                match expand(s, &self.source.raw.params) {
+                    Ok(v) => *value = v,
+                    Err(name) => {
+                        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                        let pos = self.source.locations.value(&refs);
+                        let known: Vec<String> = self
+                            .source
+                            .raw
+                            .params
+                            .keys()
+                            .filter_map(|k| k.as_str().map(str::to_string))
+                            .collect();
+                        let hint = match did_you_mean(&name, known.iter().map(String::as_str)) {
+                            Some(m) => format!("did you mean `${{params.{m}}}`?"),
+                            None if known.is_empty() => {
+                                "the pipeline has no `params:` block; add one at the top level".into()
+                            }
+                            None => format!("defined params: {}", known.join(", ")),
+                        };
+                        self.error(
+                            pos,
+                            Some(stage),
+                            format!("unresolved reference `${{params.{name}}}`"),
+                            Some(hint),
+                        );
+                    }
+                }
+            }
+            Yaml::Sequence(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    self.substitute(item, path, stage);
+                    path.pop();
+                }
+            }
+            Yaml::Mapping(map) => {
+                for (k, v) in map.iter_mut() {
+                    path.push(k.as_str().unwrap_or_default().to_string());
+                    self.substitute(v, path, stage);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Expands references in one string; Err(name) names the first unknown param.
+fn expand(s: &str, params: &serde_yaml::Mapping) -> Result<Yaml, String> {
+    let lookup = |name: &str| params.get(name).cloned().ok_or_else(|| name.to_string());
+    let whole = s.strip_prefix("${params.").and_then(|r| r.strip_suffix('}'));
+    if let Some(name) = whole.filter(|n| !n.contains('}')) {
+        return lookup(name);
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(after.to_string());
+        };
+        let reference = &after[..end];
+        let name = reference.strip_prefix("params.").unwrap_or(reference);
+        match lookup(name)? {
+            Yaml::String(v) => out.push_str(&v),
+            Yaml::Number(n) => out.push_str(&n.to_string()),
+            Yaml::Bool(b) => out.push_str(&b.to_string()),
+            _ => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Yaml::String(out))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnostics> {
+    let raw = &source.raw;
+    let loc = &source.locations;
+    let mut r = Resolver {
+        source,
+        errors: Vec::new(),
+    };
+
+    if !valid_id(&raw.name) {
+        r.error(
+            loc.value(&["name"]),
+            None,
+            format!("pipeline name `{}` cannot name a manifest file", raw.name),
+            Some("use letters, digits, `-` and `_`".into()),
+        );
+    }
+    let base = source.path.parent().unwrap_or(Path::new("."));
+    let root = match &raw.root {
+        Some(rel) => base.join(rel),
+        None => base.to_path_buf(),
+    };
+    if !root.is_dir() {
+        r.error(
+            loc.value(&["root"]),
+            None,
+            format!("root directory `{}` does not exist", root.display()),
+            Some("`root:` is relative to the pipeline file's directory".into()),
+        );
+    }
+    if raw.stages.is_empty() {
+        r.error(loc.key(&["stages"]), None, "the pipeline has no stages".into(), None);
+    }
+
+    let ids: Vec<String> = raw
+        .stages
+        .keys()
+        .map(|k| k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}")))
+        .collect();
+    let env = PrepareEnv {
+        root: &root,
+        offline,
+    };
+    let mut stages = Vec::new();
+    for (id, value) in ids.iter().zip(raw.stages.values()) {
+        if let Some(stage) = resolve_stage(&mut r, id, value, &ids, &env) {
+            stages.push(stage);
+        }
+    }
+    if !r.errors.is_empty() {
+        return Err(Diagnostics(r.errors));
+    }
+
+    let dag = Dag::build(&stages);
+    if let Some(cycle) = dag.find_cycle() {
+        let names: Vec<&str> = cycle.iter().map(|&i| stages[i].id.as_str()).collect();
+        let first = names[0];
+        r.error(
+            loc.key(&["stages", first]),
+            Some(first),
+            format!("the stages form a cycle: {} → {first}", names.join(" → ")),
+            Some("a stage cannot depend, directly or not, on its own output".into()),
+        );
+        return Err(Diagnostics(r.errors));
+    }
+
+    Ok(Pipeline {
+        name: raw.name.clone(),
+        description: raw.description.clone(),
+        file: source.path.clone(),
+        root,
+        stages,
+        dag,
+    })
+}
+
+fn resolve_stage(
+    r: &mut Resolver,
+    id: &str,
+    value: &Yaml,
+    ids: &[String],
+    env: &PrepareEnv,
+) -> Option<StageSpec> {
+    let loc = &r.source.locations;
+    let at_key = |path: &[&str]| loc.key(path);
+    if !valid_id(id) {
+        r.error(
+            at_key(&["stages", id]),
+            Some(id),
+            format!("stage id `{id}` is not a plain name"),
+            Some("use letters, digits, `-` and `_` (a `.` separates a stage from a split in inputs)".into()),
+        );
+        return None;
+    }
+    let Some(map) = value.as_mapping() else {
+        r.error(
+            loc.value(&["stages", id]),
+            Some(id),
+            "a stage must be a mapping with at least `kind:`".into(),
+            Some("e.g. `tokenize: { kind: tokenize, inputs: [load] }`".into()),
+        );
+        return None;
+    };
+
+    // kind
+    let kind_value = map.get("kind");
+    let kind = match kind_value.and_then(Yaml::as_str) {
+        None => {
+            let (pos, msg) = match kind_value {
+                None => (at_key(&["stages", id]), "the stage has no `kind:`"),
+                Some(_) => (loc.value(&["stages", id, "kind"]), "`kind:` must be a string"),
+            };
+            r.error(pos, Some(id), msg.into(), Some(known_kinds_hint()));
+            return None;
+        }
+        Some(name) => match registry::lookup(name) {
+            Some(k) => k,
+            None => {
+                let hint = match did_you_mean(name, registry::KINDS.iter().map(|k| k.name)) {
+                    Some(m) => format!("did you mean `{m}`? {}", known_kinds_hint()),
+                    None => known_kinds_hint(),
+                };
+                r.error(
+                    loc.value(&["stages", id, "kind"]),
+                    Some(id),
+                    format!("unknown stage kind `{name}`"),
+                    Some(hint),
+                );
+                return None;
+            }
+        },
+    };
+
+    // inputs
+    let mut inputs = Vec::new();
+    let mut ok = true;
+    match map.get("inputs") {
+        None => {}
+        Some(Yaml::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let pos = loc.value(&["stages", id, "inputs", &i.to_string()]);
+                let Some(text) = item.as_str() else {
+                    r.error(pos, Some(id), "an input must be a stage id (string)".into(), None);
+                    ok = false;
+                    continue;
+                };
+                let (stage, split) = match text.split_once('.') {
+                    Some((s, sp)) => (s, Some(sp.to_string())),
+                    None => (text, None),
+                };
+                if !ids.iter().any(|x| x == stage) {
+                    let hint = match did_you_mean(stage, ids.iter().map(String::as_str)) {
+                        Some(m) => format!("did you mean `{m}`?"),
+                        None => format!("stages in this pipeline: {}", ids.join(", ")),
+                    };
+                    r.error(
+                        pos,
+                        Some(id),
+                        format!("input `{text}` names no stage of this pipeline"),
+                        Some(hint),
+                    );
+                    ok = false;
+                    continue;
+                }
+                inputs.push(InputRef {
+                    stage: stage.to_string(),
+                    split,
+                });
+            }
+        }
+        Some(_) => {
+            r.error(
+                loc.value(&["stages", id, "inputs"]),
+                Some(id),
+                "`inputs:` must be a list of stage ids".into(),
+                Some("e.g. `inputs: [load]` or `inputs: [load.train]`".into()),
+            );
+            ok = false;
+        }
+    }
+    if ok && !kind.inputs.accepts(inputs.len()) {
+        r.error(
+            loc.key(&["stages", id, "inputs"]).or(at_key(&["stages", id])),
+            Some(id),
+            format!(
+                "a `{}` stage takes {}, this one has {}",
+                kind.name,
+                kind.inputs.describe(),
+                inputs.len()
+            ),
+            None,
+        );
+        ok = false;
+    }
+
+    // device
+    let mut device = None;
+    if let Some(d) = map.get("device") {
+        match d.as_str().map(parse_device) {
+            Some(Ok(dev)) => device = dev,
+            _ => {
+                r.error(
+                    loc.value(&["stages", id, "device"]),
+                    Some(id),
+                    format!("unknown device {}", yaml_inline(d)),
+                    Some("use `auto`, `cpu` or `cuda:N`".into()),
+                );
+                ok = false;
+            }
+        }
+    }
+
+    // params
+    let mut params = serde_yaml::Mapping::new();
+    for (k, v) in map {
+        if !ENGINE_KEYS.contains(&k.as_str().unwrap_or_default()) {
+            params.insert(k.clone(), v.clone());
+        }
+    }
+    let mut params = Yaml::Mapping(params);
+    let before = r.errors.len();
+    r.substitute(&mut params, &mut vec!["stages".into(), id.into()], id);
+    if r.errors.len() > before {
+        return None;
+    }
+    let json = match serde_json::to_value(&params) {
+        Ok(j) => j,
+        Err(e) => {
+            r.error(at_key(&["stages", id]), Some(id), format!("params cannot be read: {e}"), None);
+            return None;
+        }
+    };
+    let parsed = match kind.parse(json) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut path = vec!["stages", id];
+            path.extend(e.path.iter().map(String::as_str));
+            let unknown = e.message.starts_with("unknown field");
+            let pos = if unknown {
+                // serde reports the unknown key's name in the message, not in the path.
+                let field = e.message.split('`').nth(1).unwrap_or_default();
+                let mut p = path.clone();
+                p.push(field);
+                loc.key(&p).or(loc.value_or_parent(&path))
+            } else {
+                loc.value_or_parent(&path)
+            };
+            let hint = if unknown {
+                Some(format!(
+                    "stage keys are `kind`, `inputs`, `device`, `description` and the params of `{}`",
+                    kind.name
+                ))
+            } else {
+                None
+            };
+            let field = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("param `{}`: ", e.path.join("."))
+            };
+            r.error(pos, Some(id), format!("{field}{}", e.message), hint);
+            return None;
+        }
+    };
+
+    // external files and models
+    let externals = match parsed.externals(env) {
+        Ok(x) => x,
+        Err(e) => {
+            let field = match &e {
+                cairn_stages::StageError::Param { field, .. } => field.clone(),
+                _ => String::new(),
+            };
+            let hint = match &e {
+                cairn_stages::StageError::Param { hint, .. } => hint.clone(),
+                _ => None,
+            };
+            r.error(
+                loc.value_or_parent(&["stages", id, &field]),
+                Some(id),
+                e.to_string(),
+                hint,
+            );
+            return None;
+        }
+    };
+    for ext in &externals {
+        if !ext.path.exists() {
+            r.error(
+                loc.value_or_parent(&["stages", id, &ext.field]),
+                Some(id),
+                format!("`{}` does not exist ({})", ext.shown, ext.path.display()),
+                Some(format!(
+                    "relative paths resolve against the pipeline root `{}`; run scripts/setup.sh to fetch data and models",
+                    env.root.display()
+                )),
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(StageSpec {
+        id: id.to_string(),
+        kind,
+        params: parsed.canonical.clone(),
+        parsed,
+        inputs,
+        externals,
+        device,
+    })
+}
+
+fn known_kinds_hint() -> String {
+    let names: Vec<&str> = registry::KINDS.iter().map(|k| k.name).collect();
+    format!("known kinds: {}", names.join(", "))
+}
+
+fn yaml_inline(v: &Yaml) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| format!("`{}`", s.trim_end()))
+        .unwrap_or_else(|_| "value".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_whole_and_embedded_references() {
+        let params: serde_yaml::Mapping = serde_yaml::from_str("n: 64\nm: mini").unwrap();
+        assert_eq!(expand("${params.n}", &params), Ok(Yaml::Number(64.into())));
+        assert_eq!(
+            expand("models/${params.m}-${params.n}", &params),
+            Ok(Yaml::String("models/mini-64".into()))
+        );
+        assert_eq!(expand("${params.x}", &params), Err("x".into()));
+    }
+}

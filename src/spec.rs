@@ -1,0 +1,222 @@
+//! The pipeline file as written: YAML into plain structs, and where every node sits in the file.
+//!
+//! Nothing here checks meaning (kinds, inputs, cycles); `resolve` does that.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+
+/// A 1-based line and column in the pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// The top level of a pipeline file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPipeline {
+    /// Names the manifest: `cache/manifests/<name>.yaml`.
+    pub name: String,
+    /// Free text for people.
+    #[serde(default)]
+    pub description: String,
+    /// Directory that relative paths (data files, the default cache) resolve against, relative to
+    /// the pipeline file. Default: the pipeline file's directory.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Values referenced as `${params.name}` in stage params.
+    #[serde(default)]
+    pub params: serde_yaml::Mapping,
+    /// Ordered map of stage id to stage.
+    pub stages: serde_yaml::Mapping,
+}
+
+/// A path into the YAML tree: mapping keys and sequence indices as strings.
+pub type NodePath = Vec<String>;
+
+/// Where each node of the file is: the key's position (for mapping entries) and the value's.
+#[derive(Debug, Default)]
+pub struct Locations {
+    nodes: HashMap<NodePath, (Option<Pos>, Pos)>,
+}
+
+impl Locations {
+    /// Position of the key that introduces `path` (falls back to the value's position).
+    pub fn key(&self, path: &[&str]) -> Option<Pos> {
+        self.find(path).map(|(k, v)| k.unwrap_or(v))
+    }
+    /// Position of the value at `path`.
+    pub fn value(&self, path: &[&str]) -> Option<Pos> {
+        self.find(path).map(|(_, v)| v)
+    }
+    /// The value's position, or that of the closest ancestor that exists.
+    pub fn value_or_parent(&self, path: &[&str]) -> Option<Pos> {
+        (0..=path.len()).rev().find_map(|n| self.value(&path[..n]))
+    }
+    fn find(&self, path: &[&str]) -> Option<(Option<Pos>, Pos)> {
+        let key: NodePath = path.iter().map(|s| s.to_string()).collect();
+        self.nodes.get(&key).copied()
+    }
+
+    fn index(text: &str) -> Locations {
+        let mut builder = LocationBuilder::default();
+        // Syntax errors surface from serde_yaml with their own location; ignore them here.
+        let _ = Parser::new_from_str(text).load(&mut builder, false);
+        builder.locations
+    }
+}
+
+enum Frame {
+    Map { pending_key: Option<(String, Pos)> },
+    Seq { next: usize },
+}
+
+#[derive(Default)]
+struct LocationBuilder {
+    locations: Locations,
+    stack: Vec<(NodePath, Frame)>,
+}
+
+impl LocationBuilder {
+    /// Called when a value node begins; returns its path, or None if it is a mapping key.
+    fn place(&mut self, scalar: Option<&str>, pos: Pos) -> Option<NodePath> {
+        let Some((path, frame)) = self.stack.last_mut() else {
+            self.locations.nodes.insert(Vec::new(), (None, pos));
+            return Some(Vec::new());
+        };
+        let (child, key_pos) = match frame {
+            Frame::Map { pending_key } => match pending_key.take() {
+                None => {
+                    // This node is a key; complex keys are not used by pipelines.
+                    *pending_key = Some((scalar.unwrap_or_default().to_string(), pos));
+                    return None;
+                }
+                Some((key, key_pos)) => (key, Some(key_pos)),
+            },
+            Frame::Seq { next } => {
+                *next += 1;
+                ((*next - 1).to_string(), None)
+            }
+        };
+        let mut child_path = path.clone();
+        child_path.push(child);
+        self.locations.nodes.insert(child_path.clone(), (key_pos, pos));
+        Some(child_path)
+    }
+}
+
+fn pos_of(mark: Marker) -> Pos {
+    Pos {
+        line: mark.line(),
+        col: mark.col() + 1,
+    }
+}
+
+impl MarkedEventReceiver for LocationBuilder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = pos_of(mark);
+        match ev {
+            Event::Scalar(value, ..) => {
+                self.place(Some(&value), pos);
+            }
+            Event::Alias(_) => {
+                self.place(None, pos);
+            }
+            Event::MappingStart(..) => {
+                let path = self.place(None, pos).unwrap_or_default();
+                self.stack.push((path, Frame::Map { pending_key: None }));
+            }
+            Event::SequenceStart(..) => {
+                let path = self.place(None, pos).unwrap_or_default();
+                self.stack.push((path, Frame::Seq { next: 0 }));
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A parsed pipeline file, before any meaning is checked.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The path as the user gave it (used in messages).
+    pub path: PathBuf,
+    pub raw: RawPipeline,
+    pub locations: Locations,
+}
+
+impl SourceFile {
+    pub fn read(path: &Path) -> Result<SourceFile, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![
+                Diagnostic::new(path, None, format!("cannot read the pipeline file: {e}"))
+                    .hint("check the path; pipelines usually live in pipelines/*.yaml"),
+            ])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<SourceFile, Diagnostics> {
+        let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                col: l.column(),
+            });
+            let message = strip_location(&e.to_string());
+            let hint = top_level_hint(&message);
+            let mut d = Diagnostic::new(path, pos, message);
+            if let Some(h) = hint {
+                d = d.hint(h);
+            }
+            Diagnostics(vec![d])
+        })?;
+        Ok(SourceFile {
+            path: path.to_path_buf(),
+            raw,
+            locations: Locations::index(text),
+        })
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we print the location ourselves.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn top_level_hint(message: &str) -> Option<String> {
+    if message.starts_with("unknown field") {
+        Some("a pipeline has `name`, `description`, `root`, `params` and `stages`".into())
+    } else if message.starts_with("missing field") {
+        Some("every pipeline needs `name:` and `stages:`".into())
+    } else if message.starts_with("duplicate entry") {
+        Some("each key (and each stage id) may appear only once".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_point_at_keys_and_values() {
+        let text = "name: p\nstages:\n  a:\n    kind: x\n    inputs: [b, c]\n";
+        let loc = Locations::index(text);
+        assert_eq!(loc.key(&["stages", "a"]), Some(Pos { line: 3, col: 3 }));
+        assert_eq!(loc.value(&["stages", "a", "kind"]), Some(Pos { line: 4, col: 11 }));
+        assert_eq!(loc.value(&["stages", "a", "inputs", "1"]), Some(Pos { line: 5, col: 16 }));
+    }
+}

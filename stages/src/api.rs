@@ -1,0 +1,222 @@
+//! The contract between the engine and the stage kinds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::record_batch::RecordBatch;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Named tables, one per split (`train`, `validation`, ...).
+pub type Tables = BTreeMap<String, RecordBatch>;
+
+/// Where compute happens. Chosen once by the engine (`--device`) and passed to every stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// Whether this build can use a CUDA device (the `cuda` feature).
+pub fn cuda_compiled() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// One upstream stage's output, as its consumer sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// The upstream stage id.
+    pub stage: String,
+    /// Its tables by split (only the selected split when the input was written `stage.split`).
+    pub tables: Tables,
+    /// Its files, by the relative name the producer gave them, as readable paths.
+    pub files: BTreeMap<String, PathBuf>,
+}
+
+/// What a stage returns. Files go to [`Context::out_dir`] instead.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub tables: Tables,
+    /// Numbers (or small JSON values) worth recording in the manifest, e.g. accuracy.
+    pub metrics: BTreeMap<String, serde_json::Value>,
+}
+
+/// Progress reporting for a running stage; the engine draws it.
+pub trait Progress: Send + Sync {
+    fn set_total(&self, total: u64, unit: &str);
+    fn advance(&self, n: u64);
+    fn message(&self, msg: &str);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn set_total(&self, _: u64, _: &str) {}
+    fn advance(&self, _: u64) {}
+    fn message(&self, _: &str) {}
+}
+
+/// Everything a running stage may use.
+pub struct Context<'a> {
+    pub stage: &'a str,
+    /// Relative paths in params resolve against this directory (the pipeline's root).
+    pub root: &'a Path,
+    pub inputs: &'a [Input],
+    /// Files written here (any depth) become this stage's file outputs.
+    pub out_dir: &'a Path,
+    pub device: Device,
+    pub offline: bool,
+    pub progress: &'a dyn Progress,
+    pub cancelled: &'a AtomicBool,
+}
+
+impl Context<'_> {
+    /// Long loops call this now and then so Ctrl-C stops them promptly.
+    pub fn check_cancelled(&self) -> Result<(), StageError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(StageError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The single input of a stage that takes exactly one.
+    pub fn single_input(&self) -> Result<&Input, StageError> {
+        match self.inputs {
+            [one] => Ok(one),
+            other => Err(StageError::failed(format!(
+                "expected exactly one input, got {}",
+                other.len()
+            ))),
+        }
+    }
+}
+
+/// Facts available while a stage prepares, before anything runs.
+pub struct PrepareEnv<'a> {
+    /// Relative paths in params resolve against this directory (the pipeline's root).
+    pub root: &'a Path,
+    pub offline: bool,
+}
+
+/// A file or directory a stage reads that is not another stage's output (data, model weights).
+/// The engine hashes its content into the stage's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    /// The param that names it (for error locations and `status` reasons), e.g. `path`.
+    pub field: String,
+    /// What the user wrote, shown in messages, e.g. `data/emotion/train.txt`.
+    pub shown: String,
+    /// Where it is on this machine.
+    pub path: PathBuf,
+    /// When the stage's result depends on the content only, not on what the user called it
+    /// (a model named by Hub id or by local directory), the engine leaves `field` out of the
+    /// fingerprinted params.
+    pub content_only: bool,
+}
+
+/// How many upstream stages a kind takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    None,
+    One,
+    AtLeast(usize),
+    Range(usize, usize),
+}
+
+impl Arity {
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Arity::None => n == 0,
+            Arity::One => n == 1,
+            Arity::AtLeast(m) => n >= m,
+            Arity::Range(lo, hi) => (lo..=hi).contains(&n),
+        }
+    }
+    pub fn describe(self) -> String {
+        match self {
+            Arity::None => "no inputs".into(),
+            Arity::One => "exactly one input".into(),
+            Arity::AtLeast(m) => format!("at least {m} input(s)"),
+            Arity::Range(lo, hi) => format!("{lo} to {hi} inputs"),
+        }
+    }
+}
+
+/// Why a stage could not prepare or run.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A param is wrong in a way serde could not see (e.g. a file that does not exist).
+    #[error("{message}")]
+    Param {
+        field: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl StageError {
+    pub fn failed(msg: impl Into<String>) -> Self {
+        StageError::Failed(msg.into())
+    }
+    pub fn param(field: &str, message: impl Into<String>, hint: Option<String>) -> Self {
+        StageError::Param {
+            field: field.to_string(),
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl From<std::io::Error> for StageError {
+    fn from(e: std::io::Error) -> Self {
+        StageError::Failed(e.to_string())
+    }
+}
+
+impl From<arrow::error::ArrowError> for StageError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        StageError::Failed(e.to_string())
+    }
+}
+
+/// One stage kind. Implement this in one module, then list it in [`crate::registry::KINDS`].
+pub trait Stage: Send + Sync + 'static {
+    /// Typed params: `#[serde(deny_unknown_fields, rename_all = "kebab-case")]`, defaults in
+    /// `#[serde(default)]`. Serialized back, they are what the fingerprint hashes.
+    type Params: DeserializeOwned + Serialize + Send + Sync + 'static;
+    /// The `kind:` name in YAML.
+    const KIND: &'static str;
+    /// Bump to invalidate every cached output of this kind when what it computes changes.
+    const VERSION: u32;
+    /// Device stages share one device queue: never two at once.
+    const USES_DEVICE: bool = false;
+    /// How many inputs it takes.
+    const INPUTS: Arity;
+    /// One line for `cairn kinds` and the pipeline reference.
+    const SUMMARY: &'static str;
+
+    /// Declares the files, directories and models the params name. May do I/O (e.g. find a
+    /// model in the Hub cache); must not compute anything heavy.
+    fn externals(_params: &Self::Params, _env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+        Ok(Vec::new())
+    }
+
+    /// Computes the outputs.
+    fn run(params: &Self::Params, ctx: &Context) -> Result<Output, StageError>;
+}

@@ -1,0 +1,98 @@
+//! The closed set of stage kinds. Adding a kind is one line here.
+
+use std::any::Any;
+
+use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+
+/// A kind, type-erased so the engine can look it up by name.
+pub struct Kind {
+    pub name: &'static str,
+    pub version: u32,
+    pub uses_device: bool,
+    pub inputs: Arity,
+    pub summary: &'static str,
+    /// Typed params (deserialize + re-serialize): the canonical form, or a serde error.
+    parse: fn(serde_json::Value) -> Result<Parsed, ParamParseError>,
+}
+
+/// Params that passed the kind's typed deserialization.
+pub struct Parsed {
+    /// The params with every default filled in, as the fingerprint sees them.
+    pub canonical: serde_json::Value,
+    typed: Box<dyn Any + Send + Sync>,
+    externals: fn(&(dyn Any + Send + Sync), &PrepareEnv) -> Result<Vec<External>, StageError>,
+    run: fn(&(dyn Any + Send + Sync), &Context) -> Result<Output, StageError>,
+}
+
+impl Parsed {
+    pub fn externals(&self, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+        (self.externals)(self.typed.as_ref(), env)
+    }
+    pub fn run(&self, ctx: &Context) -> Result<Output, StageError> {
+        (self.run)(self.typed.as_ref(), ctx)
+    }
+}
+
+/// A typed-params error with the path of the offending field (`["max-length"]`).
+#[derive(Debug)]
+pub struct ParamParseError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl Kind {
+    pub fn parse(&self, params: serde_json::Value) -> Result<Parsed, ParamParseError> {
+        (self.parse)(params)
+    }
+}
+
+const fn kind<S: Stage>() -> Kind {
+    Kind {
+        name: S::KIND,
+        version: S::VERSION,
+        uses_device: S::USES_DEVICE,
+        inputs: S::INPUTS,
+        summary: S::SUMMARY,
+        parse: parse::<S>,
+    }
+}
+
+fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> {
+    let typed: S::Params = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e
+            .path()
+            .iter()
+            .filter_map(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                _ => None,
+            })
+            .collect();
+        ParamParseError {
+            path,
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    let canonical = serde_json::to_value(&typed).expect("params serialize");
+    Ok(Parsed {
+        canonical,
+        typed: Box::new(typed),
+        externals: |p, env| S::externals(p.downcast_ref::<S::Params>().expect("params type"), env),
+        run: |p, ctx| S::run(p.downcast_ref::<S::Params>().expect("params type"), ctx),
+    })
+}
+
+/// Every kind cairn knows, in the order `cairn kinds` lists them.
+pub static KINDS: &[Kind] = &[
+    #[cfg(feature = "test-kinds")]
+    kind::<crate::testing::TestSource>(),
+    #[cfg(feature = "test-kinds")]
+    kind::<crate::testing::TestMap>(),
+    #[cfg(feature = "test-kinds")]
+    kind::<crate::testing::TestDeviceMap>(),
+];
+
+/// Looks a kind up by its YAML name.
+pub fn lookup(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}

@@ -1,0 +1,209 @@
+//! Kinds that exercise the engine in tests: a source table, a CPU map and a device map. Each
+//! run appends its stage id to `$CAIRN_TEST_LOG` (when set), so tests count real executions.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+
+fn log_execution(stage: &str) {
+    if let Ok(path) = std::env::var("CAIRN_TEST_LOG") {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("test log");
+        writeln!(f, "{stage}").expect("test log write");
+    }
+}
+
+fn nap(ms: u64, ctx: &Context) -> Result<(), StageError> {
+    let mut left = ms;
+    while left > 0 {
+        ctx.check_cancelled()?;
+        let step = left.min(20);
+        std::thread::sleep(Duration::from_millis(step));
+        left -= step;
+    }
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceParams {
+    /// Rows to generate. Default 3.
+    #[serde(default = "three")]
+    rows: i64,
+    /// Added to every value. Default 0.
+    #[serde(default)]
+    offset: i64,
+    /// A text file whose lines become the `text` column (an external input).
+    #[serde(default)]
+    file: Option<String>,
+    /// Also write a file output `note.txt`. Default false.
+    #[serde(default)]
+    write_file: bool,
+    #[serde(default)]
+    sleep_ms: u64,
+}
+
+fn three() -> i64 {
+    3
+}
+
+/// `test-source`: a `train` and a `test` table of `rows` rows.
+pub struct TestSource;
+
+impl Stage for TestSource {
+    type Params = SourceParams;
+    const KIND: &'static str = "test-source";
+    const VERSION: u32 = 1;
+    const INPUTS: Arity = Arity::None;
+    const SUMMARY: &'static str = "(tests) generates a small table";
+
+    fn externals(p: &SourceParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+        Ok(p.file
+            .iter()
+            .map(|f| External {
+                field: "file".into(),
+                shown: f.clone(),
+                path: env.root.join(f),
+                content_only: false,
+            })
+            .collect())
+    }
+
+    fn run(p: &SourceParams, ctx: &Context) -> Result<Output, StageError> {
+        log_execution(ctx.stage);
+        nap(p.sleep_ms, ctx)?;
+        let lines: Vec<String> = match &p.file {
+            Some(f) => std::fs::read_to_string(ctx.root.join(f))?.lines().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        let mut output = Output::default();
+        for split in ["train", "test"] {
+            let ids: Vec<i64> = (0..p.rows).collect();
+            let values: Vec<i64> = ids.iter().map(|i| i + p.offset).collect();
+            let text: Vec<String> = ids
+                .iter()
+                .map(|&i| lines.get(i as usize).cloned().unwrap_or_else(|| format!("{split} row {i}")))
+                .collect();
+            let schema = Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("value", DataType::Int64, false),
+                Field::new("text", DataType::Utf8, false),
+            ])
+            .with_metadata([("source".to_string(), "test".to_string())].into());
+            let batch = RecordBatch::try_new(
+                Arc::new(schema),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(Int64Array::from(values)),
+                    Arc::new(StringArray::from(text)),
+                ],
+            )?;
+            output.tables.insert(split.to_string(), batch);
+        }
+        if p.write_file {
+            std::fs::create_dir_all(ctx.out_dir.join("sub"))?;
+            std::fs::write(ctx.out_dir.join("sub/note.txt"), format!("rows={}\n", p.rows))?;
+        }
+        output.metrics.insert("rows".into(), p.rows.into());
+        Ok(output)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MapParams {
+    /// Added to `value`. Default 0.
+    #[serde(default)]
+    add: i64,
+    /// Values above this are clamped to it (lets a param change leave the output unchanged).
+    #[serde(default)]
+    clamp: Option<i64>,
+    #[serde(default)]
+    sleep_ms: u64,
+    /// Fail on purpose. Default false.
+    #[serde(default)]
+    fail: bool,
+    /// Panic on purpose. Default false.
+    #[serde(default)]
+    panic: bool,
+}
+
+fn map_run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
+    log_execution(ctx.stage);
+    nap(p.sleep_ms, ctx)?;
+    if p.fail {
+        return Err(StageError::failed("failing on purpose (fail: true)"));
+    }
+    if p.panic {
+        panic!("panicking on purpose (panic: true)");
+    }
+    let mut output = Output::default();
+    let mut total = 0i64;
+    for input in ctx.inputs {
+        for (split, batch) in &input.tables {
+            let idx = batch.schema().index_of("value")?;
+            let values = batch
+                .column(idx)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| StageError::failed("`value` is not int64"))?;
+            let mapped: Int64Array = values
+                .iter()
+                .map(|v| v.map(|v| {
+                    let x = v + p.add;
+                    p.clamp.map_or(x, |c| x.min(c))
+                }))
+                .collect();
+            total += mapped.iter().flatten().sum::<i64>();
+            let mut columns = batch.columns().to_vec();
+            columns[idx] = Arc::new(mapped);
+            let key = if output.tables.contains_key(split) { format!("{}-{split}", input.stage) } else { split.clone() };
+            output.tables.insert(key, RecordBatch::try_new(batch.schema(), columns)?);
+        }
+        if let Some(path) = input.files.values().next() {
+            let text = std::fs::read_to_string(path)?;
+            std::fs::write(ctx.out_dir.join("copied.txt"), text)?;
+        }
+    }
+    ctx.progress.set_total(1, "tables");
+    ctx.progress.advance(1);
+    output.metrics.insert("sum".into(), total.into());
+    Ok(output)
+}
+
+/// `test-map`: adds `add` to the `value` column of every input table (a CPU stage).
+pub struct TestMap;
+
+impl Stage for TestMap {
+    type Params = MapParams;
+    const KIND: &'static str = "test-map";
+    const VERSION: u32 = 1;
+    const INPUTS: Arity = Arity::AtLeast(1);
+    const SUMMARY: &'static str = "(tests) adds a number to a column";
+
+    fn run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
+        map_run(p, ctx)
+    }
+}
+
+/// `test-device-map`: as `test-map`, but a device stage.
+pub struct TestDeviceMap;
+
+impl Stage for TestDeviceMap {
+    type Params = MapParams;
+    const KIND: &'static str = "test-device-map";
+    const VERSION: u32 = 1;
+    const USES_DEVICE: bool = true;
+    const INPUTS: Arity = Arity::AtLeast(1);
+    const SUMMARY: &'static str = "(tests) adds a number to a column, on the device queue";
+
+    fn run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
+        map_run(p, ctx)
+    }
+}
