@@ -174,6 +174,8 @@ fn choose_device(text: &str) -> anyhow::Result<Device> {
 fn cache_for(cli_dir: &Option<PathBuf>, root: &Path) -> Cache {
     match cli_dir {
         Some(d) => Cache::new(d),
+        // `./cache` reads better as `cache` in messages.
+        None if root == Path::new(".") => Cache::new(Path::new("cache")),
         None => Cache::new(&root.join("cache")),
     }
 }

@@ -207,7 +207,10 @@ pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnosti
             Some("use letters, digits, `-` and `_`".into()),
         );
     }
-    let base = source.path.parent().unwrap_or(Path::new("."));
+    let base = match source.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let root = match &raw.root {
         Some(rel) => base.join(rel),
         None => base.to_path_buf(),

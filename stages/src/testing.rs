@@ -95,7 +95,7 @@ impl Stage for TestSource {
                 Field::new("value", DataType::Int64, false),
                 Field::new("text", DataType::Utf8, false),
             ])
-            .with_metadata([("source".to_string(), "test".to_string())].into());
+            .with_metadata(std::collections::HashMap::from([("source".to_string(), "test".to_string())]));
             let batch = RecordBatch::try_new(
                 Arc::new(schema),
                 vec![

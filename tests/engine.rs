@@ -1,0 +1,342 @@
+//! The engine's promises, checked on real `cairn` invocations with the test-only stage kinds.
+
+mod common;
+
+use common::{Project, sorted};
+
+/// a → b → c, and d beside them reading a's train split.
+const PIPELINE: &str = r#"
+name: demo
+params:
+  add: 1
+stages:
+  a:
+    kind: test-source
+    rows: 4
+    file: input.txt
+  b:
+    kind: test-map
+    inputs: [a]
+    add: ${params.add}
+  c:
+    kind: test-map
+    inputs: [b]
+    add: 10
+  d:
+    kind: test-map
+    inputs: [a.train]
+    add: 100
+"#;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.write("pipeline.yaml", PIPELINE);
+    p.write("input.txt", "first\nsecond\nthird\n");
+    p
+}
+
+fn edit(p: &Project, from: &str, to: &str) {
+    let text = p.read("pipeline.yaml");
+    assert!(text.contains(from), "pipeline has no `{from}`");
+    p.write("pipeline.yaml", &text.replacen(from, to, 1));
+}
+
+#[test]
+fn first_run_executes_every_stage_and_second_run_none() {
+    let p = project();
+    let out = p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["a", "b", "c", "d"]));
+    assert!(out.stdout.contains("4 ran, 0 cached"), "{}", out.stdout);
+    let manifest = p.read("cache/manifests/demo.yaml");
+
+    let out = p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert!(p.executions().is_empty());
+    assert!(out.stdout.contains("0 ran, 4 cached"), "{}", out.stdout);
+    assert_eq!(p.read("cache/manifests/demo.yaml"), manifest, "a no-op run rewrites nothing");
+}
+
+#[test]
+fn param_change_reruns_the_stage_and_its_dependents_only() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    edit(&p, "add: 10", "add: 20");
+    let status = p.cairn(&["status", "pipeline.yaml"]).ok();
+    assert!(status.stdout.contains("params.add 10 → 20"), "{}", status.stdout);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["c"]));
+
+    edit(&p, "  add: 1\n", "  add: 2\n");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["b", "c"]));
+}
+
+#[test]
+fn unchanged_output_does_not_rerun_dependents() {
+    let p = project();
+    // b clamps at 1000: its values (≤ 4) are far below either limit.
+    edit(&p, "add: ${params.add}", "add: ${params.add}\n    clamp: 1000");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    edit(&p, "clamp: 1000", "clamp: 2000");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["b"]), "c must not rerun: b's output is byte-identical");
+}
+
+#[test]
+fn reverting_a_param_restores_from_cache_without_executing() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let first = p.read("cache/manifests/demo.yaml");
+    edit(&p, "add: 10", "add: 20");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    edit(&p, "add: 20", "add: 10");
+    let status = p.cairn(&["status", "pipeline.yaml"]).ok();
+    assert!(status.stdout.contains("restored from the cache"), "{}", status.stdout);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert!(p.executions().is_empty());
+    assert_eq!(p.read("cache/manifests/demo.yaml"), first);
+}
+
+#[test]
+fn touching_an_input_reruns_nothing_and_editing_it_reruns_its_consumers() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    // Same bytes, new mtime.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    p.write("input.txt", "first\nsecond\nthird\n");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert!(p.executions().is_empty());
+
+    p.write("input.txt", "FIRST\nsecond\nthird\n");
+    let status = p.cairn(&["status", "pipeline.yaml"]).ok();
+    assert!(status.stdout.contains("file input.txt changed"), "{}", status.stdout);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["a", "b", "c", "d"]));
+}
+
+#[test]
+fn a_deleted_object_reruns_exactly_its_owner() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    let manifest = p.read("cache/manifests/demo.yaml");
+    let digest = object_of(&manifest, "c");
+    std::fs::remove_file(p.path(&object_path(&digest))).unwrap();
+    let status = p.cairn(&["status", "pipeline.yaml"]).ok();
+    assert!(status.stdout.contains("output missing"), "{}", status.stdout);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["c"]));
+    assert!(p.path(&object_path(&digest)).exists());
+}
+
+#[test]
+fn a_corrupt_object_is_reported_and_its_owner_recomputed() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    let manifest = p.read("cache/manifests/demo.yaml");
+    let digest = object_of(&manifest, "b");
+    let path = p.path(&object_path(&digest));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    let status = p.cairn(&["status", "pipeline.yaml"]).ok();
+    assert!(status.stdout.contains("output corrupt"), "{}", status.stdout);
+    let out = p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert!(out.stderr.contains("corrupt"), "{}", out.stderr);
+    assert_eq!(p.executions(), sorted(&["b"]), "early cutoff: c sees identical output");
+    assert_eq!(blake3::hash(&std::fs::read(&path).unwrap()).to_hex().as_str(), digest);
+}
+
+#[test]
+fn frozen_fails_on_a_stale_pipeline_without_running_anything() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    p.cairn(&["run", "--frozen", "pipeline.yaml"]).ok();
+    edit(&p, "add: 100", "add: 101");
+    let out = p.cairn(&["run", "--frozen", "pipeline.yaml"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("d") && out.stderr.contains("params.add 100 → 101"), "{}", out.stderr);
+    assert!(p.executions().is_empty());
+}
+
+#[test]
+fn a_failed_stage_skips_its_dependents_while_other_branches_finish() {
+    let p = project();
+    edit(&p, "add: 10", "add: 10\n    fail: true");
+    let out = p.cairn(&["run", "pipeline.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(p.executions(), sorted(&["a", "b", "c", "d"]));
+    assert!(out.stdout.contains("FAILED") && out.stdout.contains("failing on purpose"), "{}", out.stdout);
+    // A second failure path: a downstream stage is skipped, not run.
+    edit(&p, "    fail: true", "    panic: true");
+    let text = p.read("pipeline.yaml").replace("  d:\n    kind: test-map\n    inputs: [a.train]", "  d:\n    kind: test-map\n    inputs: [c]");
+    p.write("pipeline.yaml", &text);
+    let out = p.cairn(&["run", "pipeline.yaml"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("panicked") && out.stdout.contains("skipped"), "{}", out.stdout);
+    assert_eq!(p.executions(), sorted(&["c"]));
+    let manifest = p.read("cache/manifests/demo.yaml");
+    assert!(manifest.contains("  b:") && !manifest.contains("  c:\n    fingerprint"), "{manifest}");
+}
+
+#[test]
+fn device_stages_never_overlap_while_cpu_stages_run_beside_them() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        r#"
+name: queue
+stages:
+  src: { kind: test-source }
+  gpu1: { kind: test-device-map, inputs: [src], sleep-ms: 300 }
+  gpu2: { kind: test-device-map, inputs: [src], sleep-ms: 300, add: 1 }
+  gpu3: { kind: test-device-map, inputs: [src], sleep-ms: 300, add: 2 }
+  cpu1: { kind: test-map, inputs: [src], sleep-ms: 500 }
+  cpu2: { kind: test-map, inputs: [src], sleep-ms: 500, add: 1 }
+"#,
+    );
+    p.cairn(&["run", "pipeline.yaml", "--jobs", "2", "--events", "events.jsonl"]).ok();
+    let events: Vec<serde_json::Value> = p
+        .read("events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let span = |stage: &str| {
+        let seq = |ev: &str| {
+            events
+                .iter()
+                .find(|e| e["stage"] == stage && e["event"] == ev)
+                .unwrap_or_else(|| panic!("no {ev} event for {stage}"))["seq"]
+                .as_u64()
+                .unwrap()
+        };
+        (seq("begin"), seq("end"))
+    };
+    let overlap = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+    let gpus = ["gpu1", "gpu2", "gpu3"].map(span);
+    for i in 0..3 {
+        for j in i + 1..3 {
+            assert!(!overlap(gpus[i], gpus[j]), "device stages overlapped: {events:?}");
+        }
+    }
+    let cpus = ["cpu1", "cpu2"].map(span);
+    assert!(overlap(cpus[0], cpus[1]), "CPU stages ran one after another: {events:?}");
+    assert!(
+        cpus.iter().any(|&c| gpus.iter().any(|&g| overlap(c, g))),
+        "no CPU stage ran beside a device stage: {events:?}"
+    );
+}
+
+#[test]
+fn target_runs_the_stage_and_its_inputs_and_force_reruns() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml", "--target", "b"]).ok();
+    assert_eq!(p.executions(), sorted(&["a", "b"]));
+    p.cairn(&["run", "pipeline.yaml", "--target", "b", "--downstream"]).ok();
+    assert_eq!(p.executions(), sorted(&["c"]));
+    p.cairn(&["run", "pipeline.yaml", "--force", "a"]).ok();
+    assert_eq!(p.executions(), sorted(&["a", "d"]), "a reran; identical output keeps b and c cached");
+    let dry = p.cairn(&["run", "pipeline.yaml", "--force-all", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("would run"), "{}", dry.stdout);
+    assert!(p.executions().is_empty());
+    let bad = p.cairn(&["run", "pipeline.yaml", "--target", "zz"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("`zz` is not a stage"), "{}", bad.stderr);
+}
+
+#[test]
+fn gc_keeps_what_manifests_reference_and_removes_the_rest() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    edit(&p, "add: 10", "add: 20");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    p.executions();
+    let before = p.objects().len();
+    let dry = p.cairn(&["gc", "--dry-run", "pipeline.yaml"]).ok();
+    assert!(dry.stdout.contains("would delete 1 entries"), "{}", dry.stdout);
+    assert_eq!(p.objects().len(), before);
+    p.cairn(&["gc", "pipeline.yaml"]).ok();
+    assert!(p.objects().len() < before);
+    p.cairn(&["run", "pipeline.yaml", "--frozen"]).ok();
+    edit(&p, "add: 20", "add: 10");
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["c"]), "the old result was collected");
+}
+
+#[test]
+fn show_prints_rows_and_verify_recomputes_identically() {
+    let p = project();
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let show = p.cairn(&["show", "pipeline.yaml", "b", "--head", "2"]).ok();
+    insta::assert_snapshot!(show.stdout, @r"
+    # b / train
+    # source: test
+       id  value  text
+    0  0   1      first
+    1  1   2      second
+    [4 rows x 3 columns]
+    ");
+    let verify = p.cairn(&["verify", "pipeline.yaml"]).ok();
+    assert_eq!(verify.stdout.matches("identical").count(), 4, "{}", verify.stdout);
+    let metrics = p.cairn(&["metrics", "pipeline.yaml"]).ok();
+    assert!(metrics.stdout.contains("sum: 20"), "{}", metrics.stdout);
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_and_gives_up_after_the_timeout() {
+    let p = project();
+    edit(&p, "add: 100", "add: 100\n    sleep-ms: 3000");
+    let mut first = p.command(&["run", "pipeline.yaml"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let second = p.cairn(&["run", "pipeline.yaml", "--lock-timeout", "1"]);
+    first.wait().unwrap();
+    assert_eq!(second.code, 1);
+    assert!(second.stderr.contains("waiting for another cairn"), "{}", second.stderr);
+    assert!(second.stderr.contains("gave up"), "{}", second.stderr);
+}
+
+#[test]
+fn dag_renders_as_text_mermaid_and_dot() {
+    let p = project();
+    let text = p.cairn(&["dag", "pipeline.yaml"]).ok().stdout;
+    insta::assert_snapshot!(text, @r"
+    a  test-source
+    b  test-map ← a
+    c  test-map ← b
+    d  test-map ← a.train
+    ");
+    let mermaid = p.cairn(&["dag", "pipeline.yaml", "--format", "mermaid"]).ok().stdout;
+    assert!(mermaid.starts_with("graph TD") && mermaid.contains("a -->|train| d"), "{mermaid}");
+    let dot = p.cairn(&["dag", "pipeline.yaml", "--format", "dot"]).ok().stdout;
+    assert!(dot.contains("\"b\" -> \"c\";"), "{dot}");
+}
+
+#[test]
+fn file_outputs_are_cached_and_handed_to_consumers() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "name: files\nstages:\n  a: { kind: test-source, write-file: true }\n  b: { kind: test-map, inputs: [a] }\n",
+    );
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let manifest = p.read("cache/manifests/files.yaml");
+    assert!(manifest.contains("files/sub/note.txt") && manifest.contains("files/copied.txt"), "{manifest}");
+}
+
+/// The digest of a stage's first output as recorded in the manifest.
+fn object_of(manifest: &str, stage: &str) -> String {
+    let m: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();
+    let outputs = m["stages"][stage]["outputs"].as_mapping().unwrap();
+    outputs.values().next().unwrap()["digest"].as_str().unwrap().to_string()
+}
+
+fn object_path(digest: &str) -> String {
+    format!("cache/v1/objects/{}/{}", &digest[..2], &digest[2..])
+}
