@@ -435,7 +435,9 @@ fn resolve_stage(
                 // serde reports the unknown key's name in the message, not in the path.
                 let field = e.message.split('`').nth(1).unwrap_or_default();
                 let mut p = path.clone();
-                p.push(field);
+                if p.last() != Some(&field) {
+                    p.push(field);
+                }
                 loc.key(&p).or(loc.value_or_parent(&path))
             } else {
                 loc.value_or_parent(&path)
@@ -448,7 +450,7 @@ fn resolve_stage(
             } else {
                 None
             };
-            let field = if e.path.is_empty() {
+            let field = if e.path.is_empty() || unknown {
                 String::new()
             } else {
                 format!("param `{}`: ", e.path.join("."))
@@ -508,8 +510,7 @@ fn resolve_stage(
 }
 
 fn known_kinds_hint() -> String {
-    let names: Vec<&str> = registry::KINDS.iter().map(|k| k.name).collect();
-    format!("known kinds: {}", names.join(", "))
+    "`cairn kinds` lists the stage kinds".to_string()
 }
 
 fn yaml_inline(v: &Yaml) -> String {

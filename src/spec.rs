@@ -45,6 +45,8 @@ pub type NodePath = Vec<String>;
 #[derive(Debug, Default)]
 pub struct Locations {
     nodes: HashMap<NodePath, (Option<Pos>, Pos)>,
+    /// Keys that appear twice in one mapping, where they appear the second time.
+    duplicates: Vec<(NodePath, Pos)>,
 }
 
 impl Locations {
@@ -107,7 +109,10 @@ impl LocationBuilder {
         };
         let mut child_path = path.clone();
         child_path.push(child);
-        self.locations.nodes.insert(child_path.clone(), (key_pos, pos));
+        let previous = self.locations.nodes.insert(child_path.clone(), (key_pos, pos));
+        if let (Some(_), Some(k)) = (previous, key_pos) {
+            self.locations.duplicates.push((child_path.clone(), k));
+        }
         Some(child_path)
     }
 }
@@ -173,9 +178,18 @@ impl SourceFile {
             });
             let message = strip_location(&e.to_string());
             let hint = top_level_hint(&message);
-            let mut d = Diagnostic::new(path, pos, message);
+            let mut d = Diagnostic::new(path, pos, message.clone());
             if let Some(h) = hint {
                 d = d.hint(h);
+            }
+            // serde_yaml points at the mapping; point at the second occurrence instead.
+            if message.contains("duplicate entry")
+                && let Some((dup, at)) = Locations::index(text).duplicates.first()
+            {
+                d.pos = Some(*at);
+                if dup.len() == 2 && dup[0] == "stages" {
+                    d = d.stage(&dup[1]).hint("stage ids must be unique: rename one of the two");
+                }
             }
             Diagnostics(vec![d])
         })?;
@@ -202,8 +216,10 @@ fn top_level_hint(message: &str) -> Option<String> {
         Some("every pipeline needs `name:` and `stages:`".into())
     } else if message.starts_with("duplicate entry") {
         Some("each key (and each stage id) may appear only once".into())
-    } else {
+    } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
         None
+    } else {
+        Some("the YAML is malformed near here: check the indentation and that each `key: value` pair lines up with its siblings".into())
     }
 }
 
