@@ -7,8 +7,22 @@
 //! Adding a kind: write one module implementing [`Stage`], add one line to [`registry::KINDS`].
 
 pub mod api;
+pub mod inspect;
+pub mod kinds;
+pub mod labels;
+pub mod model;
+pub mod pretrained;
 pub mod registry;
+pub mod table;
 #[cfg(feature = "test-kinds")]
 mod testing;
 
 pub use api::*;
+
+/// Params as the engine reads them: YAML, through JSON (so enums are written as maps, e.g.
+/// `{replace: {pattern: x, with: y}}`), into the typed struct.
+#[cfg(test)]
+pub(crate) fn params_from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+    serde_json::from_value(serde_json::to_value(value).expect("json")).expect("params")
+}

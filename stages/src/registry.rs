@@ -84,6 +84,11 @@ fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> 
 
 /// Every kind cairn knows, in the order `cairn kinds` lists them.
 pub static KINDS: &[Kind] = &[
+    kind::<crate::kinds::load::Load>(),
+    kind::<crate::kinds::normalize::Normalize>(),
+    kind::<crate::kinds::pretokenize::Pretokenize>(),
+    kind::<crate::kinds::tokenize::Tokenize>(),
+    kind::<crate::kinds::align_labels::AlignLabels>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestSource>(),
     #[cfg(feature = "test-kinds")]

@@ -1,0 +1,106 @@
+//! Label names as table metadata: the `ClassLabel` idea. Tables hold label ids (integers); the
+//! names live in the Arrow schema metadata, so they travel with the table through the cache
+//! (Parquet keeps schema metadata) and every later stage, and `cairn show` can print names.
+//!
+//! Two schema metadata keys:
+//! - [`LABELS_KEY`] (`cairn.labels`): a JSON list of names; id `i` is `names[i]`, e.g.
+//!   `["sadness","joy","love","anger","fear","surprise"]`.
+//! - [`LABEL_COLUMN_KEY`] (`cairn.label-column`): the column the ids are in, e.g. `label` (one
+//!   id per row) or `ner_tags` (a list of ids per row).
+
+use std::collections::HashMap;
+
+use arrow::datatypes::Schema;
+
+/// Schema metadata key holding the label names as a JSON list of strings.
+pub const LABELS_KEY: &str = "cairn.labels";
+/// Schema metadata key naming the column that holds the label ids.
+pub const LABEL_COLUMN_KEY: &str = "cairn.label-column";
+
+/// The label names recorded in `schema`, if any.
+pub fn label_names(schema: &Schema) -> Option<Vec<String>> {
+    serde_json::from_str(schema.metadata().get(LABELS_KEY)?).ok()
+}
+
+/// The column that holds label ids, if recorded.
+pub fn label_column(schema: &Schema) -> Option<&str> {
+    schema.metadata().get(LABEL_COLUMN_KEY).map(String::as_str)
+}
+
+/// The metadata entries that record `names` as the labels of `column`.
+pub fn metadata(column: &str, names: &[String]) -> [(String, String); 2] {
+    [
+        (LABELS_KEY.to_string(), serde_json::to_string(names).expect("names serialize")),
+        (LABEL_COLUMN_KEY.to_string(), column.to_string()),
+    ]
+}
+
+/// The name of label `id`, when it is in range.
+pub fn int2str(names: &[String], id: i64) -> Option<&str> {
+    usize::try_from(id).ok().and_then(|i| names.get(i)).map(String::as_str)
+}
+
+/// Looks label names up by name.
+#[derive(Debug, Clone)]
+pub struct LabelMap {
+    names: Vec<String>,
+    ids: HashMap<String, i64>,
+}
+
+impl LabelMap {
+    pub fn new(names: &[String]) -> LabelMap {
+        LabelMap {
+            names: names.to_vec(),
+            ids: names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect(),
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The id of `name`.
+    pub fn str2int(&self, name: &str) -> Option<i64> {
+        self.ids.get(name).copied()
+    }
+
+    /// The id of a label written as text: its name, or else an integer id in range.
+    pub fn parse(&self, text: &str) -> Option<i64> {
+        self.str2int(text).or_else(|| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|&i| int2str(&self.names, i).is_some())
+        })
+    }
+
+    /// `names` shortened for error messages.
+    pub fn listing(&self) -> String {
+        const SHOWN: usize = 12;
+        let mut s = self.names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if self.names.len() > SHOWN {
+            s.push_str(&format!(", ... ({} in all)", self.names.len()));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_schema_metadata() {
+        let names: Vec<String> = ["sadness", "joy"].map(String::from).to_vec();
+        let schema = Schema::empty().with_metadata(metadata("label", &names).into_iter().collect::<std::collections::HashMap<_, _>>());
+        assert_eq!(label_names(&schema), Some(names.clone()));
+        assert_eq!(label_column(&schema), Some("label"));
+        assert_eq!(int2str(&names, 1), Some("joy"));
+        assert_eq!(int2str(&names, 2), None);
+        assert_eq!(int2str(&names, -1), None);
+        let map = LabelMap::new(&names);
+        assert_eq!(map.parse("joy"), Some(1));
+        assert_eq!(map.parse("0"), Some(0));
+        assert_eq!(map.parse("2"), None);
+        assert_eq!(map.parse("joyy"), None);
+    }
+}
