@@ -190,18 +190,13 @@ impl HubRepo {
 
     fn missing_error(&self, cache: &Path, missing: &[&str], field: &str, why: &str) -> StageError {
         let dir = self.cache_dir(cache);
-        let what = if missing.is_empty() {
-            format!("{} is not in the Hugging Face cache ({})", self.describe(), dir.display())
-        } else {
-            format!(
-                "{} is not complete in the Hugging Face cache ({}): missing {}",
-                self.describe(),
-                dir.display(),
-                missing.join(", ")
-            )
-        };
+        let files = if missing.is_empty() { String::new() } else { format!("; missing {}", missing.join(", ")) };
         let why = if why == "offline" { " and downloads are off (--offline / HF_HUB_OFFLINE=1)" } else { "" };
-        StageError::param(field, format!("{what}{why}"), Some(SETUP_HINT.into()))
+        StageError::param(
+            field,
+            format!("{} is not in the Hugging Face cache ({}{files}){why}", self.describe(), dir.display()),
+            Some(SETUP_HINT.into()),
+        )
     }
 
     fn download_error(&self, cache: &Path, missing: &[&str], field: &str, err: &str) -> StageError {
