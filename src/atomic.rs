@@ -5,9 +5,16 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_via(path.parent().unwrap_or(Path::new(".")), path, bytes)
+}
+
+/// As [`write_atomic`], with the temp file in `scratch` (same filesystem), so a crash leaves
+/// debris only there, never beside finished files.
+pub fn write_atomic_via(scratch: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    fs_err::create_dir_all(scratch)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(scratch)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

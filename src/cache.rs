@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{persist_file, write_atomic};
+use crate::atomic::{persist_file, write_atomic_via};
 use crate::fingerprint::{Digest, StatCache, digest_bytes, hash_file};
 
 const LAYOUT: &str = "v1";
@@ -113,7 +113,7 @@ impl Cache {
         let ignore = self.root.join(".gitignore");
         if !ignore.exists() {
             // Only manifests are meant for version control.
-            write_atomic(&ignore, b"# written by cairn: only manifests are checked in\n/*\n!/manifests/\n!/.gitignore\n")?;
+            self.write(&ignore, b"# written by cairn: only manifests are checked in\n/*\n!/manifests/\n!/.gitignore\n")?;
         }
         Ok(())
     }
@@ -125,7 +125,12 @@ impl Cache {
 
     pub fn write_entry(&self, entry: &Entry) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(entry).expect("entry serializes");
-        write_atomic(&self.entry_path(&entry.fingerprint), &bytes)
+        self.write(&self.entry_path(&entry.fingerprint), &bytes)
+    }
+
+    /// Writes a file of the cache atomically, its temp file in the cache's scratch directory.
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomic_via(&self.tmp_dir(), path, bytes)
     }
 
     /// Stores bytes as an object; returns its digest.
@@ -133,7 +138,7 @@ impl Cache {
         let digest = digest_bytes(bytes);
         let path = self.object_path(&digest);
         if !path.exists() {
-            write_atomic(&path, bytes)?;
+            self.write(&path, bytes)?;
         }
         Ok(digest)
     }

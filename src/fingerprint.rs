@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_via;
 
 /// Bump to invalidate every fingerprint (changes to what goes into them or how).
 pub const SCHEME: u32 = 1;
@@ -145,9 +145,9 @@ impl StatCache {
             .unwrap_or_default()
     }
 
-    pub fn save(&mut self, path: &Path) -> std::io::Result<()> {
+    pub fn save(&mut self, path: &Path, scratch: &Path) -> std::io::Result<()> {
         if self.dirty {
-            write_atomic(path, &serde_json::to_vec(self).expect("stat cache serializes"))?;
+            write_atomic_via(scratch, path, &serde_json::to_vec(self).expect("stat cache serializes"))?;
             self.dirty = false;
         }
         Ok(())

@@ -299,7 +299,7 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
         Ok(())
     })?;
 
-    let _ = stats.save(&cache.stat_cache_path());
+    let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
 
     // Record every stage that has a result; keep old records of the others.
     let mut manifest_written = false;
@@ -321,7 +321,7 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             }
         }
         if manifest != old || !path.exists() {
-            manifest_written = manifest.save(&path)?;
+            manifest_written = manifest.save(cache)?;
         }
     }
 

@@ -122,7 +122,7 @@ pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::
         };
         out[i] = Some(status);
     }
-    let _ = stats.save(&cache.stat_cache_path());
+    let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
     Ok(out.into_iter().flatten().collect())
 }
 
