@@ -167,6 +167,7 @@ impl StatCache {
             return Ok(e.digest.clone());
         }
         let hashed_ns = now_ns();
+        tracing::debug!(path = %abs.display(), bytes = size, "hashing");
         let digest = hash_file(&abs)?;
         self.entries.insert(
             abs,
