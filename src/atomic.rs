@@ -14,7 +14,9 @@ pub fn write_atomic_via(scratch: &Path, path: &Path, bytes: &[u8]) -> std::io::R
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
     fs_err::create_dir_all(scratch)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(scratch)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(scratch)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

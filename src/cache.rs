@@ -94,11 +94,16 @@ impl Cache {
     }
 
     pub fn object_path(&self, digest: &str) -> PathBuf {
-        self.layout.join("objects").join(&digest[..2]).join(&digest[2..])
+        self.layout
+            .join("objects")
+            .join(&digest[..2])
+            .join(&digest[2..])
     }
 
     fn entry_path(&self, fingerprint: &str) -> PathBuf {
-        self.layout.join("entries").join(format!("{fingerprint}.json"))
+        self.layout
+            .join("entries")
+            .join(format!("{fingerprint}.json"))
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -168,7 +173,12 @@ impl Cache {
 
     /// Checks every object of an entry: cheap by stat when it was verified before, by content
     /// otherwise. With `remove_corrupt`, a corrupt object is deleted so a rerun can replace it.
-    pub fn check(&self, entry: &Entry, stats: &mut StatCache, remove_corrupt: bool) -> Result<(), Damage> {
+    pub fn check(
+        &self,
+        entry: &Entry,
+        stats: &mut StatCache,
+        remove_corrupt: bool,
+    ) -> Result<(), Damage> {
         for (name, out) in &entry.outputs {
             let path = self.object_path(&out.digest);
             if !path.exists() {
@@ -240,8 +250,8 @@ impl Cache {
         Ok(CacheLock { _file: file })
     }
 
-    /// Every entry fingerprint and object digest in the store.
-    pub fn inventory(&self) -> std::io::Result<(Vec<(Digest, PathBuf)>, Vec<(Digest, PathBuf, u64)>)> {
+    /// Every entry (fingerprint, file) and object (digest, file, bytes) in the store.
+    pub fn inventory(&self) -> std::io::Result<(Vec<(Digest, PathBuf)>, Vec<StoredObject>)> {
         let mut entries = Vec::new();
         if let Ok(items) = std::fs::read_dir(self.layout.join("entries")) {
             for item in items.flatten() {
@@ -265,6 +275,9 @@ impl Cache {
         Ok((entries, objects))
     }
 }
+
+/// An object file: its digest, path and size.
+pub type StoredObject = (Digest, PathBuf, u64);
 
 /// Held while a run writes to the cache; released on drop (and by the OS if we are killed).
 pub struct CacheLock {

@@ -75,7 +75,8 @@ impl Dag {
             }
             // Shortest path start → … → start inside the component (breadth-first).
             let inside = |n: NodeIndex| scc.contains(&n);
-            let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> = std::collections::HashMap::new();
+            let mut parent: std::collections::HashMap<NodeIndex, NodeIndex> =
+                std::collections::HashMap::new();
             let mut queue = std::collections::VecDeque::from([start]);
             while let Some(n) = queue.pop_front() {
                 for m in self.graph.neighbors_directed(n, Direction::Outgoing) {
@@ -135,26 +136,49 @@ pub fn render(stages: &[StageSpec], dag: &Dag, format: &str, name: &str) -> Stri
             out.push_str("graph TD\n");
             for &i in &order {
                 let s = &stages[i];
-                out.push_str(&format!("  {}[\"{}<br/><i>{}</i>\"]\n", s.id, s.id, s.kind.name));
+                out.push_str(&format!(
+                    "  {}[\"{}<br/><i>{}</i>\"]\n",
+                    s.id, s.id, s.kind.name
+                ));
             }
             for &i in &order {
                 for input in &stages[i].inputs {
-                    let label = input.split.as_deref().map(|s| format!("|{s}|")).unwrap_or_default();
+                    let label = input
+                        .split
+                        .as_deref()
+                        .map(|s| format!("|{s}|"))
+                        .unwrap_or_default();
                     out.push_str(&format!("  {} -->{label} {}\n", input.stage, stages[i].id));
                 }
             }
         }
         "dot" => {
-            out.push_str(&format!("digraph \"{name}\" {{\n  rankdir=TB;\n  node [shape=box];\n"));
+            out.push_str(&format!(
+                "digraph \"{name}\" {{\n  rankdir=TB;\n  node [shape=box];\n"
+            ));
             for &i in &order {
                 let s = &stages[i];
-                let style = if s.kind.uses_device { ", style=bold" } else { "" };
-                out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"{style}];\n", s.id, s.id, s.kind.name));
+                let style = if s.kind.uses_device {
+                    ", style=bold"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "  \"{}\" [label=\"{}\\n{}\"{style}];\n",
+                    s.id, s.id, s.kind.name
+                ));
             }
             for &i in &order {
                 for input in &stages[i].inputs {
-                    let label = input.split.as_deref().map(|s| format!(" [label=\"{s}\"]")).unwrap_or_default();
-                    out.push_str(&format!("  \"{}\" -> \"{}\"{label};\n", input.stage, stages[i].id));
+                    let label = input
+                        .split
+                        .as_deref()
+                        .map(|s| format!(" [label=\"{s}\"]"))
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "  \"{}\" -> \"{}\"{label};\n",
+                        input.stage, stages[i].id
+                    ));
                 }
             }
             out.push_str("}\n");
@@ -170,7 +194,10 @@ pub fn render(stages: &[StageSpec], dag: &Dag, format: &str, name: &str) -> Stri
                 } else {
                     format!(" ← {}", inputs.join(", "))
                 };
-                out.push_str(&format!("{:width$}  {}{device}{arrow}\n", s.id, s.kind.name));
+                out.push_str(&format!(
+                    "{:width$}  {}{device}{arrow}\n",
+                    s.id, s.kind.name
+                ));
             }
         }
     }

@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("tokenise", ["tokenize", "load"]), Some("tokenize"));
+        assert_eq!(
+            did_you_mean("tokenise", ["tokenize", "load"]),
+            Some("tokenize")
+        );
         assert_eq!(did_you_mean("zzz", ["tokenize", "load"]), None);
     }
 }

@@ -28,7 +28,8 @@ pub fn canonical_bytes(value: &Value) -> Vec<u8> {
     fn sorted(v: &Value) -> Value {
         match v {
             Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                let ordered: BTreeMap<&String, Value> =
+                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
                 Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
@@ -147,7 +148,11 @@ impl StatCache {
 
     pub fn save(&mut self, path: &Path, scratch: &Path) -> std::io::Result<()> {
         if self.dirty {
-            write_atomic_via(scratch, path, &serde_json::to_vec(self).expect("stat cache serializes"))?;
+            write_atomic_via(
+                scratch,
+                path,
+                &serde_json::to_vec(self).expect("stat cache serializes"),
+            )?;
             self.dirty = false;
         }
         Ok(())
@@ -244,7 +249,10 @@ mod tests {
         let b: Value = serde_yaml::from_str("{a: [1, 2], b: 0.00001}").unwrap();
         assert_eq!(canonical_bytes(&a), canonical_bytes(&b));
         assert_eq!(canonical_bytes(&a), br#"{"a":[1,2],"b":1e-5}"#.to_vec());
-        assert_ne!(digest_json(&json!({"c": 1.0})), digest_json(&json!({"c": 1.5})));
+        assert_ne!(
+            digest_json(&json!({"c": 1.0})),
+            digest_json(&json!({"c": 1.5}))
+        );
     }
 
     #[test]

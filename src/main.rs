@@ -159,11 +159,13 @@ fn init_logging(verbose: u8) {
 }
 
 fn offline(cli_flag: bool) -> bool {
-    cli_flag || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+    cli_flag
+        || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 fn choose_device(text: &str) -> anyhow::Result<Device> {
-    let chosen = parse_device(text).map_err(|e| anyhow::anyhow!("--device: {e} (use auto, cpu or cuda:N)"))?;
+    let chosen = parse_device(text)
+        .map_err(|e| anyhow::anyhow!("--device: {e} (use auto, cpu or cuda:N)"))?;
     Ok(match chosen {
         Some(d) => d,
         None if cairn_stages::cuda_compiled() => Device::Cuda(0),
@@ -181,7 +183,11 @@ fn cache_for(cli_dir: &Option<PathBuf>, root: &Path) -> Cache {
 }
 
 fn jobs(j: Option<usize>) -> usize {
-    j.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    j.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -203,17 +209,28 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
             if frozen {
-                let selected = cairn::plan::selection(&p, &targets, downstream).map_err(anyhow::Error::msg)?;
+                let selected =
+                    cairn::plan::selection(&p, &targets, downstream).map_err(anyhow::Error::msg)?;
                 let statuses = status::status(&p, &cache, &selected)?;
-                let stale: Vec<_> = statuses.iter().filter(|s| s.state != State::Fresh).collect();
+                let stale: Vec<_> = statuses
+                    .iter()
+                    .filter(|s| s.state != State::Fresh)
+                    .collect();
                 if !stale.is_empty() {
-                    eprintln!("error: --frozen: {} stage(s) are not fresh; nothing was run", stale.len());
+                    eprintln!(
+                        "error: --frozen: {} stage(s) are not fresh; nothing was run",
+                        stale.len()
+                    );
                     let owned: Vec<_> = stale.into_iter().cloned().collect();
                     eprint!("{}", status::render(&owned));
                     return Ok(ExitCode::from(1));
                 }
             }
-            let _lock = if dry_run { None } else { Some(cache.lock(Duration::from_secs(lock_timeout))?) };
+            let _lock = if dry_run {
+                None
+            } else {
+                Some(cache.lock(Duration::from_secs(lock_timeout))?)
+            };
             install_ctrlc();
             let opts = RunOptions {
                 jobs: jobs(j),
@@ -232,7 +249,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let (ran, cached) = (report.count("ran"), report.count("cached"));
             println!(
                 "{ran} ran, {cached} cached{}{}",
-                if report.failed() { ", some failed or were skipped" } else { "" },
+                if report.failed() {
+                    ", some failed or were skipped"
+                } else {
+                    ""
+                },
                 if report.manifest_written {
                     format!("; manifest {}", cache.manifest_path(&p.name).display())
                 } else {
@@ -243,7 +264,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("interrupted: finished results are cached; run again to continue");
                 return Ok(ExitCode::from(130));
             }
-            Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if report.failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Status { pipeline, json } => {
             let p = Pipeline::load(&pipeline, offline)?;
@@ -334,7 +359,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 println!("{id}: {text}");
             }
-            Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if bad > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Gc { dry_run, pipeline } => {
             let cache = match (&cli.cache_dir, pipeline) {
@@ -377,12 +406,22 @@ fn show_stage(
     };
     let manifest = Manifest::load(&cache.manifest_path(&p.name))?.unwrap_or_default();
     let Some(record) = manifest.stages.get(stage) else {
-        anyhow::bail!("stage {stage} has not run yet: `cairn run {} --target {stage}`", p.file.display());
+        anyhow::bail!(
+            "stage {stage} has not run yet: `cairn run {} --target {stage}`",
+            p.file.display()
+        );
     };
     let selected = p.dag.select(&[index], false);
     let statuses = status::status(p, cache, &selected)?;
-    if let Some(s) = statuses.iter().find(|s| s.stage == stage && s.state != State::Fresh) {
-        eprintln!("note: {stage} is {} ({}); showing its last recorded result", s.state.label(), s.reasons.join("; "));
+    if let Some(s) = statuses
+        .iter()
+        .find(|s| s.stage == stage && s.state != State::Fresh)
+    {
+        eprintln!(
+            "note: {stage} is {} ({}); showing its last recorded result",
+            s.state.label(),
+            s.reasons.join("; ")
+        );
     }
     let splits: Vec<&str> = record.outputs.keys().filter_map(|k| split_of(k)).collect();
     if splits.is_empty() {
@@ -395,14 +434,19 @@ fn show_stage(
     }
     let split = match split {
         Some(s) if splits.contains(&s.as_str()) => s,
-        Some(s) => anyhow::bail!("stage {stage} has no split `{s}` (it has: {})", splits.join(", ")),
+        Some(s) => anyhow::bail!(
+            "stage {stage} has no split `{s}` (it has: {})",
+            splits.join(", ")
+        ),
         None if splits.contains(&"train") => "train".to_string(),
         None => splits[0].to_string(),
     };
     let out = &record.outputs[&cairn::cache::table_output_name(&split)];
-    let bytes = cache
-        .read_verified(&out.digest)
-        .map_err(|_| anyhow::anyhow!("the cached table {split} of {stage} is missing or corrupt: run the pipeline again"))?;
+    let bytes = cache.read_verified(&out.digest).map_err(|_| {
+        anyhow::anyhow!(
+            "the cached table {split} of {stage} is missing or corrupt: run the pipeline again"
+        )
+    })?;
     let batch = tables::from_parquet(bytes)?;
     println!("# {stage} / {split}");
     print!("{}", show::metadata(&batch));

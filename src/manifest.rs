@@ -66,7 +66,9 @@ impl Manifest {
     /// Writes only when the content changed, so a no-op run leaves git clean.
     pub fn save(&self, cache: &crate::cache::Cache) -> std::io::Result<bool> {
         let path = &cache.manifest_path(&self.pipeline);
-        let mut text = String::from("# Written by `cairn run`. Check it in with the pipeline; `cairn verify` recomputes it.\n");
+        let mut text = String::from(
+            "# Written by `cairn run`. Check it in with the pipeline; `cairn verify` recomputes it.\n",
+        );
         text.push_str(&serde_yaml::to_string(self).expect("manifest serializes"));
         if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
             return Ok(false);

@@ -41,11 +41,19 @@ pub fn input_digest(upstream: &Entry, input: &InputRef) -> Result<Digest, String
             .get(&table_output_name(split))
             .map(|o| o.digest.clone())
             .ok_or_else(|| {
-                let splits: Vec<&str> = upstream.outputs.keys().filter_map(|k| split_of(k)).collect();
+                let splits: Vec<&str> = upstream
+                    .outputs
+                    .keys()
+                    .filter_map(|k| split_of(k))
+                    .collect();
                 format!(
                     "input `{input}`: stage `{}` has no split `{split}` (it has: {})",
                     input.stage,
-                    if splits.is_empty() { "no tables".to_string() } else { splits.join(", ") }
+                    if splits.is_empty() {
+                        "no tables".to_string()
+                    } else {
+                        splits.join(", ")
+                    }
                 )
             }),
     }
@@ -64,7 +72,11 @@ fn fingerprinted_params(stage: &StageSpec) -> Value {
 }
 
 /// Computes a stage's fingerprint. `upstream` holds the entry of each declared input, in order.
-pub fn plan(stage: &StageSpec, upstream: &[&Entry], stats: &mut StatCache) -> Result<Planned, String> {
+pub fn plan(
+    stage: &StageSpec,
+    upstream: &[&Entry],
+    stats: &mut StatCache,
+) -> Result<Planned, String> {
     let mut inputs = Vec::new();
     for (input, entry) in stage.inputs.iter().zip(upstream) {
         inputs.push(InputRecord {
@@ -97,7 +109,10 @@ pub fn plan(stage: &StageSpec, upstream: &[&Entry], stats: &mut StatCache) -> Re
             .zip(&inputs)
             .map(|(i, r)| (i.split.as_deref(), r.digest.as_str()))
             .collect(),
-        externals: externals.iter().map(|(k, v)| (k.as_str(), v.digest.as_str())).collect(),
+        externals: externals
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.digest.as_str()))
+            .collect(),
     }
     .fingerprint();
     Ok(Planned {
@@ -149,7 +164,11 @@ pub fn reasons(stage: &StageSpec, planned: Option<&Planned>, last: &StageRecord)
         let last_inputs: Vec<&str> = last.inputs.iter().map(|i| i.from.as_str()).collect();
         let now_inputs: Vec<&str> = p.inputs.iter().map(|i| i.from.as_str()).collect();
         if last_inputs != now_inputs {
-            why.push(format!("inputs [{}] → [{}]", last_inputs.join(", "), now_inputs.join(", ")));
+            why.push(format!(
+                "inputs [{}] → [{}]",
+                last_inputs.join(", "),
+                now_inputs.join(", ")
+            ));
         } else {
             for (a, b) in last.inputs.iter().zip(&p.inputs) {
                 if a.digest != b.digest {
@@ -163,7 +182,10 @@ pub fn reasons(stage: &StageSpec, planned: Option<&Planned>, last: &StageRecord)
                     if was.path == now.path {
                         why.push(format!("file {} changed", now.path));
                     } else {
-                        why.push(format!("file {} → {} (different content)", was.path, now.path));
+                        why.push(format!(
+                            "file {} → {} (different content)",
+                            was.path, now.path
+                        ));
                     }
                 }
                 None => why.push(format!("file {} added", now.path)),
@@ -188,7 +210,9 @@ fn diff_values(path: &str, was: &Value, now: &Value, out: &mut Vec<String>) {
                 }
             }
         }
-        (a, b) if crate::fingerprint::canonical_bytes(a) != crate::fingerprint::canonical_bytes(b) => {
+        (a, b)
+            if crate::fingerprint::canonical_bytes(a) != crate::fingerprint::canonical_bytes(b) =>
+        {
             out.push(format!("{path} {} → {}", short(a), short(b)));
         }
         _ => {}
@@ -209,7 +233,11 @@ fn short(v: &Value) -> String {
 
 /// Indices of the stages a run or status covers: `--target`s, their ancestors and, with
 /// `downstream`, their descendants. All stages when no target is named.
-pub fn selection(pipeline: &Pipeline, targets: &[String], downstream: bool) -> Result<Vec<bool>, String> {
+pub fn selection(
+    pipeline: &Pipeline,
+    targets: &[String],
+    downstream: bool,
+) -> Result<Vec<bool>, String> {
     if targets.is_empty() {
         return Ok(vec![true; pipeline.stages.len()]);
     }

@@ -92,7 +92,13 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn error(&mut self, pos: Option<Pos>, stage: Option<&str>, message: String, hint: Option<String>) {
+    fn error(
+        &mut self,
+        pos: Option<Pos>,
+        stage: Option<&str>,
+        message: String,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::new(&self.source.path, pos, message);
         if let Some(s) = stage {
             d = d.stage(s);
@@ -107,35 +113,33 @@ impl Resolver<'_> {
     /// reference takes the param's value with its type; otherwise the param is spliced in as text.
     fn substitute(&mut self, value: &mut Yaml, path: &mut Vec<String>, stage: &str) {
         match value {
-            Yaml::String(s) if s.contains("${") => {
-                match expand(s, &self.source.raw.params) {
-                    Ok(v) => *value = v,
-                    Err(name) => {
-                        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                        let pos = self.source.locations.value(&refs);
-                        let known: Vec<String> = self
-                            .source
-                            .raw
-                            .params
-                            .keys()
-                            .filter_map(|k| k.as_str().map(str::to_string))
-                            .collect();
-                        let hint = match did_you_mean(&name, known.iter().map(String::as_str)) {
-                            Some(m) => format!("did you mean `${{params.{m}}}`?"),
-                            None if known.is_empty() => {
-                                "the pipeline has no `params:` block; add one at the top level".into()
-                            }
-                            None => format!("defined params: {}", known.join(", ")),
-                        };
-                        self.error(
-                            pos,
-                            Some(stage),
-                            format!("unresolved reference `${{params.{name}}}`"),
-                            Some(hint),
-                        );
-                    }
+            Yaml::String(s) if s.contains("${") => match expand(s, &self.source.raw.params) {
+                Ok(v) => *value = v,
+                Err(name) => {
+                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                    let pos = self.source.locations.value(&refs);
+                    let known: Vec<String> = self
+                        .source
+                        .raw
+                        .params
+                        .keys()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect();
+                    let hint = match did_you_mean(&name, known.iter().map(String::as_str)) {
+                        Some(m) => format!("did you mean `${{params.{m}}}`?"),
+                        None if known.is_empty() => {
+                            "the pipeline has no `params:` block; add one at the top level".into()
+                        }
+                        None => format!("defined params: {}", known.join(", ")),
+                    };
+                    self.error(
+                        pos,
+                        Some(stage),
+                        format!("unresolved reference `${{params.{name}}}`"),
+                        Some(hint),
+                    );
                 }
-            }
+            },
             Yaml::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     path.push(i.to_string());
@@ -158,7 +162,9 @@ impl Resolver<'_> {
 /// Expands references in one string; Err(name) names the first unknown param.
 fn expand(s: &str, params: &serde_yaml::Mapping) -> Result<Yaml, String> {
     let lookup = |name: &str| params.get(name).cloned().ok_or_else(|| name.to_string());
-    let whole = s.strip_prefix("${params.").and_then(|r| r.strip_suffix('}'));
+    let whole = s
+        .strip_prefix("${params.")
+        .and_then(|r| r.strip_suffix('}'));
     if let Some(name) = whole.filter(|n| !n.contains('}')) {
         return lookup(name);
     }
@@ -224,13 +230,22 @@ pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnosti
         );
     }
     if raw.stages.is_empty() {
-        r.error(loc.key(&["stages"]), None, "the pipeline has no stages".into(), None);
+        r.error(
+            loc.key(&["stages"]),
+            None,
+            "the pipeline has no stages".into(),
+            None,
+        );
     }
 
     let ids: Vec<String> = raw
         .stages
         .keys()
-        .map(|k| k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}")))
+        .map(|k| {
+            k.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{k:?}"))
+        })
         .collect();
     let env = PrepareEnv {
         root: &root,
@@ -283,7 +298,10 @@ fn resolve_stage(
             at_key(&["stages", id]),
             Some(id),
             format!("stage id `{id}` is not a plain name"),
-            Some("use letters, digits, `-` and `_` (a `.` separates a stage from a split in inputs)".into()),
+            Some(
+                "use letters, digits, `-` and `_` (a `.` separates a stage from a split in inputs)"
+                    .into(),
+            ),
         );
         return None;
     }
@@ -303,7 +321,10 @@ fn resolve_stage(
         None => {
             let (pos, msg) = match kind_value {
                 None => (at_key(&["stages", id]), "the stage has no `kind:`"),
-                Some(_) => (loc.value(&["stages", id, "kind"]), "`kind:` must be a string"),
+                Some(_) => (
+                    loc.value(&["stages", id, "kind"]),
+                    "`kind:` must be a string",
+                ),
             };
             r.error(pos, Some(id), msg.into(), Some(known_kinds_hint()));
             return None;
@@ -335,7 +356,12 @@ fn resolve_stage(
             for (i, item) in items.iter().enumerate() {
                 let pos = loc.value(&["stages", id, "inputs", &i.to_string()]);
                 let Some(text) = item.as_str() else {
-                    r.error(pos, Some(id), "an input must be a stage id (string)".into(), None);
+                    r.error(
+                        pos,
+                        Some(id),
+                        "an input must be a stage id (string)".into(),
+                        None,
+                    );
                     ok = false;
                     continue;
                 };
@@ -375,7 +401,8 @@ fn resolve_stage(
     }
     if ok && !kind.inputs.accepts(inputs.len()) {
         r.error(
-            loc.key(&["stages", id, "inputs"]).or(at_key(&["stages", id])),
+            loc.key(&["stages", id, "inputs"])
+                .or(at_key(&["stages", id])),
             Some(id),
             format!(
                 "a `{}` stage takes {}, this one has {}",
@@ -421,7 +448,12 @@ fn resolve_stage(
     let json = match serde_json::to_value(&params) {
         Ok(j) => j,
         Err(e) => {
-            r.error(at_key(&["stages", id]), Some(id), format!("params cannot be read: {e}"), None);
+            r.error(
+                at_key(&["stages", id]),
+                Some(id),
+                format!("params cannot be read: {e}"),
+                None,
+            );
             return None;
         }
     };

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use cairn_stages::{Context, Device, Input, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cache::{Cache, Damage, Entry, FILE_PREFIX, OutputRecord, TABLE_PREFIX, table_output_name};
+use crate::cache::{
+    Cache, Damage, Entry, FILE_PREFIX, OutputRecord, TABLE_PREFIX, table_output_name,
+};
 use crate::fingerprint::StatCache;
 use crate::manifest::Manifest;
 use crate::plan::{self, Lookup, Planned};
@@ -91,7 +93,10 @@ impl RunReport {
         self.stages.iter().any(|s| s.outcome == Outcome::Cancelled)
     }
     pub fn count(&self, label: &str) -> usize {
-        self.stages.iter().filter(|s| s.outcome.label() == label).count()
+        self.stages
+            .iter()
+            .filter(|s| s.outcome.label() == label)
+            .count()
     }
 }
 
@@ -156,7 +161,8 @@ impl Progress for BarProgress {
 }
 
 pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Result<RunReport> {
-    let selected = plan::selection(pipeline, &opts.targets, opts.downstream).map_err(anyhow::Error::msg)?;
+    let selected =
+        plan::selection(pipeline, &opts.targets, opts.downstream).map_err(anyhow::Error::msg)?;
     for f in &opts.force {
         if pipeline.index_of(f).is_none() {
             anyhow::bail!("--force {f}: no such stage in {}", pipeline.file.display());
@@ -203,7 +209,9 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
                     changed = true;
                     state[i] = settle(pipeline, cache, opts, &mut stats, &state, i);
                     match &state[i] {
-                        State::Queued(..) if pipeline.stages[i].kind.uses_device => device_queue.push_back(i),
+                        State::Queued(..) if pipeline.stages[i].kind.uses_device => {
+                            device_queue.push_back(i)
+                        }
                         State::Queued(..) => cpu_queue.push_back(i),
                         _ => {}
                     }
@@ -215,7 +223,9 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             let mut launch = Vec::new();
             if !cancelled {
                 while cpu_running < opts.jobs.max(1) {
-                    let Some(i) = cpu_queue.pop_front() else { break };
+                    let Some(i) = cpu_queue.pop_front() else {
+                        break;
+                    };
                     cpu_running += 1;
                     launch.push(i);
                 }
@@ -229,16 +239,19 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
                 }
             }
             for i in launch {
-                let State::Queued(planned, note) = std::mem::replace(&mut state[i], State::Waiting) else {
+                let State::Queued(planned, note) = std::mem::replace(&mut state[i], State::Waiting)
+                else {
                     unreachable!("launched stage is queued")
                 };
                 let inputs = upstream_entries(pipeline, &state, i);
                 let stage = &pipeline.stages[i];
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:>14.bold} {spinner} [{bar:30}] {pos}/{len} {msg} {elapsed}/{eta}")
-                        .expect("template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>14.bold} {spinner} [{bar:30}] {pos}/{len} {msg} {elapsed}/{eta}",
+                    )
+                    .expect("template")
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(stage.id.clone());
                 bar.enable_steady_tick(Duration::from_millis(200));
@@ -251,7 +264,16 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
                 scope.spawn(move || {
                     events.record("begin", &stage.id, stage.kind.uses_device);
                     let progress = BarProgress(bar.clone());
-                    let result = execute(pipeline, cache, i, &fingerprint, &inputs, device, offline, &progress);
+                    let result = execute(
+                        pipeline,
+                        cache,
+                        i,
+                        &fingerprint,
+                        &inputs,
+                        device,
+                        offline,
+                        &progress,
+                    );
                     bar.finish_and_clear();
                     events.record("end", &stage.id, stage.kind.uses_device);
                     let _ = tx.send(Finished { index: i, result });
@@ -260,7 +282,9 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             }
 
             let running = cpu_running + usize::from(device_busy);
-            let pending = state.iter().any(|s| matches!(s, State::Waiting | State::Queued(..)));
+            let pending = state
+                .iter()
+                .any(|s| matches!(s, State::Waiting | State::Queued(..)));
             if running == 0 && !pending {
                 break;
             }
@@ -279,7 +303,8 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             }
             let elapsed = started[&i].elapsed().as_secs_f64();
             wall.insert(i, elapsed);
-            let State::Running(planned, note) = std::mem::replace(&mut state[i], State::Waiting) else {
+            let State::Running(planned, note) = std::mem::replace(&mut state[i], State::Waiting)
+            else {
                 unreachable!("finished stage was running")
             };
             let id = &pipeline.stages[i].id;
@@ -313,7 +338,9 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
         };
         for (i, stage) in pipeline.stages.iter().enumerate() {
             let record = match &state[i] {
-                State::Done(_, Some((planned, entry)), _) => Some(plan::record(stage, planned, entry)),
+                State::Done(_, Some((planned, entry)), _) => {
+                    Some(plan::record(stage, planned, entry))
+                }
                 _ => old.stages.get(&stage.id).cloned(),
             };
             if let Some(r) = record {
@@ -333,14 +360,18 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             let State::Done(outcome, result, note) = &state[i] else {
                 unreachable!("every stage is done")
             };
-            let rows = result.as_ref().map(|(_, e)| {
-                e.outputs.values().filter_map(|o| o.rows).sum::<u64>()
-            });
+            let rows = result
+                .as_ref()
+                .map(|(_, e)| e.outputs.values().filter_map(|o| o.rows).sum::<u64>());
             StageReport {
                 id: s.id.clone(),
                 outcome: outcome.clone(),
                 wall_time_s: wall.get(&i).copied(),
-                rows: rows.filter(|_| result.as_ref().is_some_and(|(_, e)| e.outputs.values().any(|o| o.rows.is_some()))),
+                rows: rows.filter(|_| {
+                    result
+                        .as_ref()
+                        .is_some_and(|(_, e)| e.outputs.values().any(|o| o.rows.is_some()))
+                }),
                 note: note.clone(),
             }
         })
@@ -369,9 +400,15 @@ fn settle(
         match &state[u] {
             State::Done(_, Some(_), _) => {}
             State::Done(Outcome::WouldRun, ..) => {
-                return State::Done(Outcome::WouldRun, None, Some(format!("after {}", input.stage)));
+                return State::Done(
+                    Outcome::WouldRun,
+                    None,
+                    Some(format!("after {}", input.stage)),
+                );
             }
-            State::Done(Outcome::Cancelled, ..) => return State::Done(Outcome::Cancelled, None, None),
+            State::Done(Outcome::Cancelled, ..) => {
+                return State::Done(Outcome::Cancelled, None, None);
+            }
             _ => {
                 return State::Done(
                     Outcome::Skipped(format!("input {} has no result", input.stage)),
@@ -391,10 +428,15 @@ fn settle(
     let mut note = forced.then(|| "forced".to_string());
     if !forced {
         match plan::lookup(cache, &planned, stats, true) {
-            Lookup::Hit(entry) => return State::Done(Outcome::Cached, Some((planned, entry)), None),
+            Lookup::Hit(entry) => {
+                return State::Done(Outcome::Cached, Some((planned, entry)), None);
+            }
             Lookup::Damaged(Damage::Missing(o)) => note = Some(format!("output missing: {o}")),
             Lookup::Damaged(Damage::Corrupt(o)) => {
-                eprintln!("warning: stage {}: cached output {o} is corrupt (digest mismatch); recomputing", stage.id);
+                eprintln!(
+                    "warning: stage {}: cached output {o} is corrupt (digest mismatch); recomputing",
+                    stage.id
+                );
                 note = Some(format!("output corrupt: {o}"));
             }
             Lookup::Miss => {}
@@ -463,8 +505,11 @@ fn execute(
 
     let mut outputs = BTreeMap::new();
     for (split, batch) in &output.tables {
-        let bytes = tables::to_parquet(batch).map_err(|e| format!("cannot write table {split}: {e}"))?;
-        let digest = cache.put_bytes(&bytes).map_err(|e| format!("cannot store table {split}: {e}"))?;
+        let bytes =
+            tables::to_parquet(batch).map_err(|e| format!("cannot write table {split}: {e}"))?;
+        let digest = cache
+            .put_bytes(&bytes)
+            .map_err(|e| format!("cannot store table {split}: {e}"))?;
         outputs.insert(
             table_output_name(split),
             OutputRecord {
@@ -477,10 +522,23 @@ fn execute(
     let mut files = Vec::new();
     walk(out_dir.path(), &mut files).map_err(|e| format!("cannot list output files: {e}"))?;
     for file in files {
-        let rel = file.strip_prefix(out_dir.path()).expect("inside").to_string_lossy().to_string();
+        let rel = file
+            .strip_prefix(out_dir.path())
+            .expect("inside")
+            .to_string_lossy()
+            .to_string();
         let bytes = fs_err::metadata(&file).map_err(|e| e.to_string())?.len();
-        let digest = cache.put_file(&file).map_err(|e| format!("cannot store {rel}: {e}"))?;
-        outputs.insert(format!("{FILE_PREFIX}{rel}"), OutputRecord { digest, bytes, rows: None });
+        let digest = cache
+            .put_file(&file)
+            .map_err(|e| format!("cannot store {rel}: {e}"))?;
+        outputs.insert(
+            format!("{FILE_PREFIX}{rel}"),
+            OutputRecord {
+                digest,
+                bytes,
+                rows: None,
+            },
+        );
     }
     let entry = Entry {
         fingerprint: fingerprint.to_string(),
@@ -489,7 +547,9 @@ fn execute(
         wall_time_s: (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     };
     // The entry last: until it exists, the objects above are unreferenced and the stage reruns.
-    cache.write_entry(&entry).map_err(|e| format!("cannot record the result: {e}"))?;
+    cache
+        .write_entry(&entry)
+        .map_err(|e| format!("cannot record the result: {e}"))?;
     Ok(entry)
 }
 
@@ -508,7 +568,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Upstream outputs as the stage sees them: tables decoded (each object's digest checked) and
 /// files as paths into the store.
-fn load_inputs(pipeline: &Pipeline, cache: &Cache, i: usize, upstream: &[Entry]) -> Result<Vec<Input>, String> {
+fn load_inputs(
+    pipeline: &Pipeline,
+    cache: &Cache,
+    i: usize,
+    upstream: &[Entry],
+) -> Result<Vec<Input>, String> {
     let stage = &pipeline.stages[i];
     let mut inputs = Vec::new();
     for (input, entry) in stage.inputs.iter().zip(upstream) {
@@ -522,14 +587,19 @@ fn load_inputs(pipeline: &Pipeline, cache: &Cache, i: usize, upstream: &[Entry])
                 if input.split.as_deref().is_some_and(|s| s != split) {
                     continue;
                 }
-                let bytes = cache.read_verified(&out.digest).map_err(|d| damaged(&input.stage, name, &d))?;
-                let batch = tables::from_parquet(bytes).map_err(|e| format!("input {input}: cannot read {name}: {e}"))?;
+                let bytes = cache
+                    .read_verified(&out.digest)
+                    .map_err(|d| damaged(&input.stage, name, &d))?;
+                let batch = tables::from_parquet(bytes)
+                    .map_err(|e| format!("input {input}: cannot read {name}: {e}"))?;
                 loaded.tables.insert(split.to_string(), batch);
             } else if let Some(rel) = name.strip_prefix(FILE_PREFIX) {
                 if input.split.is_some() {
                     continue;
                 }
-                loaded.files.insert(rel.to_string(), cache.object_path(&out.digest));
+                loaded
+                    .files
+                    .insert(rel.to_string(), cache.object_path(&out.digest));
             } else if !name.starts_with(TABLE_PREFIX) {
                 return Err(format!("input {input}: unknown output {name}"));
             }
@@ -541,8 +611,12 @@ fn load_inputs(pipeline: &Pipeline, cache: &Cache, i: usize, upstream: &[Entry])
 
 fn damaged(stage: &str, name: &str, d: &Damage) -> String {
     match d {
-        Damage::Missing(_) => format!("the cached output {name} of stage {stage} vanished while running; run again"),
-        Damage::Corrupt(_) => format!("the cached output {name} of stage {stage} is corrupt (removed); run again to recompute it"),
+        Damage::Missing(_) => {
+            format!("the cached output {name} of stage {stage} vanished while running; run again")
+        }
+        Damage::Corrupt(_) => format!(
+            "the cached output {name} of stage {stage} is corrupt (removed); run again to recompute it"
+        ),
     }
 }
 
@@ -558,13 +632,25 @@ pub fn human_duration(s: f64) -> String {
 
 /// The end-of-run table for people.
 pub fn summary(report: &RunReport) -> String {
-    let width = report.stages.iter().map(|s| s.id.len()).max().unwrap_or(5).max(5);
-    let mut out = format!("{:width$}  {:9}  {:>8}  {:>9}  note\n", "stage", "outcome", "time", "rows");
+    let width = report
+        .stages
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "{:width$}  {:9}  {:>8}  {:>9}  note\n",
+        "stage", "outcome", "time", "rows"
+    );
     for s in &report.stages {
         if s.outcome == Outcome::NotSelected {
             continue;
         }
-        let time = s.wall_time_s.map(human_duration).unwrap_or_else(|| "-".into());
+        let time = s
+            .wall_time_s
+            .map(human_duration)
+            .unwrap_or_else(|| "-".into());
         let rows = s.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
         let note = match (&s.outcome, &s.note) {
             (Outcome::Failed(e), _) => e.lines().next().unwrap_or_default().to_string(),
@@ -572,7 +658,13 @@ pub fn summary(report: &RunReport) -> String {
             (_, Some(n)) => n.clone(),
             _ => String::new(),
         };
-        out.push_str(&format!("{:width$}  {:9}  {:>8}  {:>9}  {note}\n", s.id, s.outcome.label(), time, rows));
+        out.push_str(&format!(
+            "{:width$}  {:9}  {:>8}  {:>9}  {note}\n",
+            s.id,
+            s.outcome.label(),
+            time,
+            rows
+        ));
     }
     out
 }

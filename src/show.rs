@@ -17,7 +17,8 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
             .iter()
             .map(|c| {
                 schema.index_of(c).map_err(|_| {
-                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
                     anyhow::anyhow!("no column `{c}` (columns: {})", names.join(", "))
                 })
             })
@@ -25,9 +26,11 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
     };
     let rows = head.min(batch.num_rows());
     let options = FormatOptions::default().with_null("null");
-    let mut grid: Vec<Vec<String>> = vec![std::iter::once(String::new())
-        .chain(picked.iter().map(|&c| schema.field(c).name().clone()))
-        .collect()];
+    let mut grid: Vec<Vec<String>> = vec![
+        std::iter::once(String::new())
+            .chain(picked.iter().map(|&c| schema.field(c).name().clone()))
+            .collect(),
+    ];
     let formatters: Vec<ArrayFormatter> = picked
         .iter()
         .map(|&c| ArrayFormatter::try_new(batch.column(c).as_ref(), &options))
@@ -36,13 +39,22 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
         let mut line = vec![r.to_string()];
         for (k, f) in formatters.iter().enumerate() {
             let array = batch.column(picked[k]);
-            let text = if array.is_null(r) { "null".to_string() } else { f.value(r).to_string() };
+            let text = if array.is_null(r) {
+                "null".to_string()
+            } else {
+                f.value(r).to_string()
+            };
             line.push(abbreviate(&text));
         }
         grid.push(line);
     }
     let widths: Vec<usize> = (0..grid[0].len())
-        .map(|c| grid.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            grid.iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in &grid {
@@ -54,7 +66,11 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str(&format!("[{} rows x {} columns]\n", batch.num_rows(), picked.len()));
+    out.push_str(&format!(
+        "[{} rows x {} columns]\n",
+        batch.num_rows(),
+        picked.len()
+    ));
     Ok(out)
 }
 
@@ -75,7 +91,10 @@ fn abbreviate(text: &str) -> String {
         }
     }
     if one_line.chars().count() > MAX_CELL {
-        format!("{}…", one_line.chars().take(MAX_CELL - 1).collect::<String>())
+        format!(
+            "{}…",
+            one_line.chars().take(MAX_CELL - 1).collect::<String>()
+        )
     } else {
         one_line
     }

@@ -109,7 +109,10 @@ impl LocationBuilder {
         };
         let mut child_path = path.clone();
         child_path.push(child);
-        let previous = self.locations.nodes.insert(child_path.clone(), (key_pos, pos));
+        let previous = self
+            .locations
+            .nodes
+            .insert(child_path.clone(), (key_pos, pos));
         if let (Some(_), Some(k)) = (previous, key_pos) {
             self.locations.duplicates.push((child_path.clone(), k));
         }
@@ -188,7 +191,9 @@ impl SourceFile {
             {
                 d.pos = Some(*at);
                 if dup.len() == 2 && dup[0] == "stages" {
-                    d = d.stage(&dup[1]).hint("stage ids must be unique: rename one of the two");
+                    d = d
+                        .stage(&dup[1])
+                        .hint("stage ids must be unique: rename one of the two");
                 }
             }
             Diagnostics(vec![d])
@@ -232,7 +237,13 @@ mod tests {
         let text = "name: p\nstages:\n  a:\n    kind: x\n    inputs: [b, c]\n";
         let loc = Locations::index(text);
         assert_eq!(loc.key(&["stages", "a"]), Some(Pos { line: 3, col: 3 }));
-        assert_eq!(loc.value(&["stages", "a", "kind"]), Some(Pos { line: 4, col: 11 }));
-        assert_eq!(loc.value(&["stages", "a", "inputs", "1"]), Some(Pos { line: 5, col: 16 }));
+        assert_eq!(
+            loc.value(&["stages", "a", "kind"]),
+            Some(Pos { line: 4, col: 11 })
+        );
+        assert_eq!(
+            loc.value(&["stages", "a", "inputs", "1"]),
+            Some(Pos { line: 5, col: 16 })
+        );
     }
 }

@@ -40,7 +40,11 @@ pub struct StageStatus {
     pub fingerprint: Option<String>,
 }
 
-pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::Result<Vec<StageStatus>> {
+pub fn status(
+    pipeline: &Pipeline,
+    cache: &Cache,
+    selected: &[bool],
+) -> anyhow::Result<Vec<StageStatus>> {
     let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?.unwrap_or_default();
     let mut stats = StatCache::load(&cache.stat_cache_path());
     let n = pipeline.stages.len();
@@ -59,11 +63,21 @@ pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::
             .map(|inp| inp.stage.as_str())
             .collect();
         let status = if !stale_inputs.is_empty() {
-            let mut reasons = last.map(|l| plan::reasons(stage, None, l)).unwrap_or_default();
-            reasons.extend(stale_inputs.iter().map(|s| format!("input {s} is not fresh")));
+            let mut reasons = last
+                .map(|l| plan::reasons(stage, None, l))
+                .unwrap_or_default();
+            reasons.extend(
+                stale_inputs
+                    .iter()
+                    .map(|s| format!("input {s} is not fresh")),
+            );
             StageStatus {
                 stage: stage.id.clone(),
-                state: if last.is_some() { State::Stale } else { State::NeverRun },
+                state: if last.is_some() {
+                    State::Stale
+                } else {
+                    State::NeverRun
+                },
                 reasons,
                 fingerprint: None,
             }
@@ -71,7 +85,11 @@ pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::
             let upstream: Vec<Entry> = stage
                 .inputs
                 .iter()
-                .map(|inp| results[pipeline.index_of(&inp.stage).expect("resolved")].clone().expect("fresh"))
+                .map(|inp| {
+                    results[pipeline.index_of(&inp.stage).expect("resolved")]
+                        .clone()
+                        .expect("fresh")
+                })
                 .collect();
             let refs: Vec<&Entry> = upstream.iter().collect();
             match plan::plan(stage, &refs, &mut stats) {
@@ -83,7 +101,9 @@ pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::
                 },
                 Ok(planned) => {
                     let fp = Some(planned.fingerprint.clone());
-                    let (state, mut reasons) = match plan::lookup(cache, &planned, &mut stats, false) {
+                    let (state, mut reasons) = match plan::lookup(
+                        cache, &planned, &mut stats, false,
+                    ) {
                         Lookup::Hit(entry) => {
                             results[i] = Some(entry);
                             let note = match last {
@@ -95,20 +115,26 @@ pub fn status(pipeline: &Pipeline, cache: &Cache, selected: &[bool]) -> anyhow::
                             };
                             (State::Fresh, note)
                         }
-                        Lookup::Damaged(Damage::Missing(o)) => (State::OutputMissing, vec![format!("{o} is not in the cache")]),
-                        Lookup::Damaged(Damage::Corrupt(o)) => {
-                            (State::OutputCorrupt, vec![format!("{o} fails its digest check")])
-                        }
-                        Lookup::Miss => match last {
-                            None => (State::NeverRun, vec![]),
-                            Some(l) => {
-                                let mut why = plan::reasons(stage, Some(&planned), l);
-                                if why.is_empty() {
-                                    why.push("no cached result for this fingerprint (cache cleared?)".into());
+                        Lookup::Damaged(Damage::Missing(o)) => (
+                            State::OutputMissing,
+                            vec![format!("{o} is not in the cache")],
+                        ),
+                        Lookup::Damaged(Damage::Corrupt(o)) => (
+                            State::OutputCorrupt,
+                            vec![format!("{o} fails its digest check")],
+                        ),
+                        Lookup::Miss => {
+                            match last {
+                                None => (State::NeverRun, vec![]),
+                                Some(l) => {
+                                    let mut why = plan::reasons(stage, Some(&planned), l);
+                                    if why.is_empty() {
+                                        why.push("no cached result for this fingerprint (cache cleared?)".into());
+                                    }
+                                    (State::Stale, why)
                                 }
-                                (State::Stale, why)
                             }
-                        },
+                        }
                     };
                     reasons.dedup();
                     StageStatus {
@@ -131,7 +157,7 @@ pub fn render(statuses: &[StageStatus]) -> String {
     let mut out = String::new();
     for s in statuses {
         let first = s.reasons.first().map(String::as_str).unwrap_or("");
-        out.push_str(&format!("{:width$}  {:14}  {first}\n", s.stage, s.state.label()).trim_end().to_string());
+        out.push_str(format!("{:width$}  {:14}  {first}", s.stage, s.state.label()).trim_end());
         out.push('\n');
         for r in s.reasons.iter().skip(1) {
             out.push_str(&format!("{:width$}  {:14}  {r}\n", "", ""));

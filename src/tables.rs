@@ -1,7 +1,6 @@
 //! Tables as cache objects: Arrow record batches to Parquet bytes (zstd) and back. Schema
 //! metadata (such as label names) travels with the table.
 
-
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -29,4 +28,3 @@ pub fn from_parquet(bytes: Vec<u8>) -> anyhow::Result<RecordBatch> {
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
-

@@ -25,8 +25,12 @@ pub fn verify(
     base: &RunOptions,
     tolerance: f64,
 ) -> anyhow::Result<Vec<(String, Verdict)>> {
-    let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?
-        .ok_or_else(|| anyhow::anyhow!("no manifest at {}: run the pipeline first", cache.manifest_path(&pipeline.name).display()))?;
+    let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no manifest at {}: run the pipeline first",
+            cache.manifest_path(&pipeline.name).display()
+        )
+    })?;
     let scratch = tempfile::tempdir()?;
     let fresh = Cache::new(scratch.path());
     let _lock = fresh.lock(std::time::Duration::from_secs(1))?;
@@ -46,11 +50,18 @@ pub fn verify(
     let recomputed = Manifest::load(&fresh.manifest_path(&pipeline.name))?.unwrap_or_default();
     let mut verdicts = Vec::new();
     for s in &report.stages {
-        let verdict = match (&s.outcome, manifest.stages.get(&s.id), recomputed.stages.get(&s.id)) {
+        let verdict = match (
+            &s.outcome,
+            manifest.stages.get(&s.id),
+            recomputed.stages.get(&s.id),
+        ) {
             (_, None, _) => Verdict::NotInManifest,
             (Outcome::Ran, Some(want), Some(got)) => {
                 let digests = |r: &crate::manifest::StageRecord| -> BTreeMap<String, String> {
-                    r.outputs.iter().map(|(k, v)| (k.clone(), v.digest.clone())).collect()
+                    r.outputs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.digest.clone()))
+                        .collect()
                 };
                 if digests(want) == digests(got) {
                     Verdict::Identical
@@ -63,7 +74,11 @@ pub fn verify(
                     }
                 }
             }
-            (other, _, _) => Verdict::NotRecomputed(format!("{} {}", other.label(), s.note.clone().unwrap_or_default())),
+            (other, _, _) => Verdict::NotRecomputed(format!(
+                "{} {}",
+                other.label(),
+                s.note.clone().unwrap_or_default()
+            )),
         };
         verdicts.push((s.id.clone(), verdict));
     }
@@ -71,7 +86,11 @@ pub fn verify(
 }
 
 /// The first metric that differs by more than `tol` (relative to its magnitude, at least 1).
-fn metrics_differ(want: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>, tol: f64) -> Option<String> {
+fn metrics_differ(
+    want: &BTreeMap<String, Value>,
+    got: &BTreeMap<String, Value>,
+    tol: f64,
+) -> Option<String> {
     for (k, w) in want {
         let Some(g) = got.get(k) else {
             return Some(format!("metric {k} missing"));
@@ -93,9 +112,11 @@ fn value_differs(w: &Value, g: &Value, tol: f64) -> Option<String> {
             Some(y) => value_differs(x, y, tol).map(|d| format!("{k}: {d}")),
             None => Some(format!("{k} missing")),
         }),
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| value_differs(x, y, tol).map(|d| format!("[{i}]: {d}")))
-        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| value_differs(x, y, tol).map(|d| format!("[{i}]: {d}"))),
         (a, b) => (a != b).then(|| format!("{a} vs {b}")),
     }
 }
