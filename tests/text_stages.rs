@@ -45,8 +45,10 @@ fn require_model() {
 }
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/tokenizer/reference.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/tokenizer/reference.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 /// A pipeline in a temp dir with its own cache.
@@ -62,7 +64,11 @@ struct Run {
 
 impl Run {
     fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "cairn failed:\n{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "cairn failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -87,7 +93,10 @@ impl Project {
     fn cairn(&self, args: &[&str], env: &[(&str, &Path)]) -> Run {
         let cache = self.path("cache");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        cmd.arg("--cache-dir").arg(&cache).args(args).current_dir(self.dir.path());
+        cmd.arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .current_dir(self.dir.path());
         cmd.env_remove("CAIRN_CACHE_DIR").env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);
@@ -133,12 +142,21 @@ fn digest(rows: &[Vec<i64>]) -> String {
 }
 
 fn as_ids(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap_or(-1)).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap_or(-1))
+        .collect()
 }
 
 fn samples(split: &Value) -> Vec<&Value> {
     let s = &split["sample"];
-    s["first"].as_array().unwrap().iter().chain(s["hard"].as_array().unwrap()).collect()
+    s["first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(s["hard"].as_array().unwrap())
+        .collect()
 }
 
 #[test]
@@ -168,34 +186,73 @@ stages:
     ))
     .ok();
     let reference = reference();
-    let names: Vec<String> = ["sadness", "joy", "love", "anger", "fear", "surprise"].map(String::from).to_vec();
+    let names: Vec<String> = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+        .map(String::from)
+        .to_vec();
     let mut equal_rows = 0;
     for split in ["train", "validation", "test"] {
         let want = &reference["emotion"][split];
         let staged = p.table("emotion", "staged", split);
         let oneshot = p.table("emotion", "oneshot", split);
         let (s, o) = (ids(&staged, "input_ids"), ids(&oneshot, "input_ids"));
-        assert_eq!(o.len() as u64, want["count"].as_u64().unwrap(), "{split}: rows");
+        assert_eq!(
+            o.len() as u64,
+            want["count"].as_u64().unwrap(),
+            "{split}: rows"
+        );
         for (i, (a, b)) in s.iter().zip(&o).enumerate() {
             assert_eq!(a, b, "{split} row {i}: staged ids differ from one-shot");
         }
         equal_rows += s.len();
-        assert_eq!(digest(&o), want["ids_sha256"].as_str().unwrap(), "{split}: ids differ from Python's");
-        assert_eq!(digest(&s), want["ids_sha256"].as_str().unwrap(), "{split}: staged ids differ from Python's");
-        for (key, metric) in [("total_tokens", "tokens"), ("max_tokens", "max_tokens"), ("truncated", "truncated")] {
-            assert_eq!(p.metric("emotion", "oneshot", &format!("{metric}.{split}")), want[key], "{split}: {key}");
+        assert_eq!(
+            digest(&o),
+            want["ids_sha256"].as_str().unwrap(),
+            "{split}: ids differ from Python's"
+        );
+        assert_eq!(
+            digest(&s),
+            want["ids_sha256"].as_str().unwrap(),
+            "{split}: staged ids differ from Python's"
+        );
+        for (key, metric) in [
+            ("total_tokens", "tokens"),
+            ("max_tokens", "max_tokens"),
+            ("truncated", "truncated"),
+        ] {
+            assert_eq!(
+                p.metric("emotion", "oneshot", &format!("{metric}.{split}")),
+                want[key],
+                "{split}: {key}"
+            );
         }
         let texts = table::strings(&oneshot, "text", split).unwrap();
         let labels_col = oneshot.column_by_name("label").unwrap();
-        let label_ids = arrow::compute::cast(labels_col, &arrow::datatypes::DataType::Int64).unwrap();
-        let label_ids = label_ids.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+        let label_ids =
+            arrow::compute::cast(labels_col, &arrow::datatypes::DataType::Int64).unwrap();
+        let label_ids = label_ids
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
         let tokens = table::string_lists(&oneshot, "tokens", split).unwrap();
         for sample in samples(want) {
             let i = sample["index"].as_u64().unwrap() as usize;
-            assert_eq!(texts[i], sample["text"].as_str().unwrap(), "{split}[{i}] text");
-            assert_eq!(labels::int2str(&names, label_ids.value(i)), sample["label"].as_str(), "{split}[{i}] label");
+            assert_eq!(
+                texts[i],
+                sample["text"].as_str().unwrap(),
+                "{split}[{i}] text"
+            );
+            assert_eq!(
+                labels::int2str(&names, label_ids.value(i)),
+                sample["label"].as_str(),
+                "{split}[{i}] label"
+            );
             assert_eq!(o[i], as_ids(&sample["ids"]), "{split}[{i}] ids");
-            let want_tokens: Vec<&str> = sample["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            let want_tokens: Vec<&str> = sample["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
             assert_eq!(tokens[i], want_tokens, "{split}[{i}] tokens");
         }
         // Label names travel with the table through every stage.
@@ -214,38 +271,83 @@ fn wikiann_en_and_de_token_and_word_ids_equal_the_python_reference() {
             "  load-{lang}:\n    kind: load\n    format: conll\n    strip-prefix: true\n    labels: {NER_TAGS}\n    splits: {{train: wikiann/{lang}/train, dev: wikiann/{lang}/dev, test: wikiann/{lang}/test}}\n  tok-{lang}: {{kind: tokenize, inputs: [load-{lang}], tokenizer: {MODEL}, is-split-into-words: true}}\n"
         )
     };
-    p.run(&format!("name: wikiann\nroot: {}\nstages:\n{}{}", data.display(), load("en"), load("de"))).ok();
+    p.run(&format!(
+        "name: wikiann\nroot: {}\nstages:\n{}{}",
+        data.display(),
+        load("en"),
+        load("de")
+    ))
+    .ok();
     let reference = reference();
     for lang in ["en", "de"] {
         for split in ["train", "dev", "test"] {
             let want = &reference["wikiann"][lang][split];
             let t = p.table("wikiann", &format!("tok-{lang}"), split);
             let (input_ids, word_ids) = (ids(&t, "input_ids"), ids(&t, "word_ids"));
-            assert_eq!(input_ids.len() as u64, want["count"].as_u64().unwrap(), "{lang}/{split}: sentences");
-            assert_eq!(digest(&input_ids), want["ids_sha256"].as_str().unwrap(), "{lang}/{split}: ids");
-            assert_eq!(digest(&word_ids), want["word_ids_sha256"].as_str().unwrap(), "{lang}/{split}: word ids");
+            assert_eq!(
+                input_ids.len() as u64,
+                want["count"].as_u64().unwrap(),
+                "{lang}/{split}: sentences"
+            );
+            assert_eq!(
+                digest(&input_ids),
+                want["ids_sha256"].as_str().unwrap(),
+                "{lang}/{split}: ids"
+            );
+            assert_eq!(
+                digest(&word_ids),
+                want["word_ids_sha256"].as_str().unwrap(),
+                "{lang}/{split}: word ids"
+            );
             let stage = format!("tok-{lang}");
-            for (key, metric) in [("total_tokens", "tokens"), ("max_tokens", "max_tokens"), ("truncated", "truncated")] {
-                assert_eq!(p.metric("wikiann", &stage, &format!("{metric}.{split}")), want[key], "{lang}/{split}: {key}");
+            for (key, metric) in [
+                ("total_tokens", "tokens"),
+                ("max_tokens", "max_tokens"),
+                ("truncated", "truncated"),
+            ] {
+                assert_eq!(
+                    p.metric("wikiann", &stage, &format!("{metric}.{split}")),
+                    want[key],
+                    "{lang}/{split}: {key}"
+                );
             }
             let words = table::string_lists(&t, "tokens", split).unwrap();
             let tags = ids(&t, "ner_tags");
             let total_words: usize = words.iter().map(Vec::len).sum();
-            assert_eq!(total_words as u64, want["words"].as_u64().unwrap(), "{lang}/{split}: words");
+            assert_eq!(
+                total_words as u64,
+                want["words"].as_u64().unwrap(),
+                "{lang}/{split}: words"
+            );
             for sample in samples(want) {
                 let i = sample["index"].as_u64().unwrap() as usize;
-                let want_words: Vec<&str> = sample["words"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+                let want_words: Vec<&str> = sample["words"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.as_str().unwrap())
+                    .collect();
                 assert_eq!(words[i], want_words, "{lang}/{split}[{i}] words");
-                assert_eq!(input_ids[i], as_ids(&sample["ids"]), "{lang}/{split}[{i}] ids");
-                assert_eq!(word_ids[i], as_ids(&sample["word_ids"]), "{lang}/{split}[{i}] word ids");
+                assert_eq!(
+                    input_ids[i],
+                    as_ids(&sample["ids"]),
+                    "{lang}/{split}[{i}] ids"
+                );
+                assert_eq!(
+                    word_ids[i],
+                    as_ids(&sample["word_ids"]),
+                    "{lang}/{split}[{i}] word ids"
+                );
                 let want_tags: Vec<i64> = sample["tags"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|t| t.as_i64().unwrap_or_else(|| {
-                        let names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"];
-                        names.iter().position(|n| Some(*n) == t.as_str()).unwrap() as i64
-                    }))
+                    .map(|t| {
+                        t.as_i64().unwrap_or_else(|| {
+                            let names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"];
+                            names.iter().position(|n| Some(*n) == t.as_str()).unwrap() as i64
+                        })
+                    })
                     .collect();
                 assert_eq!(tags[i], want_tags, "{lang}/{split}[{i}] tags");
             }
@@ -259,7 +361,10 @@ fn wikiann_en_and_de_token_and_word_ids_equal_the_python_reference() {
 fn align_labels_keeps_the_tag_on_the_first_sub_word_only() {
     require_model();
     let p = Project::new();
-    p.write("ner.txt", "en:Karl\tB-PER\nen:Ove\tI-PER\nen:Knausgård\tI-PER\nen:wrote\tO\n\nen:Oslo\tB-LOC\n");
+    p.write(
+        "ner.txt",
+        "en:Karl\tB-PER\nen:Ove\tI-PER\nen:Knausgård\tI-PER\nen:wrote\tO\n\nen:Oslo\tB-LOC\n",
+    );
     p.run(&format!(
         r#"
 name: ner
@@ -273,7 +378,11 @@ stages:
     .ok();
     let first = p.table("ner", "first", "train");
     let tokens = table::string_lists(&first, "tokens", "train").unwrap();
-    let shown: Vec<(&str, i64)> = tokens[0].iter().copied().zip(ids(&first, "labels")[0].clone()).collect();
+    let shown: Vec<(&str, i64)> = tokens[0]
+        .iter()
+        .copied()
+        .zip(ids(&first, "labels")[0].clone())
+        .collect();
     assert_eq!(
         shown,
         [
@@ -314,7 +423,10 @@ stages:
         let digest = &m.stages[stage].outputs["files/vocab.txt"].digest;
         String::from_utf8(p.cache().read_verified(digest).unwrap()).unwrap()
     };
-    assert_eq!(vocab("words").lines().collect::<Vec<_>>(), ["[PAD]", "[UNK]", "cat", "dog", "sat", "the"]);
+    assert_eq!(
+        vocab("words").lines().collect::<Vec<_>>(),
+        ["[PAD]", "[UNK]", "cat", "dog", "sat", "the"]
+    );
     let chars: Vec<String> = vocab("chars").lines().map(String::from).collect();
     assert_eq!(chars[..4], ["[PAD]", "[UNK]", " ", "a"]);
     // "bird" is not in train: [UNK]; nor are its 'b', 'i' and 'r' (train has "the cat sat",
@@ -322,13 +434,21 @@ stages:
     let test = p.table("simple", "words", "test");
     assert_eq!(ids(&test, "input_ids")[0], [5, 1]);
     let test = p.table("simple", "chars", "test");
-    let back: String = ids(&test, "input_ids")[0].iter().map(|&i| chars[i as usize].as_str()).collect();
+    let back: String = ids(&test, "input_ids")[0]
+        .iter()
+        .map(|&i| chars[i as usize].as_str())
+        .collect();
     assert_eq!(back, "the [UNK][UNK][UNK]d");
     // Round trip on train: ids back to characters give the text.
     let train = p.table("simple", "chars", "train");
     let texts = table::strings(&train, "text", "train").unwrap();
     for (row, text) in ids(&train, "input_ids").iter().zip(texts) {
-        assert_eq!(row.iter().map(|&i| chars[i as usize].as_str()).collect::<String>(), text);
+        assert_eq!(
+            row.iter()
+                .map(|&i| chars[i as usize].as_str())
+                .collect::<String>(),
+            text
+        );
     }
     assert_eq!(p.metric("simple", "words", "vocab_size"), 6);
 }
@@ -348,7 +468,15 @@ fn describe_shows_the_class_distribution_of_emotion() {
     let joy = raw.lines().filter(|l| l.ends_with(";joy")).count();
     let line = text.lines().nth(2).unwrap(); // header, then the most frequent class
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[..3], ["joy".to_string(), joy.to_string(), format!("{:.1}%", 100.0 * joy as f64 / 16000.0)], "{text}");
+    assert_eq!(
+        cols[..3],
+        [
+            "joy".to_string(),
+            joy.to_string(),
+            format!("{:.1}%", 100.0 * joy as f64 / 16000.0)
+        ],
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,11 +495,20 @@ stages:
 "#;
 
 fn assert_fails_uncached(p: &Project, run: Run, code: i32, message: &str) {
-    assert_eq!(run.code, code, "exit code; stderr:\n{}\nstdout:\n{}", run.stderr, run.stdout);
+    assert_eq!(
+        run.code, code,
+        "exit code; stderr:\n{}\nstdout:\n{}",
+        run.stderr, run.stdout
+    );
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(all.contains(message), "expected `{message}` in:\n{all}");
-    let cached = p.manifest("bad").is_some_and(|m| m.stages.contains_key("load") || m.stages.contains_key("tok"));
-    assert!(!cached, "a failed stage must not be recorded in the manifest");
+    let cached = p
+        .manifest("bad")
+        .is_some_and(|m| m.stages.contains_key("load") || m.stages.contains_key("tok"));
+    assert!(
+        !cached,
+        "a failed stage must not be recorded in the manifest"
+    );
 }
 
 #[test]
@@ -379,7 +516,12 @@ fn malformed_line_is_named_by_file_and_line() {
     let p = Project::new();
     p.write("data/train.txt", "i feel fine;joy\ni have no delimiter\n");
     let run = p.run(EMOTION_LOAD);
-    assert_fails_uncached(&p, run, 1, "data/train.txt:2: expected 2 fields (text;label) separated by \";\", found 1: `i have no delimiter`");
+    assert_fails_uncached(
+        &p,
+        run,
+        1,
+        "data/train.txt:2: expected 2 fields (text;label) separated by \";\", found 1: `i have no delimiter`",
+    );
 }
 
 #[test]
@@ -387,7 +529,12 @@ fn unknown_label_is_named_with_the_known_ones() {
     let p = Project::new();
     p.write("data/train.txt", "a;joy\nb;sadness\nc;joyy\n");
     let run = p.run(EMOTION_LOAD);
-    assert_fails_uncached(&p, run, 1, "data/train.txt:3: unknown label `joyy` (labels: sadness, joy, love, anger, fear, surprise)");
+    assert_fails_uncached(
+        &p,
+        run,
+        1,
+        "data/train.txt:3: unknown label `joyy` (labels: sadness, joy, love, anger, fear, surprise)",
+    );
 }
 
 #[test]
@@ -395,7 +542,12 @@ fn invalid_utf8_is_named_by_file_and_line() {
     let p = Project::new();
     p.write("data/train.txt", b"ok;joy\ncaf\xe9 latin-1;joy\n");
     let run = p.run(EMOTION_LOAD);
-    assert_fails_uncached(&p, run, 1, "data/train.txt:2: invalid UTF-8 (byte 0xe9 at byte 4 of the line, after `caf`)");
+    assert_fails_uncached(
+        &p,
+        run,
+        1,
+        "data/train.txt:2: invalid UTF-8 (byte 0xe9 at byte 4 of the line, after `caf`)",
+    );
 }
 
 #[test]
@@ -403,7 +555,12 @@ fn empty_split_file_is_an_error() {
     let p = Project::new();
     p.write("data/train.txt", "");
     let run = p.run(EMOTION_LOAD);
-    assert_fails_uncached(&p, run, 1, "data/train.txt: the file is empty (split `train`)");
+    assert_fails_uncached(
+        &p,
+        run,
+        1,
+        "data/train.txt: the file is empty (split `train`)",
+    );
 }
 
 #[test]
@@ -418,10 +575,15 @@ fn tokenizer_json_that_does_not_parse_is_named() {
     let p = Project::new();
     p.write("data/train.txt", "ok;joy\n");
     p.write("tok/tokenizer.json", "{\"version\": \"1.0\", \"model\": ");
-    let run = p.run(&format!("{EMOTION_LOAD}  tok: {{kind: tokenize, inputs: [load], tokenizer: ./tok}}\n"));
+    let run = p.run(&format!(
+        "{EMOTION_LOAD}  tok: {{kind: tokenize, inputs: [load], tokenizer: ./tok}}\n"
+    ));
     assert_eq!(run.code, 1, "{}", run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("tok/tokenizer.json: the tokenizer.json of `./tok` does not parse"), "{all}");
+    assert!(
+        all.contains("tok/tokenizer.json: the tokenizer.json of `./tok` does not parse"),
+        "{all}"
+    );
     assert!(all.contains("line 1"), "the parse error's position: {all}");
     let m = p.manifest("bad").unwrap();
     assert!(m.stages.contains_key("load") && !m.stages.contains_key("tok"));
@@ -432,9 +594,18 @@ fn missing_model_offline_lists_the_files_and_says_what_to_do() {
     let p = Project::new();
     p.write("data/train.txt", "ok;joy\n");
     std::fs::create_dir_all(p.path("empty-hub")).unwrap();
-    p.write("p.yaml", format!("{EMOTION_LOAD}  tok: {{kind: tokenize, inputs: [load], tokenizer: {MODEL}}}\n"));
-    let run = p.cairn(&["--offline", "run", "p.yaml"], &[("HF_HUB_CACHE", &p.path("empty-hub"))]);
+    p.write(
+        "p.yaml",
+        format!("{EMOTION_LOAD}  tok: {{kind: tokenize, inputs: [load], tokenizer: {MODEL}}}\n"),
+    );
+    let run = p.cairn(
+        &["--offline", "run", "p.yaml"],
+        &[("HF_HUB_CACHE", &p.path("empty-hub"))],
+    );
     assert_fails_uncached(&p, run, 2, "missing tokenizer.json");
-    let run = p.cairn(&["--offline", "run", "p.yaml"], &[("HF_HUB_CACHE", &p.path("empty-hub"))]);
+    let run = p.cairn(
+        &["--offline", "run", "p.yaml"],
+        &[("HF_HUB_CACHE", &p.path("empty-hub"))],
+    );
     assert!(run.stderr.contains("scripts/setup.sh"), "{}", run.stderr);
 }

@@ -43,7 +43,10 @@ impl Summary {
 
 fn fmt_summary(s: Option<Summary>) -> String {
     match s {
-        Some(s) => format!("{:>5} {:>7.1} {:>7.1} {:>5}", s.min, s.median, s.mean, s.max),
+        Some(s) => format!(
+            "{:>5} {:>7.1} {:>7.1} {:>5}",
+            s.min, s.median, s.mean, s.max
+        ),
         None => format!("{:>5} {:>7} {:>7} {:>5}", "-", "-", "-", "-"),
     }
 }
@@ -67,7 +70,9 @@ pub fn describe(batch: &RecordBatch) -> String {
     let names = labels::label_names(&schema);
     let column = labels::label_column(&schema).unwrap_or("label");
     match batch.column_by_name(column) {
-        Some(col) if col.data_type().is_integer() => describe_classes(batch, col.as_ref(), names.as_deref()),
+        Some(col) if col.data_type().is_integer() => {
+            describe_classes(batch, col.as_ref(), names.as_deref())
+        }
         Some(col) if matches!(col.data_type(), DataType::List(f) if f.data_type().is_integer()) => {
             describe_tags(batch, col.as_ref(), column, names.as_deref())
         }
@@ -83,7 +88,11 @@ fn label_name(names: Option<&[String]>, id: i64) -> String {
 }
 
 fn pct(n: usize, total: usize) -> f64 {
-    if total == 0 { 0.0 } else { 100.0 * n as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / total as f64
+    }
 }
 
 fn describe_classes(batch: &RecordBatch, col: &dyn Array, names: Option<&[String]>) -> String {
@@ -98,31 +107,64 @@ fn describe_classes(batch: &RecordBatch, col: &dyn Array, names: Option<&[String
     }
     for (row, id) in ids.iter().enumerate() {
         let id = id.unwrap_or(-1);
-        per_class.entry(id).or_default().push(words.as_ref().map_or(0, |w| w[row]));
+        per_class
+            .entry(id)
+            .or_default()
+            .push(words.as_ref().map_or(0, |w| w[row]));
     }
     let total = ids.len();
-    let width = per_class.keys().map(|&id| label_name(names, id).chars().count()).max().unwrap_or(5).max(5);
+    let width = per_class
+        .keys()
+        .map(|&id| label_name(names, id).chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut out = String::new();
     let _ = writeln!(out, "{total} rows");
-    let title = if words.is_some() { "   words per text: min  median    mean   max" } else { "" };
+    let title = if words.is_some() {
+        "   words per text: min  median    mean   max"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "{:<width$} {:>7} {:>6}{title}", "label", "count", "%");
     let mut order: Vec<(&i64, &Vec<usize>)> = per_class.iter().collect();
     // Most frequent first, as the chapter's bar chart.
     order.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
     for (id, counts) in order {
-        let mut line = format!("{:<width$} {:>7} {:>5.1}%", label_name(names, *id), counts.len(), pct(counts.len(), total));
+        let mut line = format!(
+            "{:<width$} {:>7} {:>5.1}%",
+            label_name(names, *id),
+            counts.len(),
+            pct(counts.len(), total)
+        );
         if words.is_some() {
-            let _ = write!(line, "                    {}", fmt_summary(Summary::of(counts.clone())));
+            let _ = write!(
+                line,
+                "                    {}",
+                fmt_summary(Summary::of(counts.clone()))
+            );
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if let Some(w) = words {
-        let _ = writeln!(out, "{:<width$} {:>7} {:>5.1}%                    {}", "(all)", total, 100.0, fmt_summary(Summary::of(w)));
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>7} {:>5.1}%                    {}",
+            "(all)",
+            total,
+            100.0,
+            fmt_summary(Summary::of(w))
+        );
     }
     out
 }
 
-fn describe_tags(batch: &RecordBatch, col: &dyn Array, column: &str, names: Option<&[String]>) -> String {
+fn describe_tags(
+    batch: &RecordBatch,
+    col: &dyn Array,
+    column: &str,
+    names: Option<&[String]>,
+) -> String {
     let list = col.as_list::<i32>();
     let values = arrow::compute::cast(list.values(), &DataType::Int64).expect("integer cast");
     let values = values.as_primitive::<Int64Type>();
@@ -136,14 +178,35 @@ fn describe_tags(batch: &RecordBatch, col: &dyn Array, column: &str, names: Opti
         *counts.entry(v.unwrap_or(-1)).or_default() += 1;
     }
     let total: usize = counts.values().sum();
-    let lengths: Vec<usize> = (0..list.len()).map(|i| list.value_length(i) as usize).collect();
-    let width = counts.keys().map(|&id| label_name(names, id).chars().count()).max().unwrap_or(5).max(5);
+    let lengths: Vec<usize> = (0..list.len())
+        .map(|i| list.value_length(i) as usize)
+        .collect();
+    let width = counts
+        .keys()
+        .map(|&id| label_name(names, id).chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut out = String::new();
-    let _ = writeln!(out, "{} rows, {total} tagged tokens in `{column}`", batch.num_rows());
-    let _ = writeln!(out, "tokens per row: min  median    mean   max\n               {}", fmt_summary(Summary::of(lengths)));
+    let _ = writeln!(
+        out,
+        "{} rows, {total} tagged tokens in `{column}`",
+        batch.num_rows()
+    );
+    let _ = writeln!(
+        out,
+        "tokens per row: min  median    mean   max\n               {}",
+        fmt_summary(Summary::of(lengths))
+    );
     let _ = writeln!(out, "{:<width$} {:>7} {:>6}", "tag", "count", "%");
     for (id, n) in &counts {
-        let _ = writeln!(out, "{:<width$} {:>7} {:>5.1}%", label_name(names, *id), n, pct(*n, total));
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>7} {:>5.1}%",
+            label_name(names, *id),
+            n,
+            pct(*n, total)
+        );
     }
     out
 }
@@ -151,17 +214,35 @@ fn describe_tags(batch: &RecordBatch, col: &dyn Array, column: &str, names: Opti
 fn describe_columns(batch: &RecordBatch) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} rows", batch.num_rows());
-    let _ = writeln!(out, "{:<20} {:<24} {:>6}  summary", "column", "type", "nulls");
+    let _ = writeln!(
+        out,
+        "{:<20} {:<24} {:>6}  summary",
+        "column", "type", "nulls"
+    );
     for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
         let summary = match col.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 let words = word_counts(batch, field.name()).unwrap_or_default();
-                format!("words min/median/mean/max {}", fmt_summary(Summary::of(words)).split_whitespace().collect::<Vec<_>>().join(" / "))
+                format!(
+                    "words min/median/mean/max {}",
+                    fmt_summary(Summary::of(words))
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )
             }
             DataType::List(_) => {
                 let list = col.as_list::<i32>();
-                let lengths: Vec<usize> = (0..list.len()).map(|i| list.value_length(i) as usize).collect();
-                format!("length min/median/mean/max {}", fmt_summary(Summary::of(lengths)).split_whitespace().collect::<Vec<_>>().join(" / "))
+                let lengths: Vec<usize> = (0..list.len())
+                    .map(|i| list.value_length(i) as usize)
+                    .collect();
+                format!(
+                    "length min/median/mean/max {}",
+                    fmt_summary(Summary::of(lengths))
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )
             }
             t if t.is_numeric() => match arrow::compute::cast(col, &DataType::Float64) {
                 Ok(f) => {
@@ -181,7 +262,13 @@ fn describe_columns(batch: &RecordBatch) -> String {
             _ => String::new(),
         };
         let ty = field.data_type().to_string();
-        let _ = writeln!(out, "{:<20} {:<24} {:>6}  {summary}", field.name(), ty, col.null_count());
+        let _ = writeln!(
+            out,
+            "{:<20} {:<24} {:>6}  {summary}",
+            field.name(),
+            ty,
+            col.null_count()
+        );
     }
     out
 }
@@ -198,21 +285,42 @@ mod tests {
     #[test]
     fn class_distribution_and_words_per_class() {
         let names: Vec<String> = ["sadness", "joy", "love"].map(String::from).to_vec();
-        let schema = Schema::new(vec![Field::new("text", DataType::Utf8, false), Field::new("label", DataType::Int64, false)])
-            .with_metadata(labels::metadata("label", &names).into_iter().collect::<std::collections::HashMap<_, _>>());
+        let schema = Schema::new(vec![
+            Field::new("text", DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+        ])
+        .with_metadata(
+            labels::metadata("label", &names)
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
         let batch = RecordBatch::try_new(
             Arc::new(schema),
             vec![
-                Arc::new(StringArray::from(vec!["i am sad", "so happy", "happy happy joy joy", "a"])),
+                Arc::new(StringArray::from(vec![
+                    "i am sad",
+                    "so happy",
+                    "happy happy joy joy",
+                    "a",
+                ])),
                 Arc::new(Int64Array::from(vec![0, 1, 1, 0])),
             ],
         )
         .unwrap();
         let text = describe(&batch);
         assert!(text.starts_with("4 rows\n"), "{text}");
-        let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().collect::<Vec<_>>();
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(line("joy"), ["joy", "2", "50.0%", "2", "3.0", "3.0", "4"]);
-        assert_eq!(line("sadness"), ["sadness", "2", "50.0%", "1", "2.0", "2.0", "3"]);
+        assert_eq!(
+            line("sadness"),
+            ["sadness", "2", "50.0%", "1", "2.0", "2.0", "3"]
+        );
         assert_eq!(line("love"), ["love", "0", "0.0%", "-", "-", "-", "-"]);
         assert_eq!(line("(all)")[3..], ["1", "2.5", "2.5", "4"]);
     }
@@ -225,7 +333,10 @@ mod tests {
         ])
         .unwrap();
         let text = describe(&batch);
-        assert!(text.contains("words min/median/mean/max 1 / 1.5 / 1.5 / 2"), "{text}");
+        assert!(
+            text.contains("words min/median/mean/max 1 / 1.5 / 1.5 / 2"),
+            "{text}"
+        );
         assert!(text.contains("min 1 / mean 2.0000 / max 3"), "{text}");
     }
 }

@@ -30,14 +30,20 @@ pub fn label_column(schema: &Schema) -> Option<&str> {
 /// The metadata entries that record `names` as the labels of `column`.
 pub fn metadata(column: &str, names: &[String]) -> [(String, String); 2] {
     [
-        (LABELS_KEY.to_string(), serde_json::to_string(names).expect("names serialize")),
+        (
+            LABELS_KEY.to_string(),
+            serde_json::to_string(names).expect("names serialize"),
+        ),
         (LABEL_COLUMN_KEY.to_string(), column.to_string()),
     ]
 }
 
 /// The name of label `id`, when it is in range.
 pub fn int2str(names: &[String], id: i64) -> Option<&str> {
-    usize::try_from(id).ok().and_then(|i| names.get(i)).map(String::as_str)
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map(String::as_str)
 }
 
 /// Looks label names up by name.
@@ -51,7 +57,11 @@ impl LabelMap {
     pub fn new(names: &[String]) -> LabelMap {
         LabelMap {
             names: names.to_vec(),
-            ids: names.iter().enumerate().map(|(i, n)| (n.clone(), i as i64)).collect(),
+            ids: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as i64))
+                .collect(),
         }
     }
 
@@ -76,7 +86,13 @@ impl LabelMap {
     /// `names` shortened for error messages.
     pub fn listing(&self) -> String {
         const SHOWN: usize = 12;
-        let mut s = self.names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        let mut s = self
+            .names
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         if self.names.len() > SHOWN {
             s.push_str(&format!(", ... ({} in all)", self.names.len()));
         }
@@ -91,7 +107,11 @@ mod tests {
     #[test]
     fn names_round_trip_through_schema_metadata() {
         let names: Vec<String> = ["sadness", "joy"].map(String::from).to_vec();
-        let schema = Schema::empty().with_metadata(metadata("label", &names).into_iter().collect::<std::collections::HashMap<_, _>>());
+        let schema = Schema::empty().with_metadata(
+            metadata("label", &names)
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
         assert_eq!(label_names(&schema), Some(names.clone()));
         assert_eq!(label_column(&schema), Some("label"));
         assert_eq!(int2str(&names, 1), Some("joy"));

@@ -20,19 +20,23 @@ use std::path::{Path, PathBuf};
 use crate::api::{External, StageError};
 
 /// The hint every "model/data not found" error carries.
-pub const SETUP_HINT: &str =
-    "run scripts/setup.sh to install the model into the Hugging Face cache, or go online (drop --offline / HF_HUB_OFFLINE=1) to download it";
+pub const SETUP_HINT: &str = "run scripts/setup.sh to install the model into the Hugging Face cache, or go online (drop --offline / HF_HUB_OFFLINE=1) to download it";
 
 /// The Hugging Face hub cache directory this process uses.
 pub fn hub_cache_dir() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(p) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
         return p;
     }
     if let Some(home) = var("HF_HOME") {
         return home.join("hub");
     }
-    let cache = var("XDG_CACHE_HOME").unwrap_or_else(|| var("HOME").unwrap_or_default().join(".cache"));
+    let cache =
+        var("XDG_CACHE_HOME").unwrap_or_else(|| var("HOME").unwrap_or_default().join(".cache"));
     cache.join("huggingface").join("hub")
 }
 
@@ -57,7 +61,8 @@ fn hub_id_like(s: &str) -> bool {
     let part = |p: &str| {
         !p.is_empty()
             && !p.starts_with('.')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     matches!(s.split_once('/'), Some((owner, name)) if part(owner) && part(name))
 }
@@ -93,11 +98,15 @@ impl HubRepo {
     /// The snapshot directory the revision points to in the cache, if there is one.
     pub fn cached_snapshot(&self, cache: &Path) -> Option<PathBuf> {
         let dir = self.cache_dir(cache);
-        let is_hash = self.revision.len() == 40 && self.revision.chars().all(|c| c.is_ascii_hexdigit());
+        let is_hash =
+            self.revision.len() == 40 && self.revision.chars().all(|c| c.is_ascii_hexdigit());
         let commit = if is_hash {
             self.revision.clone()
         } else {
-            std::fs::read_to_string(dir.join("refs").join(&self.revision)).ok()?.trim().to_string()
+            std::fs::read_to_string(dir.join("refs").join(&self.revision))
+                .ok()?
+                .trim()
+                .to_string()
         };
         let snap = dir.join("snapshots").join(commit);
         snap.is_dir().then_some(snap)
@@ -116,9 +125,10 @@ impl HubRepo {
     }
 
     fn api(&self, cache: &Path) -> Result<hf_hub::api::sync::ApiRepo, String> {
-        let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
-            .with_progress(false)
-            .with_retries(2);
+        let mut builder =
+            hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache.to_path_buf()))
+                .with_progress(false)
+                .with_retries(2);
         if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
             builder = builder.with_endpoint(endpoint);
         }
@@ -131,7 +141,13 @@ impl HubRepo {
 
     /// The snapshot directory holding every file of `required` (downloading the missing ones
     /// when `offline` is false) and whichever of `optional` can be had.
-    pub fn fetch(&self, required: &[&str], optional: &[&str], offline: bool, field: &str) -> Result<PathBuf, StageError> {
+    pub fn fetch(
+        &self,
+        required: &[&str],
+        optional: &[&str],
+        offline: bool,
+        field: &str,
+    ) -> Result<PathBuf, StageError> {
         let cache = hub_cache_dir();
         let snapshot = self.cached_snapshot(&cache);
         let present = |f: &str| snapshot.as_ref().is_some_and(|s| s.join(f).is_file());
@@ -150,7 +166,9 @@ impl HubRepo {
         if wanted.is_empty() {
             return Ok(snapshot.expect("all files present"));
         }
-        let repo = self.api(&cache).map_err(|e| self.download_error(&cache, &missing, field, &e))?;
+        let repo = self
+            .api(&cache)
+            .map_err(|e| self.download_error(&cache, &missing, field, &e))?;
         let mut snap = snapshot;
         for f in wanted {
             match repo.get(f) {
@@ -173,7 +191,9 @@ impl HubRepo {
     pub fn list_files(&self, offline: bool, field: &str) -> Result<Vec<String>, StageError> {
         let cache = hub_cache_dir();
         if !offline {
-            let repo = self.api(&cache).map_err(|e| self.download_error(&cache, &[], field, &e))?;
+            let repo = self
+                .api(&cache)
+                .map_err(|e| self.download_error(&cache, &[], field, &e))?;
             match repo.info() {
                 Ok(info) => return Ok(info.siblings.into_iter().map(|s| s.rfilename).collect()),
                 Err(e) => return Err(self.download_error(&cache, &[], field, &e.to_string())),
@@ -190,17 +210,33 @@ impl HubRepo {
 
     fn missing_error(&self, cache: &Path, missing: &[&str], field: &str, why: &str) -> StageError {
         let dir = self.cache_dir(cache);
-        let files = if missing.is_empty() { String::new() } else { format!("; missing {}", missing.join(", ")) };
-        let why = if why == "offline" { " and downloads are off (--offline / HF_HUB_OFFLINE=1)" } else { "" };
+        let files = if missing.is_empty() {
+            String::new()
+        } else {
+            format!("; missing {}", missing.join(", "))
+        };
+        let why = if why == "offline" {
+            " and downloads are off (--offline / HF_HUB_OFFLINE=1)"
+        } else {
+            ""
+        };
         StageError::param(
             field,
-            format!("{} is not in the Hugging Face cache ({}{files}){why}", self.describe(), dir.display()),
+            format!(
+                "{} is not in the Hugging Face cache ({}{files}){why}",
+                self.describe(),
+                dir.display()
+            ),
             Some(SETUP_HINT.into()),
         )
     }
 
     fn download_error(&self, cache: &Path, missing: &[&str], field: &str, err: &str) -> StageError {
-        let files = if missing.is_empty() { String::new() } else { format!(" (missing {})", missing.join(", ")) };
+        let files = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (missing {})", missing.join(", "))
+        };
         StageError::param(
             field,
             format!(
@@ -272,7 +308,11 @@ pub fn resolve(
                 Some("a model is a directory (relative to the pipeline root) or a Hub id such as `sentence-transformers/all-MiniLM-L6-v2`".into()),
             ));
         }
-        let missing: Vec<&str> = required.iter().copied().filter(|f| !local.join(f).is_file()).collect();
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|f| !local.join(f).is_file())
+            .collect();
         if !missing.is_empty() {
             return Err(StageError::param(
                 field,
@@ -285,8 +325,13 @@ pub fn resolve(
         let Some(repo) = HubRepo::parse(RepoKind::Model, spec) else {
             return Err(StageError::param(
                 field,
-                format!("`{spec}` is neither a directory under {} nor a Hub id (`owner/name`)", root.display()),
-                Some("e.g. `sentence-transformers/all-MiniLM-L6-v2` or `models/my-tokenizer`".into()),
+                format!(
+                    "`{spec}` is neither a directory under {} nor a Hub id (`owner/name`)",
+                    root.display()
+                ),
+                Some(
+                    "e.g. `sentence-transformers/all-MiniLM-L6-v2` or `models/my-tokenizer`".into(),
+                ),
             ));
         };
         repo.fetch(required, optional, offline, field)?
@@ -304,13 +349,21 @@ mod tests {
     #[test]
     fn parses_hub_ids() {
         let r = HubRepo::parse(RepoKind::Model, "sentence-transformers/all-MiniLM-L6-v2").unwrap();
-        assert_eq!((r.id.as_str(), r.revision.as_str()), ("sentence-transformers/all-MiniLM-L6-v2", "main"));
-        assert_eq!(HubRepo::parse(RepoKind::Model, "a/b@v1").unwrap().revision, "v1");
+        assert_eq!(
+            (r.id.as_str(), r.revision.as_str()),
+            ("sentence-transformers/all-MiniLM-L6-v2", "main")
+        );
+        assert_eq!(
+            HubRepo::parse(RepoKind::Model, "a/b@v1").unwrap().revision,
+            "v1"
+        );
         for bad in ["bert", "a/b/c", "../x", "a/", "a/b@"] {
             assert_eq!(HubRepo::parse(RepoKind::Model, bad), None, "{bad}");
         }
         assert_eq!(
-            HubRepo::parse(RepoKind::Dataset, "dair-ai/emotion").unwrap().cache_dir(Path::new("/c")),
+            HubRepo::parse(RepoKind::Dataset, "dair-ai/emotion")
+                .unwrap()
+                .cache_dir(Path::new("/c")),
             PathBuf::from("/c/datasets--dair-ai--emotion")
         );
     }
@@ -320,10 +373,26 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("owner/tok")).unwrap();
         std::fs::write(root.path().join("owner/tok/tokenizer.json"), "{}").unwrap();
-        let m = resolve("owner/tok", root.path(), true, "tokenizer", &["tokenizer.json"], &[]).unwrap();
+        let m = resolve(
+            "owner/tok",
+            root.path(),
+            true,
+            "tokenizer",
+            &["tokenizer.json"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(m.dir, root.path().join("owner/tok"));
         assert!(m.external("tokenizer").content_only);
-        let e = resolve("owner/tok", root.path(), true, "tokenizer", &["vocab.txt"], &[]).unwrap_err();
+        let e = resolve(
+            "owner/tok",
+            root.path(),
+            true,
+            "tokenizer",
+            &["vocab.txt"],
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("lacks vocab.txt"), "{e}");
         let e = resolve("./nope", root.path(), true, "tokenizer", &[], &[]).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
@@ -339,11 +408,24 @@ mod tests {
         std::fs::write(dir.join("refs/main"), "abc").unwrap();
         std::fs::create_dir_all(dir.join("snapshots/abc")).unwrap();
         std::fs::write(dir.join("snapshots/abc/config.json"), "{}").unwrap();
-        assert_eq!(repo.cached_snapshot(cache.path()), Some(dir.join("snapshots/abc")));
+        assert_eq!(
+            repo.cached_snapshot(cache.path()),
+            Some(dir.join("snapshots/abc"))
+        );
         let err = repo.missing_error(cache.path(), &["tokenizer.json"], "tokenizer", "offline");
-        let StageError::Param { message, hint, field } = err else { panic!() };
+        let StageError::Param {
+            message,
+            hint,
+            field,
+        } = err
+        else {
+            panic!()
+        };
         assert_eq!(field, "tokenizer");
-        assert!(message.contains("missing tokenizer.json") && message.contains("--offline"), "{message}");
+        assert!(
+            message.contains("missing tokenizer.json") && message.contains("--offline"),
+            "{message}"
+        );
         assert!(hint.unwrap().contains("scripts/setup.sh"));
     }
 }

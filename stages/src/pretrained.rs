@@ -22,7 +22,12 @@ pub const OPTIONAL: &[&str] = &["tokenizer_config.json", "config.json"];
 const NO_LIMIT: u64 = 1_000_000;
 
 /// Resolves a tokenizer reference (a directory or a Hub id) at prepare time.
-pub fn resolve(spec: &str, root: &Path, offline: bool, field: &str) -> Result<ResolvedModel, StageError> {
+pub fn resolve(
+    spec: &str,
+    root: &Path,
+    offline: bool,
+    field: &str,
+) -> Result<ResolvedModel, StageError> {
     model::resolve(spec, root, offline, field, REQUIRED, OPTIONAL)
 }
 
@@ -67,7 +72,11 @@ impl Pretrained {
             .map_err(|e| StageError::failed(format!("{}: {e}", path.display())))?;
 
         let config = read_json(&model.file("tokenizer_config.json"));
-        let model_max_length = match config.as_ref().and_then(|c| c.get("model_max_length")).and_then(|v| v.as_f64()) {
+        let model_max_length = match config
+            .as_ref()
+            .and_then(|c| c.get("model_max_length"))
+            .and_then(|v| v.as_f64())
+        {
             Some(n) if n >= 1.0 && n < NO_LIMIT as f64 => Some(n as usize),
             Some(_) => None,
             None => carried,
@@ -77,7 +86,11 @@ impl Pretrained {
             .as_ref()
             .and_then(|c| c.get("model_input_names"))
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str()).any(|x| x == "token_type_ids"));
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .any(|x| x == "token_type_ids")
+            });
         let class = config
             .as_ref()
             .and_then(|c| c.get("tokenizer_class"))
@@ -123,22 +136,27 @@ impl Pretrained {
 
 /// Whether the `tokenizer.json` post-processor marks a second sequence with type id 1.
 fn post_processor_has_pair_types(path: &Path) -> bool {
-    let Some(json) = read_json(path) else { return false };
-    let Some(pp) = json.get("post_processor") else { return false };
+    let Some(json) = read_json(path) else {
+        return false;
+    };
+    let Some(pp) = json.get("post_processor") else {
+        return false;
+    };
     match pp.get("type").and_then(|t| t.as_str()) {
         Some("BertProcessing") => true,
-        Some("TemplateProcessing") => pp
-            .get("pair")
-            .and_then(|p| p.as_array())
-            .is_some_and(|items| {
-                items.iter().any(|i| {
-                    i.as_object()
-                        .and_then(|o| o.values().next())
-                        .and_then(|v| v.get("type_id"))
-                        .and_then(|t| t.as_u64())
-                        .is_some_and(|t| t > 0)
+        Some("TemplateProcessing") => {
+            pp.get("pair")
+                .and_then(|p| p.as_array())
+                .is_some_and(|items| {
+                    items.iter().any(|i| {
+                        i.as_object()
+                            .and_then(|o| o.values().next())
+                            .and_then(|v| v.get("type_id"))
+                            .and_then(|t| t.as_u64())
+                            .is_some_and(|t| t > 0)
+                    })
                 })
-            }),
+        }
         _ => false,
     }
 }

@@ -14,9 +14,18 @@ use arrow::record_batch::RecordBatch;
 use crate::api::StageError;
 
 /// The column `name`, or an error listing the columns there are.
-pub fn column<'a>(batch: &'a RecordBatch, name: &str, split: &str) -> Result<&'a ArrayRef, StageError> {
+pub fn column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<&'a ArrayRef, StageError> {
     batch.column_by_name(name).ok_or_else(|| {
-        let have: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let have: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         StageError::failed(format!(
             "split `{split}` has no column `{name}` (columns: {})",
             have.join(", ")
@@ -25,22 +34,44 @@ pub fn column<'a>(batch: &'a RecordBatch, name: &str, split: &str) -> Result<&'a
 }
 
 fn wrong_type(name: &str, split: &str, want: &str, got: &DataType) -> StageError {
-    StageError::failed(format!("column `{name}` of split `{split}` is {got}, expected {want}"))
+    StageError::failed(format!(
+        "column `{name}` of split `{split}` is {got}, expected {want}"
+    ))
 }
 
 /// A utf8 column as owned-free `&str`s (nulls read as "").
-pub fn strings<'a>(batch: &'a RecordBatch, name: &str, split: &str) -> Result<Vec<&'a str>, StageError> {
+pub fn strings<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Vec<&'a str>, StageError> {
     let col = column(batch, name, split)?;
     match col.data_type() {
-        DataType::Utf8 => Ok(col.as_string::<i32>().iter().map(|s| s.unwrap_or("")).collect()),
-        DataType::LargeUtf8 => Ok(col.as_string::<i64>().iter().map(|s| s.unwrap_or("")).collect()),
-        DataType::Utf8View => Ok(col.as_string_view().iter().map(|s| s.unwrap_or("")).collect()),
+        DataType::Utf8 => Ok(col
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap_or(""))
+            .collect()),
+        DataType::LargeUtf8 => Ok(col
+            .as_string::<i64>()
+            .iter()
+            .map(|s| s.unwrap_or(""))
+            .collect()),
+        DataType::Utf8View => Ok(col
+            .as_string_view()
+            .iter()
+            .map(|s| s.unwrap_or(""))
+            .collect()),
         other => Err(wrong_type(name, split, "utf8", other)),
     }
 }
 
 /// A `list<utf8>` column as one `Vec<&str>` per row (nulls read as empty).
-pub fn string_lists<'a>(batch: &'a RecordBatch, name: &str, split: &str) -> Result<Vec<Vec<&'a str>>, StageError> {
+pub fn string_lists<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Vec<Vec<&'a str>>, StageError> {
     let col = column(batch, name, split)?;
     let DataType::List(inner) = col.data_type() else {
         return Err(wrong_type(name, split, "list<utf8>", col.data_type()));
@@ -56,13 +87,19 @@ pub fn string_lists<'a>(batch: &'a RecordBatch, name: &str, split: &str) -> Resu
             if list.is_null(i) {
                 return Vec::new();
             }
-            (offsets[i] as usize..offsets[i + 1] as usize).map(|j| values.value(j)).collect()
+            (offsets[i] as usize..offsets[i + 1] as usize)
+                .map(|j| values.value(j))
+                .collect()
         })
         .collect())
 }
 
 /// A list column of integers (any width up to 64 bits) as `Vec<i64>` per row.
-pub fn int_lists(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Vec<i64>>, StageError> {
+pub fn int_lists(
+    batch: &RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Vec<Vec<i64>>, StageError> {
     let col = column(batch, name, split)?;
     let DataType::List(inner) = col.data_type() else {
         return Err(wrong_type(name, split, "list<int>", col.data_type()));
@@ -92,21 +129,36 @@ fn offsets_of<T>(rows: &[Vec<T>]) -> OffsetBuffer<i32> {
 pub fn list_i32(rows: &[Vec<i32>]) -> ArrayRef {
     let values: Int32Array = rows.iter().flatten().copied().collect();
     let field = Arc::new(Field::new_list_field(DataType::Int32, false));
-    Arc::new(ListArray::new(field, offsets_of(rows), Arc::new(values), None))
+    Arc::new(ListArray::new(
+        field,
+        offsets_of(rows),
+        Arc::new(values),
+        None,
+    ))
 }
 
 /// `list<int8>` from rows.
 pub fn list_i8(rows: &[Vec<i8>]) -> ArrayRef {
     let values: Int8Array = rows.iter().flatten().copied().collect();
     let field = Arc::new(Field::new_list_field(DataType::Int8, false));
-    Arc::new(ListArray::new(field, offsets_of(rows), Arc::new(values), None))
+    Arc::new(ListArray::new(
+        field,
+        offsets_of(rows),
+        Arc::new(values),
+        None,
+    ))
 }
 
 /// `list<utf8>` from rows.
 pub fn list_utf8<S: AsRef<str>>(rows: &[Vec<S>]) -> ArrayRef {
     let values: StringArray = rows.iter().flatten().map(|s| Some(s.as_ref())).collect();
     let field = Arc::new(Field::new_list_field(DataType::Utf8, false));
-    Arc::new(ListArray::new(field, offsets_of(rows), Arc::new(values), None))
+    Arc::new(ListArray::new(
+        field,
+        offsets_of(rows),
+        Arc::new(values),
+        None,
+    ))
 }
 
 /// The fields of a span: `start` and `end` character offsets, end exclusive.
@@ -122,19 +174,41 @@ pub fn list_spans(rows: &[Vec<(usize, usize)>]) -> ArrayRef {
     let starts: Int32Array = rows.iter().flatten().map(|s| s.0 as i32).collect();
     let ends: Int32Array = rows.iter().flatten().map(|s| s.1 as i32).collect();
     let spans = StructArray::new(span_fields(), vec![Arc::new(starts), Arc::new(ends)], None);
-    let field = Arc::new(Field::new_list_field(DataType::Struct(span_fields()), false));
-    Arc::new(ListArray::new(field, offsets_of(rows), Arc::new(spans), None))
+    let field = Arc::new(Field::new_list_field(
+        DataType::Struct(span_fields()),
+        false,
+    ));
+    Arc::new(ListArray::new(
+        field,
+        offsets_of(rows),
+        Arc::new(spans),
+        None,
+    ))
 }
 
 /// Reads a `list<struct<start, end>>` column back (for tests and downstream stages).
-pub fn spans(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Vec<(usize, usize)>>, StageError> {
+pub fn spans(
+    batch: &RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Vec<Vec<(usize, usize)>>, StageError> {
     let col = column(batch, name, split)?;
     let DataType::List(_) = col.data_type() else {
-        return Err(wrong_type(name, split, "list<struct<start,end>>", col.data_type()));
+        return Err(wrong_type(
+            name,
+            split,
+            "list<struct<start,end>>",
+            col.data_type(),
+        ));
     };
     let list = col.as_list::<i32>();
     let Some(st) = list.values().as_struct_opt() else {
-        return Err(wrong_type(name, split, "list<struct<start,end>>", col.data_type()));
+        return Err(wrong_type(
+            name,
+            split,
+            "list<struct<start,end>>",
+            col.data_type(),
+        ));
     };
     let starts = st.column(0).as_primitive::<Int32Type>();
     let ends = st.column(1).as_primitive::<Int32Type>();
@@ -175,7 +249,10 @@ pub fn with_columns(
     for (k, v) in metadata {
         meta.insert(k.to_string(), v.clone());
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, meta)), arrays)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, meta)),
+        arrays,
+    )?)
 }
 
 #[cfg(test)]
@@ -184,13 +261,19 @@ mod tests {
 
     #[test]
     fn list_columns_round_trip() {
-        let batch = RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+        let batch =
+            RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)])
+                .unwrap();
         let rows = vec![vec!["a", "bc"], vec![]];
         let spans_in = vec![vec![(0, 1), (2, 4)], vec![]];
         let ints = vec![vec![3, -1], vec![7]];
         let b = with_columns(
             &batch,
-            vec![("w", list_utf8(&rows)), ("o", list_spans(&spans_in)), ("i", list_i32(&ints))],
+            vec![
+                ("w", list_utf8(&rows)),
+                ("o", list_spans(&spans_in)),
+                ("i", list_i32(&ints)),
+            ],
             &[("k", "v".into())],
         )
         .unwrap();
@@ -199,6 +282,9 @@ mod tests {
         assert_eq!(int_lists(&b, "i", "t").unwrap(), vec![vec![3, -1], vec![7]]);
         assert_eq!(b.schema().metadata()["k"], "v");
         let err = strings(&b, "nope", "train").unwrap_err().to_string();
-        assert!(err.contains("no column `nope`") && err.contains("x, w, o, i"), "{err}");
+        assert!(
+            err.contains("no column `nope`") && err.contains("x, w, o, i"),
+            "{err}"
+        );
     }
 }

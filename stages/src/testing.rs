@@ -14,7 +14,11 @@ use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError
 
 fn log_execution(stage: &str) {
     if let Ok(path) = std::env::var("CAIRN_TEST_LOG") {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("test log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("test log");
         writeln!(f, "{stage}").expect("test log write");
     }
 }
@@ -83,7 +87,9 @@ impl Stage for TestSource {
             Some(f) => {
                 use std::io::BufRead;
                 let file = std::io::BufReader::new(std::fs::File::open(ctx.root.join(f))?);
-                file.lines().take(p.rows.max(0) as usize).collect::<Result<_, _>>()?
+                file.lines()
+                    .take(p.rows.max(0) as usize)
+                    .collect::<Result<_, _>>()?
             }
             None => Vec::new(),
         };
@@ -93,14 +99,22 @@ impl Stage for TestSource {
             let values: Vec<i64> = ids.iter().map(|i| i + p.offset).collect();
             let text: Vec<String> = ids
                 .iter()
-                .map(|&i| lines.get(i as usize).cloned().unwrap_or_else(|| format!("{split} row {i}")))
+                .map(|&i| {
+                    lines
+                        .get(i as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("{split} row {i}"))
+                })
                 .collect();
             let schema = Schema::new(vec![
                 Field::new("id", DataType::Int64, false),
                 Field::new("value", DataType::Int64, false),
                 Field::new("text", DataType::Utf8, false),
             ])
-            .with_metadata(std::collections::HashMap::from([("source".to_string(), "test".to_string())]));
+            .with_metadata(std::collections::HashMap::from([(
+                "source".to_string(),
+                "test".to_string(),
+            )]));
             let batch = RecordBatch::try_new(
                 Arc::new(schema),
                 vec![
@@ -113,7 +127,10 @@ impl Stage for TestSource {
         }
         if p.write_file {
             std::fs::create_dir_all(ctx.out_dir.join("sub"))?;
-            std::fs::write(ctx.out_dir.join("sub/note.txt"), format!("rows={}\n", p.rows))?;
+            std::fs::write(
+                ctx.out_dir.join("sub/note.txt"),
+                format!("rows={}\n", p.rows),
+            )?;
         }
         output.metrics.insert("rows".into(), p.rows.into());
         Ok(output)
@@ -160,16 +177,24 @@ fn map_run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
                 .ok_or_else(|| StageError::failed("`value` is not int64"))?;
             let mapped: Int64Array = values
                 .iter()
-                .map(|v| v.map(|v| {
-                    let x = v + p.add;
-                    p.clamp.map_or(x, |c| x.min(c))
-                }))
+                .map(|v| {
+                    v.map(|v| {
+                        let x = v + p.add;
+                        p.clamp.map_or(x, |c| x.min(c))
+                    })
+                })
                 .collect();
             total += mapped.iter().flatten().sum::<i64>();
             let mut columns = batch.columns().to_vec();
             columns[idx] = Arc::new(mapped);
-            let key = if output.tables.contains_key(split) { format!("{}-{split}", input.stage) } else { split.clone() };
-            output.tables.insert(key, RecordBatch::try_new(batch.schema(), columns)?);
+            let key = if output.tables.contains_key(split) {
+                format!("{}-{split}", input.stage)
+            } else {
+                split.clone()
+            };
+            output
+                .tables
+                .insert(key, RecordBatch::try_new(batch.schema(), columns)?);
         }
         if let Some(path) = input.files.values().next() {
             let text = std::fs::read_to_string(path)?;

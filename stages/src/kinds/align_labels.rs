@@ -47,7 +47,12 @@ fn minus_100() -> i32 {
 }
 
 /// Aligns one row; `None` when a word id points past the tags (inconsistent input).
-pub fn align(tags: &[i64], word_ids: &[i64], label_all_tokens: bool, ignore: i32) -> Option<Vec<i32>> {
+pub fn align(
+    tags: &[i64],
+    word_ids: &[i64],
+    label_all_tokens: bool,
+    ignore: i32,
+) -> Option<Vec<i32>> {
     let mut previous = -1;
     word_ids
         .iter()
@@ -74,7 +79,8 @@ impl Stage for AlignLabels {
     /// Bump when the alignment rule changes.
     const VERSION: u32 = 1;
     const INPUTS: Arity = Arity::One;
-    const SUMMARY: &'static str = "word-level tags to one label per sub-word token (-100 for specials and continuations)";
+    const SUMMARY: &'static str =
+        "word-level tags to one label per sub-word token (-100 for specials and continuations)";
 
     fn run(p: &AlignLabelsParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
@@ -100,7 +106,10 @@ impl Stage for AlignLabels {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let column = table::list_i32(&labels);
-            output.tables.insert(split.clone(), table::with_columns(batch, vec![(p.output.as_str(), column)], &[])?);
+            output.tables.insert(
+                split.clone(),
+                table::with_columns(batch, vec![(p.output.as_str(), column)], &[])?,
+            );
         }
         Ok(output)
     }

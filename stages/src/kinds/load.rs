@@ -101,7 +101,8 @@ impl Stage for Load {
     /// Bump when what a load produces from the same files changes.
     const VERSION: u32 = 1;
     const INPUTS: Arity = Arity::None;
-    const SUMMARY: &'static str = "reads a dataset (delimited/CSV/JSONL/Parquet/CoNLL files or hf://) into splits";
+    const SUMMARY: &'static str =
+        "reads a dataset (delimited/CSV/JSONL/Parquet/CoNLL files or hf://) into splits";
 
     fn externals(p: &LoadParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         Ok(sources(p, env.root, env.offline)?
@@ -132,7 +133,9 @@ impl Stage for Load {
                 ctx.progress.advance(1);
             }
             let batch = concat(batches, p.limit)?;
-            output.metrics.insert(format!("rows.{split}"), batch.num_rows().into());
+            output
+                .metrics
+                .insert(format!("rows.{split}"), batch.num_rows().into());
             output.tables.insert(split.to_string(), batch);
         }
         Ok(output)
@@ -156,9 +159,17 @@ impl LoadParams {
             return Ok(Format::Parquet);
         }
         let Some(first) = self.splits.values().next() else {
-            return Err(StageError::param("splits", "no splits given", Some("e.g. `splits: {train: data/train.csv}`".into())));
+            return Err(StageError::param(
+                "splits",
+                "no splits given",
+                Some("e.g. `splits: {train: data/train.csv}`".into()),
+            ));
         };
-        let ext = Path::new(first).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = Path::new(first)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Ok(Format::Csv),
             "jsonl" | "json" | "ndjson" => Ok(Format::Jsonl),
@@ -187,7 +198,11 @@ impl LoadParams {
             (None, _) => "\t".into(),
         };
         if d.is_empty() || (format == Format::Csv && d.len() != 1) {
-            return Err(StageError::param("delimiter", format!("invalid delimiter {d:?}"), Some("csv takes one ASCII character".into())));
+            return Err(StageError::param(
+                "delimiter",
+                format!("invalid delimiter {d:?}"),
+                Some("csv takes one ASCII character".into()),
+            ));
         }
         Ok(d)
     }
@@ -206,7 +221,11 @@ fn sources(p: &LoadParams, root: &Path, offline: bool) -> Result<Vec<SourceFile>
     }
     let Some(source) = &p.source else {
         if p.splits.is_empty() {
-            return Err(StageError::param("splits", "no splits given", Some("e.g. `splits: {train: data/train.csv}`".into())));
+            return Err(StageError::param(
+                "splits",
+                "no splits given",
+                Some("e.g. `splits: {train: data/train.csv}`".into()),
+            ));
         }
         return Ok(p
             .splits
@@ -219,7 +238,10 @@ fn sources(p: &LoadParams, root: &Path, offline: bool) -> Result<Vec<SourceFile>
             })
             .collect());
     };
-    let Some(repo) = source.strip_prefix("hf://").and_then(|id| HubRepo::parse(RepoKind::Dataset, id)) else {
+    let Some(repo) = source
+        .strip_prefix("hf://")
+        .and_then(|id| HubRepo::parse(RepoKind::Dataset, id))
+    else {
         return Err(StageError::param(
             "source",
             format!("`{source}` is not a Hub dataset reference"),
@@ -227,10 +249,15 @@ fn sources(p: &LoadParams, root: &Path, offline: bool) -> Result<Vec<SourceFile>
         ));
     };
     if format != Format::Parquet {
-        return Err(StageError::param("format", "Hub datasets are read as parquet", None));
+        return Err(StageError::param(
+            "format",
+            "Hub datasets are read as parquet",
+            None,
+        ));
     }
     let listing = repo.list_files(offline, "source")?;
-    let chosen = select_hub_files(&listing, &p.splits, p.config.as_deref()).map_err(|m| StageError::param("source", m, None))?;
+    let chosen = select_hub_files(&listing, &p.splits, p.config.as_deref())
+        .map_err(|m| StageError::param("source", m, None))?;
     let mut out = Vec::new();
     for (split, files) in chosen {
         let names: Vec<&str> = files.iter().map(String::as_str).collect();
@@ -239,7 +266,11 @@ fn sources(p: &LoadParams, root: &Path, offline: bool) -> Result<Vec<SourceFile>
         for (i, f) in files.iter().enumerate() {
             out.push(SourceFile {
                 split: split.clone(),
-                field: if many { format!("splits.{split}.{i}") } else { format!("splits.{split}") },
+                field: if many {
+                    format!("splits.{split}.{i}")
+                } else {
+                    format!("splits.{split}")
+                },
                 shown: format!("{source}/{f}"),
                 path: snapshot.join(f),
             });
@@ -255,7 +286,10 @@ fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -278,16 +312,26 @@ fn select_hub_files(
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if !patterns.is_empty() {
         for (split, pattern) in patterns {
-            let files: Vec<String> = listing.iter().filter(|f| glob_match(pattern, f)).cloned().collect();
+            let files: Vec<String> = listing
+                .iter()
+                .filter(|f| glob_match(pattern, f))
+                .cloned()
+                .collect();
             if files.is_empty() {
-                return Err(format!("no file of the repository matches `{pattern}` (split `{split}`)"));
+                return Err(format!(
+                    "no file of the repository matches `{pattern}` (split `{split}`)"
+                ));
             }
             out.insert(split.clone(), files);
         }
         return Ok(out);
     }
     let parquet: Vec<&String> = listing.iter().filter(|f| f.ends_with(".parquet")).collect();
-    let folder = |f: &str| f.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let folder = |f: &str| {
+        f.rsplit_once('/')
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default()
+    };
     let mut folders: Vec<String> = parquet.iter().map(|f| folder(f)).collect();
     folders.sort();
     folders.dedup();
@@ -308,7 +352,10 @@ fn select_hub_files(
         out.entry(split.to_string()).or_default().push(f.clone());
     }
     if out.is_empty() {
-        return Err(format!("no Parquet files in folder `{chosen}` (folders: {})", folders.join(", ")));
+        return Err(format!(
+            "no Parquet files in folder `{chosen}` (folders: {})",
+            folders.join(", ")
+        ));
     }
     for files in out.values_mut() {
         files.sort();
@@ -317,9 +364,13 @@ fn select_hub_files(
 }
 
 fn read_bytes(f: &SourceFile) -> Result<Vec<u8>, StageError> {
-    let bytes = std::fs::read(&f.path).map_err(|e| StageError::failed(format!("{}: cannot read: {e}", f.shown)))?;
+    let bytes = std::fs::read(&f.path)
+        .map_err(|e| StageError::failed(format!("{}: cannot read: {e}", f.shown)))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(StageError::failed(format!("{}: the file is empty (split `{}`)", f.shown, f.split)));
+        return Err(StageError::failed(format!(
+            "{}: the file is empty (split `{}`)",
+            f.shown, f.split
+        )));
     }
     Ok(bytes)
 }
@@ -393,7 +444,10 @@ fn read_file(p: &LoadParams, format: Format, f: &SourceFile) -> Result<RecordBat
         Format::Conll => read_conll(p, f, &labeler)?,
     };
     if batch.num_rows() == 0 {
-        return Err(StageError::failed(format!("{}: no examples in the file (split `{}`)", f.shown, f.split)));
+        return Err(StageError::failed(format!(
+            "{}: no examples in the file (split `{}`)",
+            f.shown, f.split
+        )));
     }
     Ok(batch)
 }
@@ -445,10 +499,17 @@ fn finish(
         }
         meta.extend(labels::metadata(labeler.column, map.names()));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, meta)), arrays)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, meta)),
+        arrays,
+    )?)
 }
 
-fn read_delimited(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordBatch, StageError> {
+fn read_delimited(
+    p: &LoadParams,
+    f: &SourceFile,
+    labeler: &Labeler,
+) -> Result<RecordBatch, StageError> {
     let delim = p.delimiter(Format::Delimited)?;
     let bytes = read_bytes(f)?;
     let all = lines(f, &bytes)?;
@@ -457,7 +518,10 @@ fn read_delimited(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<R
         Some(c) => c.clone(),
         None => {
             let (_, header) = rows.next().expect("non-empty file");
-            header.split(delim.as_str()).map(|s| s.trim().to_string()).collect()
+            header
+                .split(delim.as_str())
+                .map(|s| s.trim().to_string())
+                .collect()
         }
     };
     let n = names.len();
@@ -511,14 +575,20 @@ fn read_csv(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordB
             .collect()
     };
     let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line().to_string()).unwrap_or_else(|| "?".into());
+        let line = e
+            .position()
+            .map(|p| p.line().to_string())
+            .unwrap_or_else(|| "?".into());
         StageError::failed(format!("{}:{line}: {e}", f.shown))
     };
     let names = match &p.columns {
         Some(c) => c.clone(),
         None => {
             let header = reader.byte_headers().map_err(csv_err)?.clone();
-            utf8(&header, 1)?.into_iter().map(|s| s.trim().to_string()).collect()
+            utf8(&header, 1)?
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .collect()
         }
     };
     let mut columns: Vec<Vec<String>> = vec![Vec::new(); names.len()];
@@ -550,7 +620,11 @@ fn read_csv(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordB
     text_batch(&names, columns, &line_of, f, labeler)
 }
 
-fn read_jsonl(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordBatch, StageError> {
+fn read_jsonl(
+    p: &LoadParams,
+    f: &SourceFile,
+    labeler: &Labeler,
+) -> Result<RecordBatch, StageError> {
     use serde_json::Value;
     let bytes = read_bytes(f)?;
     let mut names: Vec<String> = p.columns.clone().unwrap_or_default();
@@ -563,8 +637,9 @@ fn read_jsonl(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Recor
         if p.limit.is_some_and(|l| line_of.len() >= l) {
             break;
         }
-        let obj: serde_json::Map<String, Value> = serde_json::from_str(text)
-            .map_err(|e| StageError::failed(format!("{}:{line}: not a JSON object: {e}", f.shown)))?;
+        let obj: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| {
+            StageError::failed(format!("{}:{line}: not a JSON object: {e}", f.shown))
+        })?;
         if p.columns.is_none() {
             for k in obj.keys() {
                 if !names.contains(k) {
@@ -600,7 +675,10 @@ fn read_jsonl(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Recor
                     labeler.id(&text, || format!("{}:{line}", f.shown))
                 })
                 .collect::<Result<Vec<i64>, _>>()?;
-            (Field::new(name, DataType::Int64, false), Arc::new(Int64Array::from(ids)) as ArrayRef)
+            (
+                Field::new(name, DataType::Int64, false),
+                Arc::new(Int64Array::from(ids)) as ArrayRef,
+            )
         } else {
             json_column(name, &col)
         };
@@ -628,11 +706,17 @@ fn json_column(name: &str, col: &[serde_json::Value]) -> (Field, ArrayRef) {
         let a: BooleanArray = col.iter().map(Value::as_bool).collect();
         return (Field::new(name, DataType::Boolean, nullable), Arc::new(a));
     }
-    let arrays_of = |pred: fn(&Value) -> bool| present().all(|v| v.as_array().is_some_and(|a| a.iter().all(pred)));
+    let arrays_of = |pred: fn(&Value) -> bool| {
+        present().all(|v| v.as_array().is_some_and(|a| a.iter().all(pred)))
+    };
     if present().next().is_some() && arrays_of(Value::is_string) {
         let rows: Vec<Vec<&str>> = col
             .iter()
-            .map(|v| v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default())
+            .map(|v| {
+                v.as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default()
+            })
             .collect();
         let a = table::list_utf8(&rows);
         return (Field::new(name, a.data_type().clone(), false), a);
@@ -640,7 +724,16 @@ fn json_column(name: &str, col: &[serde_json::Value]) -> (Field, ArrayRef) {
     if present().next().is_some() && arrays_of(Value::is_i64) {
         let rows: Vec<Vec<i32>> = col
             .iter()
-            .map(|v| v.as_array().map(|a| a.iter().filter_map(Value::as_i64).map(|x| x as i32).collect()).unwrap_or_default())
+            .map(|v| {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_i64)
+                            .map(|x| x as i32)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
             .collect();
         let a = table::list_i32(&rows);
         return (Field::new(name, a.data_type().clone(), false), a);
@@ -658,25 +751,42 @@ fn json_column(name: &str, col: &[serde_json::Value]) -> (Field, ArrayRef) {
 
 /// A Hub dataset's `ClassLabel` names for `column`, from the `huggingface` schema metadata.
 fn hub_label_names(schema: &Schema, column: &str) -> Option<Vec<String>> {
-    let info: serde_json::Value = serde_json::from_str(schema.metadata().get("huggingface")?).ok()?;
+    let info: serde_json::Value =
+        serde_json::from_str(schema.metadata().get("huggingface")?).ok()?;
     let feature = info.get("info")?.get("features")?.get(column)?;
     if feature.get("_type")?.as_str()? != "ClassLabel" {
         return None;
     }
-    feature.get("names")?.as_array()?.iter().map(|n| n.as_str().map(String::from)).collect()
+    feature
+        .get("names")?
+        .as_array()?
+        .iter()
+        .map(|n| n.as_str().map(String::from))
+        .collect()
 }
 
-fn read_parquet(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordBatch, StageError> {
+fn read_parquet(
+    p: &LoadParams,
+    f: &SourceFile,
+    labeler: &Labeler,
+) -> Result<RecordBatch, StageError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(&f.path).map_err(|e| StageError::failed(format!("{}: cannot read: {e}", f.shown)))?;
-    let bad = |e: &dyn std::fmt::Display| StageError::failed(format!("{}: not a readable Parquet file: {e}", f.shown));
+    let file = std::fs::File::open(&f.path)
+        .map_err(|e| StageError::failed(format!("{}: cannot read: {e}", f.shown)))?;
+    let bad = |e: &dyn std::fmt::Display| {
+        StageError::failed(format!("{}: not a readable Parquet file: {e}", f.shown))
+    };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
     let schema = builder.schema().clone();
     let mut builder = builder;
     if let Some(limit) = p.limit {
         builder = builder.with_limit(limit);
     }
-    let batches = builder.build().map_err(|e| bad(&e))?.collect::<Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
+    let batches = builder
+        .build()
+        .map_err(|e| bad(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
     let batch = arrow::compute::concat_batches(&schema, &batches)?;
     let batch = match &p.columns {
         Some(cols) => {
@@ -684,7 +794,11 @@ fn read_parquet(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Rec
                 .iter()
                 .map(|c| {
                     schema.index_of(c).map_err(|_| {
-                        StageError::failed(format!("{}: no column `{c}` (columns: {})", f.shown, field_names(&schema)))
+                        StageError::failed(format!(
+                            "{}: no column `{c}` (columns: {})",
+                            f.shown,
+                            field_names(&schema)
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -704,8 +818,18 @@ fn read_parquet(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Rec
             column: labeler.column,
         },
     };
-    let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     let mut arrays = batch.columns().to_vec();
     if let (Some(_), Some(i)) = (&labeler.map, names.iter().position(|n| n == labeler.column)) {
         let col = &arrays[i];
@@ -715,16 +839,18 @@ fn read_parquet(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Rec
             ids.as_primitive::<arrow::datatypes::Int64Type>()
                 .iter()
                 .enumerate()
-                .map(|(row, v)| match v.filter(|&v| labels::int2str(map.names(), v).is_some()) {
-                    Some(v) => Ok(v),
-                    None => Err(StageError::failed(format!(
-                        "{}: row {row}: label {} is not an id of the {} labels ({})",
-                        f.shown,
-                        v.map_or("null".into(), |v| v.to_string()),
-                        map.names().len(),
-                        map.listing()
-                    ))),
-                })
+                .map(
+                    |(row, v)| match v.filter(|&v| labels::int2str(map.names(), v).is_some()) {
+                        Some(v) => Ok(v),
+                        None => Err(StageError::failed(format!(
+                            "{}: row {row}: label {} is not an id of the {} labels ({})",
+                            f.shown,
+                            v.map_or("null".into(), |v| v.to_string()),
+                            map.names().len(),
+                            map.listing()
+                        ))),
+                    },
+                )
                 .collect::<Result<_, _>>()?
         } else {
             let text = arrow::compute::cast(col, &DataType::Utf8)?;
@@ -741,10 +867,19 @@ fn read_parquet(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Rec
 }
 
 fn field_names(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn read_conll(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordBatch, StageError> {
+fn read_conll(
+    p: &LoadParams,
+    f: &SourceFile,
+    labeler: &Labeler,
+) -> Result<RecordBatch, StageError> {
     let delim = p.delimiter(Format::Conll)?;
     let bytes = read_bytes(f)?;
     let mut tokens: Vec<Vec<String>> = Vec::new();
@@ -771,7 +906,11 @@ fn read_conll(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<Recor
                 excerpt(text)
             )));
         };
-        let token = if p.strip_prefix { token.split_once(':').map_or(token, |(_, w)| w) } else { token };
+        let token = if p.strip_prefix {
+            token.split_once(':').map_or(token, |(_, w)| w)
+        } else {
+            token
+        };
         let id = labeler.id(tag.trim(), || format!("{}:{line}", f.shown))?;
         words.push(token.to_string());
         ids.push(id as i32);
@@ -795,7 +934,9 @@ fn concat(batches: Vec<RecordBatch>, limit: Option<usize>) -> Result<RecordBatch
     let schema = batches[0].schema();
     for b in &batches[1..] {
         if b.schema().fields() != schema.fields() {
-            return Err(StageError::failed("the files of one split have different columns".to_string()));
+            return Err(StageError::failed(
+                "the files of one split have different columns".to_string(),
+            ));
         }
     }
     let all = arrow::compute::concat_batches(&schema, &batches)?;
@@ -832,10 +973,21 @@ mod tests {
     #[test]
     fn delimited_splits_on_the_last_delimiter_and_maps_labels() {
         let dir = tempfile::tempdir().unwrap();
-        let f = file(dir.path(), "a.txt", b"i feel; odd;joy\r\ni am sad;sadness\n\n");
+        let f = file(
+            dir.path(),
+            "a.txt",
+            b"i feel; odd;joy\r\ni am sad;sadness\n\n",
+        );
         let b = load(&params(EMOTION), &f).unwrap();
-        assert_eq!(table::strings(&b, "text", "t").unwrap(), vec!["i feel; odd", "i am sad"]);
-        let ids: Vec<i64> = b.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        assert_eq!(
+            table::strings(&b, "text", "t").unwrap(),
+            vec!["i feel; odd", "i am sad"]
+        );
+        let ids: Vec<i64> = b
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![1, 0]);
         assert_eq!(labels::label_names(&b.schema()).unwrap()[5], "surprise");
         assert_eq!(labels::label_column(&b.schema()), Some("label"));
@@ -845,26 +997,63 @@ mod tests {
     fn bad_lines_are_named_by_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = params(EMOTION);
-        let e = load(&p, &file(dir.path(), "b.txt", b"ok;joy\nfine;joyy\n")).unwrap_err().to_string();
-        assert_eq!(e, "data/b.txt:2: unknown label `joyy` (labels: sadness, joy, love, anger, fear, surprise)");
-        let e = load(&p, &file(dir.path(), "c.txt", b"ok;joy\nno delimiter here\n")).unwrap_err().to_string();
-        assert!(e.starts_with("data/c.txt:2: expected 2 fields (text;label)"), "{e}");
-        let e = load(&p, &file(dir.path(), "d.txt", b"ok;joy\nok;joy\nbad \xff byte;joy\n")).unwrap_err().to_string();
-        assert!(e.starts_with("data/d.txt:3: invalid UTF-8 (byte 0xff"), "{e}");
-        let e = load(&p, &file(dir.path(), "e.txt", b"")).unwrap_err().to_string();
+        let e = load(&p, &file(dir.path(), "b.txt", b"ok;joy\nfine;joyy\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "data/b.txt:2: unknown label `joyy` (labels: sadness, joy, love, anger, fear, surprise)"
+        );
+        let e = load(
+            &p,
+            &file(dir.path(), "c.txt", b"ok;joy\nno delimiter here\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("data/c.txt:2: expected 2 fields (text;label)"),
+            "{e}"
+        );
+        let e = load(
+            &p,
+            &file(dir.path(), "d.txt", b"ok;joy\nok;joy\nbad \xff byte;joy\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("data/d.txt:3: invalid UTF-8 (byte 0xff"),
+            "{e}"
+        );
+        let e = load(&p, &file(dir.path(), "e.txt", b""))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "data/e.txt: the file is empty (split `train`)");
     }
 
     #[test]
     fn conll_strips_prefixes_and_ends_sentences_at_blank_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let p = params("{format: conll, strip-prefix: true, labels: [O, B-PER, I-PER], splits: {train: x}}");
-        let f = file(dir.path(), "w", b"en:John\tB-PER\nen:a:b\tO\n\n\nen:Smith\tI-PER\n");
+        let p = params(
+            "{format: conll, strip-prefix: true, labels: [O, B-PER, I-PER], splits: {train: x}}",
+        );
+        let f = file(
+            dir.path(),
+            "w",
+            b"en:John\tB-PER\nen:a:b\tO\n\n\nen:Smith\tI-PER\n",
+        );
         let b = load(&p, &f).unwrap();
-        assert_eq!(table::string_lists(&b, "tokens", "t").unwrap(), vec![vec!["John", "a:b"], vec!["Smith"]]);
-        assert_eq!(table::int_lists(&b, "ner_tags", "t").unwrap(), vec![vec![1, 0], vec![2]]);
+        assert_eq!(
+            table::string_lists(&b, "tokens", "t").unwrap(),
+            vec![vec!["John", "a:b"], vec!["Smith"]]
+        );
+        assert_eq!(
+            table::int_lists(&b, "ner_tags", "t").unwrap(),
+            vec![vec![1, 0], vec![2]]
+        );
         assert_eq!(labels::label_column(&b.schema()), Some("ner_tags"));
-        let e = load(&p, &file(dir.path(), "v", b"en:x\tB-XYZ\n")).unwrap_err().to_string();
+        let e = load(&p, &file(dir.path(), "v", b"en:x\tB-XYZ\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("data/v:1: unknown label `B-XYZ`"), "{e}");
     }
 
@@ -872,15 +1061,32 @@ mod tests {
     fn csv_and_jsonl_with_integer_labels_as_names() {
         let dir = tempfile::tempdir().unwrap();
         let p = params("{labels: [neg, pos], splits: {train: x.csv}}");
-        let b = load(&p, &file(dir.path(), "a.csv", b"text,label\n\"a, quoted\",1\nb,neg\n")).unwrap();
-        assert_eq!(table::strings(&b, "text", "t").unwrap(), vec!["a, quoted", "b"]);
-        let e = load(&p, &file(dir.path(), "b.csv", b"text,label\nx,2\n")).unwrap_err().to_string();
+        let b = load(
+            &p,
+            &file(dir.path(), "a.csv", b"text,label\n\"a, quoted\",1\nb,neg\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            table::strings(&b, "text", "t").unwrap(),
+            vec!["a, quoted", "b"]
+        );
+        let e = load(&p, &file(dir.path(), "b.csv", b"text,label\nx,2\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("data/b.csv:2: unknown label `2`"), "{e}");
         let p = params("{labels: [neg, pos], splits: {train: x.jsonl}, limit: 2}");
         let b = load(&p, &file(dir.path(), "a.jsonl", b"{\"text\": \"x\", \"label\": 1, \"n\": 2.5}\n{\"text\": \"y\", \"label\": \"neg\"}\n{\"text\": \"z\", \"label\": 0}\n")).unwrap();
         assert_eq!(b.num_rows(), 2);
-        assert_eq!(b.schema().field_with_name("n").unwrap().data_type(), &DataType::Float64);
-        let ids: Vec<i64> = b.column_by_name("label").unwrap().as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        assert_eq!(
+            b.schema().field_with_name("n").unwrap().data_type(),
+            &DataType::Float64
+        );
+        let ids: Vec<i64> = b
+            .column_by_name("label")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![1, 0]);
     }
 
@@ -898,8 +1104,16 @@ mod tests {
         assert!(e.contains("several folders (split, unsplit)"), "{e}");
         let got = select_hub_files(&listing, &BTreeMap::new(), Some("split")).unwrap();
         assert_eq!(got.keys().collect::<Vec<_>>(), vec!["train", "validation"]);
-        let pats: BTreeMap<String, String> = [("all".to_string(), "*/train-*.parquet".to_string())].into();
-        assert_eq!(select_hub_files(&listing, &pats, None).unwrap()["all"].len(), 2);
-        assert!(glob_match("a*c*e", "abcde") && !glob_match("a*c*e", "abde") && !glob_match("ab*ba", "aba"));
+        let pats: BTreeMap<String, String> =
+            [("all".to_string(), "*/train-*.parquet".to_string())].into();
+        assert_eq!(
+            select_hub_files(&listing, &pats, None).unwrap()["all"].len(),
+            2
+        );
+        assert!(
+            glob_match("a*c*e", "abcde")
+                && !glob_match("a*c*e", "abde")
+                && !glob_match("ab*ba", "aba")
+        );
     }
 }

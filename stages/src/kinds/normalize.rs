@@ -75,7 +75,11 @@ enum CompiledOp {
 }
 
 impl Compiled {
-    fn new(p: &NormalizeParams, root: &std::path::Path, offline: bool) -> Result<Compiled, StageError> {
+    fn new(
+        p: &NormalizeParams,
+        root: &std::path::Path,
+        offline: bool,
+    ) -> Result<Compiled, StageError> {
         match (&p.from_tokenizer, p.ops.is_empty()) {
             (Some(_), false) | (None, true) => Err(StageError::param(
                 "ops",
@@ -106,9 +110,9 @@ impl Compiled {
             Compiled::Tokenizer(t) => {
                 let mut n = NormalizedString::from(text);
                 if let Some(normalizer) = t.tokenizer.get_normalizer() {
-                    normalizer
-                        .normalize(&mut n)
-                        .map_err(|e| StageError::failed(format!("the tokenizer's normalizer failed: {e}")))?;
+                    normalizer.normalize(&mut n).map_err(|e| {
+                        StageError::failed(format!("the tokenizer's normalizer failed: {e}"))
+                    })?;
                 }
                 Ok(n.get().to_string())
             }
@@ -142,11 +146,14 @@ impl Stage for Normalize {
     /// Bump when an operation's output changes.
     const VERSION: u32 = 1;
     const INPUTS: Arity = Arity::One;
-    const SUMMARY: &'static str = "Unicode/lowercase/accent/regex normalization, or a pretrained tokenizer's normalizer";
+    const SUMMARY: &'static str =
+        "Unicode/lowercase/accent/regex normalization, or a pretrained tokenizer's normalizer";
 
     fn externals(p: &NormalizeParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         match &p.from_tokenizer {
-            Some(spec) => Ok(vec![pretrained::resolve_env(spec, env, "from-tokenizer")?.external("from-tokenizer")]),
+            Some(spec) => Ok(vec![
+                pretrained::resolve_env(spec, env, "from-tokenizer")?.external("from-tokenizer"),
+            ]),
             None => {
                 Compiled::new(p, env.root, true)?; // checks the ops and regexes now
                 Ok(Vec::new())
@@ -164,10 +171,16 @@ impl Stage for Normalize {
             let texts = table::strings(batch, &p.column, split)?;
             let normalized = {
                 use rayon::prelude::*;
-                texts.par_iter().map(|t| compiled.apply(t)).collect::<Result<Vec<_>, _>>()?
+                texts
+                    .par_iter()
+                    .map(|t| compiled.apply(t))
+                    .collect::<Result<Vec<_>, _>>()?
             };
             let array = std::sync::Arc::new(arrow::array::StringArray::from(normalized));
-            output.tables.insert(split.clone(), table::with_columns(batch, vec![(p.output.as_str(), array)], &[])?);
+            output.tables.insert(
+                split.clone(),
+                table::with_columns(batch, vec![(p.output.as_str(), array)], &[])?,
+            );
             ctx.progress.advance(1);
         }
         Ok(output)
@@ -185,8 +198,13 @@ mod tests {
 
     #[test]
     fn operations_apply_in_order() {
-        let c = ops(r"{ops: [nfkc, lowercase, strip-accents, strip, {replace: {pattern: '\s+', with: ' '}}]}");
-        assert_eq!(c.apply("  Ｃafé  Crème\t\tBRÛLÉE ").unwrap(), "cafe creme brulee");
+        let c = ops(
+            r"{ops: [nfkc, lowercase, strip-accents, strip, {replace: {pattern: '\s+', with: ' '}}]}",
+        );
+        assert_eq!(
+            c.apply("  Ｃafé  Crème\t\tBRÛLÉE ").unwrap(),
+            "cafe creme brulee"
+        );
         assert_eq!(ops("{ops: [nfd]}").apply("é").unwrap().chars().count(), 2);
         assert_eq!(ops("{ops: [nfc]}").apply("e\u{301}").unwrap(), "é");
         assert_eq!(ops("{ops: [nfkd]}").apply("ﬁ").unwrap(), "fi");
@@ -196,8 +214,14 @@ mod tests {
     fn needs_exactly_one_of_ops_and_from_tokenizer() {
         let p: NormalizeParams = crate::params_from_yaml("{}");
         assert!(Compiled::new(&p, std::path::Path::new("."), true).is_err());
-        let p: NormalizeParams = crate::params_from_yaml("{ops: [{replace: {pattern: '(', with: ''}}]}");
-        let e = Compiled::new(&p, std::path::Path::new("."), true).err().unwrap();
-        assert!(matches!(e, StageError::Param { ref field, .. } if field == "ops.0"), "{e}");
+        let p: NormalizeParams =
+            crate::params_from_yaml("{ops: [{replace: {pattern: '(', with: ''}}]}");
+        let e = Compiled::new(&p, std::path::Path::new("."), true)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(e, StageError::Param { ref field, .. } if field == "ops.0"),
+            "{e}"
+        );
     }
 }

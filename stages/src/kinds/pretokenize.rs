@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::metaspace::Metaspace;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
-use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, PreTokenizerWrapper};
+use tokenizers::{
+    OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, PreTokenizerWrapper,
+};
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
 use crate::pretrained::{self, Pretrained};
@@ -53,13 +55,20 @@ fn whitespace() -> Method {
     Method::Whitespace
 }
 
+/// The words of a text and their character spans.
+type Words = (Vec<String>, Vec<(usize, usize)>);
+
 enum Splitter {
     Builtin(PreTokenizerWrapper),
     Pretrained(Box<Pretrained>),
 }
 
 impl Splitter {
-    fn new(p: &PretokenizeParams, root: &std::path::Path, offline: bool) -> Result<Splitter, StageError> {
+    fn new(
+        p: &PretokenizeParams,
+        root: &std::path::Path,
+        offline: bool,
+    ) -> Result<Splitter, StageError> {
         match (p.method, &p.tokenizer) {
             (Method::FromTokenizer, Some(spec)) => {
                 let model = pretrained::resolve(spec, root, offline, "tokenizer")?;
@@ -82,7 +91,7 @@ impl Splitter {
     }
 
     /// The words of `text` with their character spans in it.
-    fn split(&self, text: &str) -> Result<(Vec<String>, Vec<(usize, usize)>), StageError> {
+    fn split(&self, text: &str) -> Result<Words, StageError> {
         let mut pre = PreTokenizedString::from(text);
         let res = match self {
             Splitter::Builtin(p) => p.pre_tokenize(&mut pre),
@@ -110,13 +119,14 @@ impl Stage for Pretokenize {
     /// Bump when the words or offsets produced change.
     const VERSION: u32 = 1;
     const INPUTS: Arity = Arity::One;
-    const SUMMARY: &'static str = "splits text into words (whitespace, bert, metaspace or a tokenizer's) with offsets";
+    const SUMMARY: &'static str =
+        "splits text into words (whitespace, bert, metaspace or a tokenizer's) with offsets";
 
     fn externals(p: &PretokenizeParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         match (&p.tokenizer, p.method) {
-            (Some(spec), Method::FromTokenizer) => {
-                Ok(vec![pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer")])
-            }
+            (Some(spec), Method::FromTokenizer) => Ok(vec![
+                pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer"),
+            ]),
             _ => {
                 Splitter::new(p, env.root, true)?; // checks method/tokenizer agree
                 Ok(Vec::new())
@@ -144,8 +154,13 @@ impl Stage for Pretokenize {
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .unzip();
-            let columns = vec![("words", table::list_utf8(&words)), ("word_offsets", table::list_spans(&spans))];
-            output.tables.insert(split.clone(), table::with_columns(batch, columns, &[])?);
+            let columns = vec![
+                ("words", table::list_utf8(&words)),
+                ("word_offsets", table::list_spans(&spans)),
+            ];
+            output
+                .tables
+                .insert(split.clone(), table::with_columns(batch, columns, &[])?);
             ctx.progress.advance(1);
         }
         Ok(output)
@@ -158,7 +173,10 @@ mod tests {
 
     fn split(method: &str, text: &str) -> (Vec<String>, Vec<(usize, usize)>) {
         let p: PretokenizeParams = crate::params_from_yaml(&format!("{{method: {method}}}"));
-        Splitter::new(&p, std::path::Path::new("."), true).unwrap().split(text).unwrap()
+        Splitter::new(&p, std::path::Path::new("."), true)
+            .unwrap()
+            .split(text)
+            .unwrap()
     }
 
     #[test]

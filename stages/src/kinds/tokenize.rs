@@ -126,7 +126,11 @@ impl Encoded {
         Encoded {
             ids: e.get_ids().iter().map(|&i| i as i32).collect(),
             type_ids: e.get_type_ids().iter().map(|&i| i as i8).collect(),
-            word_ids: e.get_word_ids().iter().map(|w| w.map_or(-1, |w| w as i32)).collect(),
+            word_ids: e
+                .get_word_ids()
+                .iter()
+                .map(|w| w.map_or(-1, |w| w as i32))
+                .collect(),
             offsets: e.get_offsets().to_vec(),
             tokens: e.get_tokens().to_vec(),
             truncated: !e.get_overflowing().is_empty(),
@@ -141,7 +145,11 @@ enum Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn read(p: &TokenizeParams, batch: &'a RecordBatch, split: &str) -> Result<Rows<'a>, StageError> {
+    fn read(
+        p: &TokenizeParams,
+        batch: &'a RecordBatch,
+        split: &str,
+    ) -> Result<Rows<'a>, StageError> {
         let column = p.column_for(batch);
         Ok(if p.is_split_into_words {
             Rows::Words(table::string_lists(batch, &column, split)?)
@@ -197,7 +205,11 @@ impl Vocab {
             .chain(distinct.into_iter().map(|(t, _)| t))
             .map(String::from)
             .collect();
-        let index = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as i32)).collect();
+        let index = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as i32))
+            .collect();
         Vocab { tokens, index }
     }
 
@@ -247,26 +259,46 @@ fn units<'a>(chars: bool, row: &RowRef<'a>) -> Vec<Unit<'a>> {
                     start_byte = bi;
                 }
                 if !chars && space && in_word {
-                    out.push(Unit { text: &text[start_byte..bi], span: (start_char, ci), word });
+                    out.push(Unit {
+                        text: &text[start_byte..bi],
+                        span: (start_char, ci),
+                        word,
+                    });
                 }
                 in_word = !space;
                 if chars {
                     let w = if space { -1 } else { word };
-                    out.push(Unit { text: &text[bi..bi + c.len_utf8()], span: (ci, ci + 1), word: w });
+                    out.push(Unit {
+                        text: &text[bi..bi + c.len_utf8()],
+                        span: (ci, ci + 1),
+                        word: w,
+                    });
                 }
             }
             if !chars && in_word {
-                out.push(Unit { text: &text[start_byte..], span: (start_char, n), word });
+                out.push(Unit {
+                    text: &text[start_byte..],
+                    span: (start_char, n),
+                    word,
+                });
             }
         }
         RowRef::Words(words) => {
             for (wi, w) in words.iter().enumerate() {
                 if chars {
                     for (ci, (bi, c)) in w.char_indices().enumerate() {
-                        out.push(Unit { text: &w[bi..bi + c.len_utf8()], span: (ci, ci + 1), word: wi as i32 });
+                        out.push(Unit {
+                            text: &w[bi..bi + c.len_utf8()],
+                            span: (ci, ci + 1),
+                            word: wi as i32,
+                        });
                     }
                 } else {
-                    out.push(Unit { text: w, span: (0, w.chars().count()), word: wi as i32 });
+                    out.push(Unit {
+                        text: w,
+                        span: (0, w.chars().count()),
+                        word: wi as i32,
+                    });
                 }
             }
         }
@@ -297,7 +329,10 @@ fn encode_simple(chars: bool, vocab: &Vocab, row: &RowRef, max_length: Option<us
         type_ids: Vec::new(),
         word_ids: units.iter().map(|u| u.word).collect(),
         offsets: units.iter().map(|u| u.span).collect(),
-        tokens: units.iter().map(|u| vocab.token(vocab.id(u.text)).to_string()).collect(),
+        tokens: units
+            .iter()
+            .map(|u| vocab.token(vocab.id(u.text)).to_string())
+            .collect(),
         truncated,
     }
 }
@@ -316,11 +351,14 @@ impl Stage for Tokenize {
     /// Bump when the stored columns change.
     const VERSION: u32 = 1;
     const INPUTS: Arity = Arity::One;
-    const SUMMARY: &'static str = "text or words to token ids (a pretrained tokenizer.json, or char/word vocabularies)";
+    const SUMMARY: &'static str =
+        "text or words to token ids (a pretrained tokenizer.json, or char/word vocabularies)";
 
     fn externals(p: &TokenizeParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         match p.which() {
-            Which::Model(spec) => Ok(vec![pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer")]),
+            Which::Model(spec) => Ok(vec![
+                pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer"),
+            ]),
             Which::Char | Which::Word => Ok(Vec::new()),
         }
     }
@@ -340,7 +378,9 @@ impl Stage for Tokenize {
                         None => {
                             return Err(StageError::param(
                                 "max-length",
-                                format!("`{spec}` declares no model_max_length: set `max-length:` (or `truncation: false`)"),
+                                format!(
+                                    "`{spec}` declares no model_max_length: set `max-length:` (or `truncation: false`)"
+                                ),
                                 None,
                             ));
                         }
@@ -350,27 +390,49 @@ impl Stage for Tokenize {
                 };
                 t.set_truncation(max_length)?;
                 let pad_id = t.tokenizer.get_padding().map(|p| p.pad_id).or_else(|| {
-                    ["[PAD]", "<pad>", "<|endoftext|>"].iter().find_map(|s| t.tokenizer.token_to_id(s))
+                    ["[PAD]", "<pad>", "<|endoftext|>"]
+                        .iter()
+                        .find_map(|s| t.tokenizer.token_to_id(s))
                 });
                 let vocab_size = t.tokenizer.get_vocab_size(true);
                 for (split, batch) in &input.tables {
+                    let started = std::time::Instant::now();
                     let rows = Rows::read(p, batch, split)?;
                     let mut encoded = Vec::with_capacity(rows.len());
                     for start in (0..rows.len()).step_by(CHUNK) {
                         ctx.check_cancelled()?;
                         let end = (start + CHUNK).min(rows.len());
                         let inputs: Vec<EncodeInput> = match &rows {
-                            Rows::Text(texts) => texts[start..end].iter().map(|&s| s.into()).collect(),
-                            Rows::Words(words) => words[start..end].iter().map(|w| w.clone().into()).collect(),
+                            Rows::Text(texts) => {
+                                texts[start..end].iter().map(|&s| s.into()).collect()
+                            }
+                            Rows::Words(words) => {
+                                words[start..end].iter().map(|w| w.clone().into()).collect()
+                            }
                         };
                         let encodings = t
                             .tokenizer
                             .encode_batch_char_offsets(inputs, p.add_special_tokens)
-                            .map_err(|e| StageError::failed(format!("split `{split}`: tokenization failed: {e}")))?;
+                            .map_err(|e| {
+                                StageError::failed(format!(
+                                    "split `{split}`: tokenization failed: {e}"
+                                ))
+                            })?;
                         encoded.extend(encodings.iter().map(Encoded::from_encoding));
                         ctx.progress.advance((end - start) as u64);
                     }
-                    let table = store(p, batch, &encoded, t.has_token_type_ids, pad_id, vocab_size)?;
+                    let encoded_s = started.elapsed().as_secs_f64();
+                    let table =
+                        store(p, batch, &encoded, t.has_token_type_ids, pad_id, vocab_size)?;
+                    // A log line, not a metric: metrics must be deterministic (`cairn verify`).
+                    tracing::info!(
+                        stage = ctx.stage,
+                        split = split.as_str(),
+                        rows = rows.len(),
+                        encode_s = encoded_s,
+                        total_s = started.elapsed().as_secs_f64(),
+                        "tokenized"
+                    );
                     record_metrics(&mut output, split, &encoded);
                     output.tables.insert(split.clone(), table);
                 }
@@ -384,7 +446,10 @@ impl Stage for Tokenize {
                         format!(
                             "the input has no split `{}` to build the vocabulary from (splits: {})",
                             p.vocab_split,
-                            have.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                            have.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         None,
                     ));
@@ -398,17 +463,27 @@ impl Stage for Tokenize {
                     // One token per line: a newline character cannot be written as itself.
                     writeln!(f, "{}", t.replace('\n', "\\n"))?;
                 }
-                output.metrics.insert("vocab_size".into(), vocab.len().into());
+                output
+                    .metrics
+                    .insert("vocab_size".into(), vocab.len().into());
                 let max_length = if p.truncation { p.max_length } else { None };
                 for (split, batch) in &input.tables {
                     use rayon::prelude::*;
                     ctx.check_cancelled()?;
                     let rows = Rows::read(p, batch, split)?;
                     let refs = row_refs(&rows);
-                    let encoded: Vec<Encoded> =
-                        refs.par_iter().map(|r| encode_simple(chars, &vocab, r, max_length)).collect();
-                    let unk = encoded.iter().flat_map(|e| &e.ids).filter(|&&i| i == 1).count();
-                    output.metrics.insert(format!("unk_tokens.{split}"), unk.into());
+                    let encoded: Vec<Encoded> = refs
+                        .par_iter()
+                        .map(|r| encode_simple(chars, &vocab, r, max_length))
+                        .collect();
+                    let unk = encoded
+                        .iter()
+                        .flat_map(|e| &e.ids)
+                        .filter(|&&i| i == 1)
+                        .count();
+                    output
+                        .metrics
+                        .insert(format!("unk_tokens.{split}"), unk.into());
                     let table = store(p, batch, &encoded, false, Some(0), vocab.len())?;
                     record_metrics(&mut output, split, &encoded);
                     output.tables.insert(split.clone(), table);
@@ -424,9 +499,15 @@ fn record_metrics(output: &mut Output, split: &str, encoded: &[Encoded]) {
     let total: usize = encoded.iter().map(|e| e.ids.len()).sum();
     let max = encoded.iter().map(|e| e.ids.len()).max().unwrap_or(0);
     let truncated = encoded.iter().filter(|e| e.truncated).count();
-    output.metrics.insert(format!("tokens.{split}"), total.into());
-    output.metrics.insert(format!("max_tokens.{split}"), max.into());
-    output.metrics.insert(format!("truncated.{split}"), truncated.into());
+    output
+        .metrics
+        .insert(format!("tokens.{split}"), total.into());
+    output
+        .metrics
+        .insert(format!("max_tokens.{split}"), max.into());
+    output
+        .metrics
+        .insert(format!("truncated.{split}"), truncated.into());
 }
 
 /// The input batch plus the token columns.
@@ -441,7 +522,10 @@ fn store(
     let ids: Vec<Vec<i32>> = encoded.iter().map(|e| e.ids.clone()).collect();
     let mask: Vec<Vec<i8>> = encoded.iter().map(|e| vec![1i8; e.ids.len()]).collect();
     let word_ids: Vec<Vec<i32>> = encoded.iter().map(|e| e.word_ids.clone()).collect();
-    let mut columns = vec![("input_ids", table::list_i32(&ids)), ("attention_mask", table::list_i8(&mask))];
+    let mut columns = vec![
+        ("input_ids", table::list_i32(&ids)),
+        ("attention_mask", table::list_i8(&mask)),
+    ];
     if type_ids {
         let t: Vec<Vec<i8>> = encoded.iter().map(|e| e.type_ids.clone()).collect();
         columns.push(("token_type_ids", table::list_i8(&t)));
@@ -470,7 +554,10 @@ mod tests {
     fn char_tokenizer_is_the_chapters_numericalization() {
         // The chapter: `token2idx = {ch: idx for idx, ch in enumerate(sorted(set(text)))}`.
         let text = "Tokenizing text is a core task of NLP.";
-        let vocab = Vocab::build(units(true, &RowRef::Text(text)).iter().map(|u| u.text), None);
+        let vocab = Vocab::build(
+            units(true, &RowRef::Text(text)).iter().map(|u| u.text),
+            None,
+        );
         let mut distinct: Vec<char> = text.chars().collect();
         distinct.sort();
         distinct.dedup();
@@ -492,7 +579,10 @@ mod tests {
     #[test]
     fn word_tokenizer_splits_on_whitespace_and_caps_the_vocabulary() {
         let texts = ["the cat sat", "the  dog sat", "a cat"];
-        let all: Vec<Unit> = texts.iter().flat_map(|t| units(false, &RowRef::Text(t))).collect();
+        let all: Vec<Unit> = texts
+            .iter()
+            .flat_map(|t| units(false, &RowRef::Text(t)))
+            .collect();
         let vocab = Vocab::build(all.iter().map(|u| u.text), None);
         assert_eq!(vocab.tokens, [PAD, UNK, "a", "cat", "dog", "sat", "the"]);
         let e = encode_simple(false, &vocab, &RowRef::Text(" the  bird sat"), None);
@@ -503,7 +593,10 @@ mod tests {
         // ties in sorted order keep cat and sat).
         let small = Vocab::build(all.iter().map(|u| u.text), Some(4));
         assert_eq!(small.tokens, [PAD, UNK, "cat", "sat"]);
-        assert_eq!(encode_simple(false, &small, &RowRef::Text("the cat"), None).ids, [1, 2]);
+        assert_eq!(
+            encode_simple(false, &small, &RowRef::Text("the cat"), None).ids,
+            [1, 2]
+        );
         // Truncation.
         let e = encode_simple(false, &vocab, &RowRef::Text("the cat sat"), Some(2));
         assert_eq!((e.ids.len(), e.truncated), (2, true));
