@@ -609,3 +609,103 @@ fn missing_model_offline_lists_the_files_and_says_what_to_do() {
     );
     assert!(run.stderr.contains("scripts/setup.sh"), "{}", run.stderr);
 }
+
+/// `hf://` datasets come from the Hugging Face cache when offline: the split files of one
+/// folder, and the dataset's own `ClassLabel` names when `labels:` is not given.
+#[test]
+fn hub_dataset_loads_offline_from_the_hf_cache() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let p = Project::new();
+    let snapshot =
+        p.path("hub/datasets--me--toy/snapshots/0123456789abcdef0123456789abcdef01234567");
+    p.write(
+        "hub/datasets--me--toy/refs/main",
+        "0123456789abcdef0123456789abcdef01234567",
+    );
+    let features = r#"{"info": {"features": {"text": {"dtype": "string", "_type": "Value"}, "label": {"names": ["neg", "pos"], "_type": "ClassLabel"}}}}"#;
+    let table = |texts: Vec<&str>, labels: Vec<i64>| {
+        let schema = Schema::new(vec![
+            Field::new("text", DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+        ])
+        .with_metadata(std::collections::HashMap::from([(
+            "huggingface".to_string(),
+            features.to_string(),
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(texts)),
+                Arc::new(Int64Array::from(labels)),
+            ],
+        )
+        .unwrap();
+        cairn::tables::to_parquet(&batch).unwrap()
+    };
+    std::fs::create_dir_all(snapshot.join("split")).unwrap();
+    std::fs::create_dir_all(snapshot.join("unsplit")).unwrap();
+    std::fs::write(
+        snapshot.join("split/train-00000-of-00001.parquet"),
+        table(vec!["good", "bad"], vec![1, 0]),
+    )
+    .unwrap();
+    std::fs::write(
+        snapshot.join("split/test-00000-of-00001.parquet"),
+        table(vec!["fine"], vec![1]),
+    )
+    .unwrap();
+    std::fs::write(
+        snapshot.join("unsplit/train-00000-of-00001.parquet"),
+        table(vec!["x"], vec![0]),
+    )
+    .unwrap();
+    let hub = p.path("hub");
+
+    p.write(
+        "p.yaml",
+        "name: hub\nstages:\n  load: {kind: load, source: 'hf://me/toy'}\n",
+    );
+    let run = p.cairn(&["--offline", "run", "p.yaml"], &[("HF_HUB_CACHE", &hub)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("several folders (split, unsplit): choose one with `config:`"),
+        "{}",
+        run.stderr
+    );
+
+    p.write(
+        "p.yaml",
+        "name: hub\nstages:\n  load: {kind: load, source: 'hf://me/toy', config: split}\n",
+    );
+    let run = p.cairn(&["--offline", "run", "p.yaml"], &[("HF_HUB_CACHE", &hub)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let train = p.table("hub", "load", "train");
+    assert_eq!(
+        table::strings(&train, "text", "train").unwrap(),
+        ["good", "bad"]
+    );
+    assert_eq!(
+        labels::label_names(&train.schema()),
+        Some(vec!["neg".to_string(), "pos".to_string()])
+    );
+    assert_eq!(p.table("hub", "load", "test").num_rows(), 1);
+
+    // Not in the cache and offline: says so and what to do.
+    p.write(
+        "p.yaml",
+        "name: hub\nstages:\n  load: {kind: load, source: 'hf://me/other'}\n",
+    );
+    let run = p.cairn(&["--offline", "run", "p.yaml"], &[("HF_HUB_CACHE", &hub)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dataset `me/other` is not in the Hugging Face cache"),
+        "{}",
+        run.stderr
+    );
+}
