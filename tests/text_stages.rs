@@ -370,14 +370,17 @@ fn align_labels_keeps_the_tag_on_the_first_sub_word_only() {
 name: ner
 stages:
   load: {{kind: load, format: conll, strip-prefix: true, labels: {NER_TAGS}, splits: {{train: ner.txt}}}}
-  tok: {{kind: tokenize, inputs: [load], tokenizer: {MODEL}, is-split-into-words: true, return-tokens: true}}
+  tok: {{kind: tokenize, inputs: [load], tokenizer: {MODEL}, is-split-into-words: true, return-tokens: true, tokens-column: subwords}}
   first: {{kind: align-labels, inputs: [tok]}}
   all: {{kind: align-labels, inputs: [tok], label-all-tokens: true}}
 "#
     ))
     .ok();
     let first = p.table("ner", "first", "train");
-    let tokens = table::string_lists(&first, "tokens", "train").unwrap();
+    let tokens = table::string_lists(&first, "subwords", "train").unwrap();
+    // The words stay as loaded.
+    let words = table::string_lists(&first, "tokens", "train").unwrap();
+    assert_eq!(words[0], ["Karl", "Ove", "Knausgård", "wrote"]);
     let shown: Vec<(&str, i64)> = tokens[0]
         .iter()
         .copied()

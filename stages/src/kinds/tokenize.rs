@@ -12,7 +12,8 @@
 //! - `offsets: list<struct<start: int32, end: int32>>` (unless `return-offsets: false`): each
 //!   token's span in characters, end exclusive; in the text, or with `is-split-into-words`
 //!   in its word (as `transformers` does); `(0, 0)` for special tokens;
-//! - `tokens: list<utf8>` with `return-tokens: true`.
+//! - `tokens: list<utf8>` (the token strings) with `return-tokens: true`; named by
+//!   `tokens-column`, since CoNLL data already has a `tokens` column (its words).
 //!
 //! Schema metadata: `cairn.pad-token-id` and `cairn.vocab-size` (decimal), for consumers that
 //! pad and embed. `char` / `word` also write their vocabulary to the file output `vocab.txt`
@@ -62,9 +63,13 @@ pub struct TokenizeParams {
     /// `model_max_length` (512 for all-MiniLM-L6-v2); for `char` / `word`, no limit.
     #[serde(default)]
     pub max_length: Option<usize>,
-    /// Also store the token strings (`tokens` column). Default false.
+    /// Also store the token strings (in `tokens-column`). Default false.
     #[serde(default)]
     pub return_tokens: bool,
+    /// The column for the token strings with `return-tokens`. Default `tokens`. It must not
+    /// exist in the input (CoNLL data has its words in `tokens`: choose e.g. `subwords`).
+    #[serde(default = "tokens")]
+    pub tokens_column: String,
     /// Store the `offsets` column. Default true.
     #[serde(default = "yes")]
     pub return_offsets: bool,
@@ -83,6 +88,9 @@ fn yes() -> bool {
 fn train() -> String {
     "train".into()
 }
+fn tokens() -> String {
+    "tokens".into()
+}
 
 /// What `tokenizer:` names.
 enum Which<'a> {
@@ -98,6 +106,21 @@ impl TokenizeParams {
             "word" => Which::Word,
             other => Which::Model(other),
         }
+    }
+
+    /// Refuses to overwrite an input column with the token strings.
+    fn check_tokens_column(&self, batch: &RecordBatch, split: &str) -> Result<(), StageError> {
+        if self.return_tokens && batch.column_by_name(&self.tokens_column).is_some() {
+            return Err(StageError::param(
+                "tokens-column",
+                format!(
+                    "split `{split}` already has a column `{}`; the token strings would replace it",
+                    self.tokens_column
+                ),
+                Some("set `tokens-column:` to a new name, e.g. `tokens-column: subwords`".into()),
+            ));
+        }
+        Ok(())
     }
 
     fn column_for(&self, batch: &RecordBatch) -> String {
@@ -150,6 +173,7 @@ impl<'a> Rows<'a> {
         batch: &'a RecordBatch,
         split: &str,
     ) -> Result<Rows<'a>, StageError> {
+        p.check_tokens_column(batch, split)?;
         let column = p.column_for(batch);
         Ok(if p.is_split_into_words {
             Rows::Words(table::string_lists(batch, &column, split)?)
@@ -537,7 +561,7 @@ fn store(
     }
     if p.return_tokens {
         let t: Vec<Vec<String>> = encoded.iter().map(|e| e.tokens.clone()).collect();
-        columns.push(("tokens", table::list_utf8(&t)));
+        columns.push((p.tokens_column.as_str(), table::list_utf8(&t)));
     }
     let mut meta = vec![(VOCAB_SIZE_KEY, vocab_size.to_string())];
     if let Some(pad) = pad_id {
@@ -600,6 +624,25 @@ mod tests {
         // Truncation.
         let e = encode_simple(false, &vocab, &RowRef::Text("the cat sat"), Some(2));
         assert_eq!((e.ids.len(), e.truncated), (2, true));
+    }
+
+    #[test]
+    fn token_strings_never_replace_an_input_column() {
+        let batch =
+            RecordBatch::try_from_iter([("tokens", table::list_utf8(&[vec!["John", "Smith"]]))])
+                .unwrap();
+        let p: TokenizeParams = crate::params_from_yaml(
+            "{tokenizer: word, is-split-into-words: true, return-tokens: true}",
+        );
+        let e = Rows::read(&p, &batch, "train").err().unwrap();
+        assert!(
+            matches!(e, StageError::Param { ref field, .. } if field == "tokens-column"),
+            "{e}"
+        );
+        let p: TokenizeParams = crate::params_from_yaml(
+            "{tokenizer: word, is-split-into-words: true, return-tokens: true, tokens-column: subwords}",
+        );
+        assert!(Rows::read(&p, &batch, "train").is_ok());
     }
 
     #[test]
