@@ -96,6 +96,9 @@ enum Command {
         /// Only these columns (comma-separated or repeated).
         #[arg(long, value_delimiter = ',')]
         columns: Vec<String>,
+        /// Summarise the table instead (class distribution, words per text by class).
+        #[arg(long)]
+        stats: bool,
     },
     /// Print the metrics recorded in the manifest.
     Metrics {
@@ -292,10 +295,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             split,
             head,
             columns,
+            stats,
         } => {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
-            show_stage(&p, &cache, &stage, split, head, &columns)
+            let view = if stats {
+                View::Stats
+            } else {
+                View::Head(head, columns)
+            };
+            show_stage(&p, &cache, &stage, split, view)
         }
         Command::Metrics { pipeline, json } => {
             let p = Pipeline::load(&pipeline, offline)?;
@@ -393,13 +402,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `cairn show` prints of a table.
+enum View {
+    Head(usize, Vec<String>),
+    Stats,
+}
+
 fn show_stage(
     p: &Pipeline,
     cache: &Cache,
     stage: &str,
     split: Option<String>,
-    head: usize,
-    columns: &[String],
+    view: View,
 ) -> anyhow::Result<ExitCode> {
     let Some(index) = p.index_of(stage) else {
         anyhow::bail!("`{stage}` is not a stage of {}", p.file.display());
@@ -449,8 +463,14 @@ fn show_stage(
     })?;
     let batch = tables::from_parquet(bytes)?;
     println!("# {stage} / {split}");
-    print!("{}", show::metadata(&batch));
-    print!("{}", show::head(&batch, head, columns)?);
+    match view {
+        View::Head(head, columns) => {
+            print!("{}", show::metadata(&batch));
+            print!("{}", show::head(&batch, head, &columns)?);
+        }
+        // What a summary means depends on the data, so the stages crate writes it.
+        View::Stats => print!("{}", cairn_stages::inspect::describe(&batch)),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

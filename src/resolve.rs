@@ -218,7 +218,7 @@ pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnosti
         _ => Path::new("."),
     };
     let root = match &raw.root {
-        Some(rel) => base.join(rel),
+        Some(rel) => lexical_normalize(&base.join(rel)),
         None => base.to_path_buf(),
     };
     if !root.is_dir() {
@@ -539,6 +539,26 @@ fn resolve_stage(
         externals,
         device,
     })
+}
+
+/// `pipelines/..` → `.` without touching the filesystem (so messages show short paths).
+fn lexical_normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
 }
 
 fn known_kinds_hint() -> String {

@@ -78,7 +78,7 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
 fn abbreviate(text: &str) -> String {
     let one_line = text.replace('\n', "\\n");
     if one_line.starts_with('[') && one_line.ends_with(']') {
-        let items: Vec<&str> = one_line[1..one_line.len() - 1].split(", ").collect();
+        let items = top_level_items(&one_line[1..one_line.len() - 1]);
         if items.len() > 6 {
             return format!(
                 "[{}, {}, {}, …, {}] ({})",
@@ -100,6 +100,27 @@ fn abbreviate(text: &str) -> String {
     }
 }
 
+/// Splits `a, {b, c}, [d, e]` at the commas outside braces and brackets.
+fn top_level_items(inner: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in inner.char_indices() {
+        match ch {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !inner.trim().is_empty() {
+        items.push(inner[start..].trim());
+    }
+    items
+}
+
 /// Schema metadata (e.g. label names) worth showing above the rows.
 pub fn metadata(batch: &RecordBatch) -> String {
     let schema = batch.schema();
@@ -118,6 +139,12 @@ mod tests {
     fn long_vectors_and_text_are_cut() {
         assert_eq!(abbreviate("[1, 2, 3, 4, 5, 6, 7]"), "[1, 2, 3, …, 7] (7)");
         assert_eq!(abbreviate("short"), "short");
+        assert_eq!(
+            abbreviate(
+                "[{a: 1, b: 2}, {a: 3, b: 4}, {a: 5, b: 6}, {a: 7, b: 8}, {a: 9, b: 9}, {a: 0, b: 0}, {a: 1, b: 1}]"
+            ),
+            "[{a: 1, b: 2}, {a: 3, b: 4}, {a: 5, b: 6}, …, {a: 1, b: 1}] (7)"
+        );
         assert!(abbreviate(&"x".repeat(100)).ends_with('…'));
     }
 }

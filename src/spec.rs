@@ -243,7 +243,7 @@ mod tests {
         );
         assert_eq!(
             loc.value(&["stages", "a", "inputs", "1"]),
-            Some(Pos { line: 5, col: 16 })
+            Some(Pos { line: 5, col: 17 })
         );
     }
 }
