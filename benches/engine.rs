@@ -10,7 +10,9 @@ const RUNS: usize = 20;
 
 fn cairn(dir: &Path, args: &[&str], debug: bool) -> (f64, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(args).current_dir(dir).env_remove("CAIRN_CACHE_DIR");
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("CAIRN_CACHE_DIR");
     if debug {
         cmd.env("RUST_LOG", "debug");
     } else {
@@ -19,7 +21,11 @@ fn cairn(dir: &Path, args: &[&str], debug: bool) -> (f64, String) {
     let start = Instant::now();
     let out = cmd.output().expect("run cairn");
     let secs = start.elapsed().as_secs_f64();
-    assert!(out.status.success(), "cairn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (secs, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -45,10 +51,18 @@ fn main() {
             i += 1;
         }
     }
-    let mut stages = String::from("name: bench\nstages:\n  src: { kind: test-source, file: big.txt, rows: 1000 }\n");
+    let mut stages = String::from(
+        "name: bench\nstages:\n  src: { kind: test-source, file: big.txt, rows: 1000 }\n",
+    );
     for k in 1..=10 {
-        let input = if k <= 5 { "src".to_string() } else { format!("m{}", k - 5) };
-        stages.push_str(&format!("  m{k}: {{ kind: test-map, inputs: [{input}], add: {k} }}\n"));
+        let input = if k <= 5 {
+            "src".to_string()
+        } else {
+            format!("m{}", k - 5)
+        };
+        stages.push_str(&format!(
+            "  m{k}: {{ kind: test-map, inputs: [{input}], add: {k} }}\n"
+        ));
     }
     std::fs::write(dir.path().join("pipeline.yaml"), stages).unwrap();
 
@@ -59,7 +73,9 @@ fn main() {
     let (second, _) = cairn(dir.path(), &["run", "pipeline.yaml"], false);
 
     let (_, log) = cairn(dir.path(), &["run", "pipeline.yaml"], true);
-    let rehashed = log.lines().any(|l| l.contains("hashing") && l.contains("big.txt"));
+    let rehashed = log
+        .lines()
+        .any(|l| l.contains("hashing") && l.contains("big.txt"));
 
     let mut run = Vec::new();
     let mut status = Vec::new();
@@ -70,12 +86,28 @@ fn main() {
     let (rm, rmin, rmax) = stats(run);
     let (sm, smin, smax) = stats(status);
     println!("engine overhead, 11 stages, 1 GiB declared input, {RUNS} runs each");
-    println!("first run (hashes 1 GiB, runs 11 stages): {:.0} ms; second run: {:.0} ms", cold * 1e3, second * 1e3);
+    println!(
+        "first run (hashes 1 GiB, runs 11 stages): {:.0} ms; second run: {:.0} ms",
+        cold * 1e3,
+        second * 1e3
+    );
     println!("| command | median | min | max | target | ratio to target |");
     println!("|---|---|---|---|---|---|");
-    for (name, m, lo, hi) in [("cairn run (no-op)", rm, rmin, rmax), ("cairn status", sm, smin, smax)] {
-        println!("| {name} | {:.1} ms | {:.1} ms | {:.1} ms | 50 ms | {:.2}x |", m * 1e3, lo * 1e3, hi * 1e3, m / 0.050);
+    for (name, m, lo, hi) in [
+        ("cairn run (no-op)", rm, rmin, rmax),
+        ("cairn status", sm, smin, smax),
+    ] {
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | 50 ms | {:.2}x |",
+            m * 1e3,
+            lo * 1e3,
+            hi * 1e3,
+            m / 0.050
+        );
     }
-    println!("1 GiB input rehashed on a no-op run: {}", if rehashed { "YES (bug)" } else { "no" });
+    println!(
+        "1 GiB input rehashed on a no-op run: {}",
+        if rehashed { "YES (bug)" } else { "no" }
+    );
     assert!(!rehashed, "the 1 GiB input was rehashed on a no-op run");
 }

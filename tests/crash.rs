@@ -41,7 +41,10 @@ impl Rng {
 #[test]
 #[ignore = "slow: run by hand (see the module doc)"]
 fn sigkill_at_random_moments_never_corrupts_the_cache() {
-    let iterations: u64 = std::env::var("CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let iterations: u64 = std::env::var("CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
     let p = Project::new();
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut killed_while_running = 0;
@@ -61,9 +64,17 @@ fn sigkill_at_random_moments_never_corrupts_the_cache() {
         child.wait().unwrap();
 
         let rerun = p.cairn(&["run", "pipeline.yaml"]);
-        assert_eq!(rerun.code, 0, "iteration {i}: rerun failed:\n{}\n{}", rerun.stdout, rerun.stderr);
+        assert_eq!(
+            rerun.code, 0,
+            "iteration {i}: rerun failed:\n{}\n{}",
+            rerun.stdout, rerun.stderr
+        );
         let frozen = p.cairn(&["run", "--frozen", "pipeline.yaml"]);
-        assert_eq!(frozen.code, 0, "iteration {i}: not fresh after rerun:\n{}", frozen.stderr);
+        assert_eq!(
+            frozen.code, 0,
+            "iteration {i}: not fresh after rerun:\n{}",
+            frozen.stderr
+        );
         for object in p.objects() {
             let name: String = object
                 .iter()
@@ -74,18 +85,41 @@ fn sigkill_at_random_moments_never_corrupts_the_cache() {
                 .into_iter()
                 .rev()
                 .collect();
-            let digest = blake3::hash(&std::fs::read(&object).unwrap()).to_hex().to_string();
-            assert_eq!(digest, name, "iteration {i}: object {} fails its digest", object.display());
+            let digest = blake3::hash(&std::fs::read(&object).unwrap())
+                .to_hex()
+                .to_string();
+            assert_eq!(
+                digest,
+                name,
+                "iteration {i}: object {} fails its digest",
+                object.display()
+            );
         }
-        for entry in std::fs::read_dir(p.path("cache/v1/entries")).unwrap().flatten() {
-            let e: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap())
-                .unwrap_or_else(|err| panic!("iteration {i}: entry {} unreadable: {err}", entry.path().display()));
+        for entry in std::fs::read_dir(p.path("cache/v1/entries"))
+            .unwrap()
+            .flatten()
+        {
+            let e: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(entry.path()).unwrap(),
+            )
+            .unwrap_or_else(|err| {
+                panic!(
+                    "iteration {i}: entry {} unreadable: {err}",
+                    entry.path().display()
+                )
+            });
             for out in e["outputs"].as_object().unwrap().values() {
                 let d = out["digest"].as_str().unwrap();
-                assert!(p.path(&format!("cache/v1/objects/{}/{}", &d[..2], &d[2..])).exists(), "iteration {i}: entry names a missing object");
+                assert!(
+                    p.path(&format!("cache/v1/objects/{}/{}", &d[..2], &d[2..]))
+                        .exists(),
+                    "iteration {i}: entry names a missing object"
+                );
             }
         }
         p.executions();
     }
-    eprintln!("{iterations} SIGKILLs ({killed_while_running} while cairn was running); every rerun completed, every object matched its digest");
+    eprintln!(
+        "{iterations} SIGKILLs ({killed_while_running} while cairn was running); every rerun completed, every object matched its digest"
+    );
 }

@@ -52,7 +52,11 @@ fn first_run_executes_every_stage_and_second_run_none() {
     let out = p.cairn(&["run", "pipeline.yaml"]).ok();
     assert!(p.executions().is_empty());
     assert!(out.stdout.contains("0 ran, 4 cached"), "{}", out.stdout);
-    assert_eq!(p.read("cache/manifests/demo.yaml"), manifest, "a no-op run rewrites nothing");
+    assert_eq!(
+        p.read("cache/manifests/demo.yaml"),
+        manifest,
+        "a no-op run rewrites nothing"
+    );
 }
 
 #[test]
@@ -62,7 +66,11 @@ fn param_change_reruns_the_stage_and_its_dependents_only() {
     p.executions();
     edit(&p, "add: 10", "add: 20");
     let status = p.cairn(&["status", "pipeline.yaml"]).ok();
-    assert!(status.stdout.contains("params.add 10 → 20"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("params.add 10 → 20"),
+        "{}",
+        status.stdout
+    );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     assert_eq!(p.executions(), sorted(&["c"]));
 
@@ -75,12 +83,20 @@ fn param_change_reruns_the_stage_and_its_dependents_only() {
 fn unchanged_output_does_not_rerun_dependents() {
     let p = project();
     // b clamps at 1000: its values (≤ 4) are far below either limit.
-    edit(&p, "add: ${params.add}", "add: ${params.add}\n    clamp: 1000");
+    edit(
+        &p,
+        "add: ${params.add}",
+        "add: ${params.add}\n    clamp: 1000",
+    );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     p.executions();
     edit(&p, "clamp: 1000", "clamp: 2000");
     p.cairn(&["run", "pipeline.yaml"]).ok();
-    assert_eq!(p.executions(), sorted(&["b"]), "c must not rerun: b's output is byte-identical");
+    assert_eq!(
+        p.executions(),
+        sorted(&["b"]),
+        "c must not rerun: b's output is byte-identical"
+    );
 }
 
 #[test]
@@ -93,7 +109,11 @@ fn reverting_a_param_restores_from_cache_without_executing() {
     p.executions();
     edit(&p, "add: 20", "add: 10");
     let status = p.cairn(&["status", "pipeline.yaml"]).ok();
-    assert!(status.stdout.contains("restored from the cache"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("restored from the cache"),
+        "{}",
+        status.stdout
+    );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     assert!(p.executions().is_empty());
     assert_eq!(p.read("cache/manifests/demo.yaml"), first);
@@ -112,7 +132,11 @@ fn touching_an_input_reruns_nothing_and_editing_it_reruns_its_consumers() {
 
     p.write("input.txt", "FIRST\nsecond\nthird\n");
     let status = p.cairn(&["status", "pipeline.yaml"]).ok();
-    assert!(status.stdout.contains("file input.txt changed"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("file input.txt changed"),
+        "{}",
+        status.stdout
+    );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     assert_eq!(p.executions(), sorted(&["a", "b", "c", "d"]));
 }
@@ -126,7 +150,11 @@ fn a_deleted_object_reruns_exactly_its_owner() {
     let digest = object_of(&manifest, "c");
     std::fs::remove_file(p.path(&object_path(&digest))).unwrap();
     let status = p.cairn(&["status", "pipeline.yaml"]).ok();
-    assert!(status.stdout.contains("output missing"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("output missing"),
+        "{}",
+        status.stdout
+    );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     assert_eq!(p.executions(), sorted(&["c"]));
     assert!(p.path(&object_path(&digest)).exists());
@@ -146,11 +174,24 @@ fn a_corrupt_object_is_reported_and_its_owner_recomputed() {
     std::fs::write(&path, bytes).unwrap();
 
     let status = p.cairn(&["status", "pipeline.yaml"]).ok();
-    assert!(status.stdout.contains("output corrupt"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("output corrupt"),
+        "{}",
+        status.stdout
+    );
     let out = p.cairn(&["run", "pipeline.yaml"]).ok();
     assert!(out.stderr.contains("corrupt"), "{}", out.stderr);
-    assert_eq!(p.executions(), sorted(&["b"]), "early cutoff: c sees identical output");
-    assert_eq!(blake3::hash(&std::fs::read(&path).unwrap()).to_hex().as_str(), digest);
+    assert_eq!(
+        p.executions(),
+        sorted(&["b"]),
+        "early cutoff: c sees identical output"
+    );
+    assert_eq!(
+        blake3::hash(&std::fs::read(&path).unwrap())
+            .to_hex()
+            .as_str(),
+        digest
+    );
 }
 
 #[test]
@@ -162,7 +203,11 @@ fn frozen_fails_on_a_stale_pipeline_without_running_anything() {
     edit(&p, "add: 100", "add: 101");
     let out = p.cairn(&["run", "--frozen", "pipeline.yaml"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("d") && out.stderr.contains("params.add 100 → 101"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("d") && out.stderr.contains("params.add 100 → 101"),
+        "{}",
+        out.stderr
+    );
     assert!(p.executions().is_empty());
 }
 
@@ -173,17 +218,31 @@ fn a_failed_stage_skips_its_dependents_while_other_branches_finish() {
     let out = p.cairn(&["run", "pipeline.yaml"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(p.executions(), sorted(&["a", "b", "c", "d"]));
-    assert!(out.stdout.contains("FAILED") && out.stdout.contains("failing on purpose"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAILED") && out.stdout.contains("failing on purpose"),
+        "{}",
+        out.stdout
+    );
     // A second failure path: a downstream stage is skipped, not run.
     edit(&p, "    fail: true", "    panic: true");
-    let text = p.read("pipeline.yaml").replace("  d:\n    kind: test-map\n    inputs: [a.train]", "  d:\n    kind: test-map\n    inputs: [c]");
+    let text = p.read("pipeline.yaml").replace(
+        "  d:\n    kind: test-map\n    inputs: [a.train]",
+        "  d:\n    kind: test-map\n    inputs: [c]",
+    );
     p.write("pipeline.yaml", &text);
     let out = p.cairn(&["run", "pipeline.yaml"]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("panicked") && out.stdout.contains("skipped"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("panicked") && out.stdout.contains("skipped"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(p.executions(), sorted(&["c"]));
     let manifest = p.read("cache/manifests/demo.yaml");
-    assert!(manifest.contains("  b:") && !manifest.contains("  c:\n    fingerprint"), "{manifest}");
+    assert!(
+        manifest.contains("  b:") && !manifest.contains("  c:\n    fingerprint"),
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -202,7 +261,15 @@ stages:
   cpu2: { kind: test-map, inputs: [src], sleep-ms: 500, add: 1 }
 "#,
     );
-    p.cairn(&["run", "pipeline.yaml", "--jobs", "2", "--events", "events.jsonl"]).ok();
+    p.cairn(&[
+        "run",
+        "pipeline.yaml",
+        "--jobs",
+        "2",
+        "--events",
+        "events.jsonl",
+    ])
+    .ok();
     let events: Vec<serde_json::Value> = p
         .read("events.jsonl")
         .lines()
@@ -223,11 +290,17 @@ stages:
     let gpus = ["gpu1", "gpu2", "gpu3"].map(span);
     for i in 0..3 {
         for j in i + 1..3 {
-            assert!(!overlap(gpus[i], gpus[j]), "device stages overlapped: {events:?}");
+            assert!(
+                !overlap(gpus[i], gpus[j]),
+                "device stages overlapped: {events:?}"
+            );
         }
     }
     let cpus = ["cpu1", "cpu2"].map(span);
-    assert!(overlap(cpus[0], cpus[1]), "CPU stages ran one after another: {events:?}");
+    assert!(
+        overlap(cpus[0], cpus[1]),
+        "CPU stages ran one after another: {events:?}"
+    );
     assert!(
         cpus.iter().any(|&c| gpus.iter().any(|&g| overlap(c, g))),
         "no CPU stage ran beside a device stage: {events:?}"
@@ -239,11 +312,18 @@ fn target_runs_the_stage_and_its_inputs_and_force_reruns() {
     let p = project();
     p.cairn(&["run", "pipeline.yaml", "--target", "b"]).ok();
     assert_eq!(p.executions(), sorted(&["a", "b"]));
-    p.cairn(&["run", "pipeline.yaml", "--target", "b", "--downstream"]).ok();
+    p.cairn(&["run", "pipeline.yaml", "--target", "b", "--downstream"])
+        .ok();
     assert_eq!(p.executions(), sorted(&["c"]));
     p.cairn(&["run", "pipeline.yaml", "--force", "a"]).ok();
-    assert_eq!(p.executions(), sorted(&["a", "d"]), "a reran; identical output keeps b and c cached");
-    let dry = p.cairn(&["run", "pipeline.yaml", "--force-all", "--dry-run"]).ok();
+    assert_eq!(
+        p.executions(),
+        sorted(&["a", "d"]),
+        "a reran; identical output keeps b and c cached"
+    );
+    let dry = p
+        .cairn(&["run", "pipeline.yaml", "--force-all", "--dry-run"])
+        .ok();
     assert!(dry.stdout.contains("would run"), "{}", dry.stdout);
     assert!(p.executions().is_empty());
     let bad = p.cairn(&["run", "pipeline.yaml", "--target", "zz"]);
@@ -260,14 +340,22 @@ fn gc_keeps_what_manifests_reference_and_removes_the_rest() {
     p.executions();
     let before = p.objects().len();
     let dry = p.cairn(&["gc", "--dry-run", "pipeline.yaml"]).ok();
-    assert!(dry.stdout.contains("would delete 1 entries"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("would delete 1 entries"),
+        "{}",
+        dry.stdout
+    );
     assert_eq!(p.objects().len(), before);
     p.cairn(&["gc", "pipeline.yaml"]).ok();
     assert!(p.objects().len() < before);
     p.cairn(&["run", "pipeline.yaml", "--frozen"]).ok();
     edit(&p, "add: 20", "add: 10");
     p.cairn(&["run", "pipeline.yaml"]).ok();
-    assert_eq!(p.executions(), sorted(&["c"]), "the old result was collected");
+    assert_eq!(
+        p.executions(),
+        sorted(&["c"]),
+        "the old result was collected"
+    );
 }
 
 #[test]
@@ -284,7 +372,12 @@ fn show_prints_rows_and_verify_recomputes_identically() {
     [4 rows x 3 columns]
     ");
     let verify = p.cairn(&["verify", "pipeline.yaml"]).ok();
-    assert_eq!(verify.stdout.matches("identical").count(), 4, "{}", verify.stdout);
+    assert_eq!(
+        verify.stdout.matches("identical").count(),
+        4,
+        "{}",
+        verify.stdout
+    );
     let metrics = p.cairn(&["metrics", "pipeline.yaml"]).ok();
     assert!(metrics.stdout.contains("sum: 20"), "{}", metrics.stdout);
 }
@@ -293,12 +386,20 @@ fn show_prints_rows_and_verify_recomputes_identically() {
 fn a_second_run_waits_for_the_lock_and_gives_up_after_the_timeout() {
     let p = project();
     edit(&p, "add: 100", "add: 100\n    sleep-ms: 3000");
-    let mut first = p.command(&["run", "pipeline.yaml"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = p
+        .command(&["run", "pipeline.yaml"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
     let second = p.cairn(&["run", "pipeline.yaml", "--lock-timeout", "1"]);
     first.wait().unwrap();
     assert_eq!(second.code, 1);
-    assert!(second.stderr.contains("waiting for another cairn"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("waiting for another cairn"),
+        "{}",
+        second.stderr
+    );
     assert!(second.stderr.contains("gave up"), "{}", second.stderr);
 }
 
@@ -312,9 +413,18 @@ fn dag_renders_as_text_mermaid_and_dot() {
     c  test-map ← b
     d  test-map ← a.train
     ");
-    let mermaid = p.cairn(&["dag", "pipeline.yaml", "--format", "mermaid"]).ok().stdout;
-    assert!(mermaid.starts_with("graph TD") && mermaid.contains("a -->|train| d"), "{mermaid}");
-    let dot = p.cairn(&["dag", "pipeline.yaml", "--format", "dot"]).ok().stdout;
+    let mermaid = p
+        .cairn(&["dag", "pipeline.yaml", "--format", "mermaid"])
+        .ok()
+        .stdout;
+    assert!(
+        mermaid.starts_with("graph TD") && mermaid.contains("a -->|train| d"),
+        "{mermaid}"
+    );
+    let dot = p
+        .cairn(&["dag", "pipeline.yaml", "--format", "dot"])
+        .ok()
+        .stdout;
     assert!(dot.contains("\"b\" -> \"c\";"), "{dot}");
 }
 
@@ -327,14 +437,20 @@ fn file_outputs_are_cached_and_handed_to_consumers() {
     );
     p.cairn(&["run", "pipeline.yaml"]).ok();
     let manifest = p.read("cache/manifests/files.yaml");
-    assert!(manifest.contains("files/sub/note.txt") && manifest.contains("files/copied.txt"), "{manifest}");
+    assert!(
+        manifest.contains("files/sub/note.txt") && manifest.contains("files/copied.txt"),
+        "{manifest}"
+    );
 }
 
 /// The digest of a stage's first output as recorded in the manifest.
 fn object_of(manifest: &str, stage: &str) -> String {
     let m: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();
     let outputs = m["stages"][stage]["outputs"].as_mapping().unwrap();
-    outputs.values().next().unwrap()["digest"].as_str().unwrap().to_string()
+    outputs.values().next().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn object_path(digest: &str) -> String {

@@ -21,7 +21,10 @@ fn broken_pipelines_fail_with_located_messages_and_touch_no_cache() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0), "{file} was accepted");
         assert!(!cache_dir.exists(), "{file}: the cache was touched");
-        assert!(stderr.contains(&format!("--> {file}")), "{file}: no location in\n{stderr}");
+        assert!(
+            stderr.contains(&format!("--> {file}")),
+            "{file}: no location in\n{stderr}"
+        );
         insta::assert_snapshot!(stderr);
     });
 }
