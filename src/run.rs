@@ -360,18 +360,16 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             let State::Done(outcome, result, note) = &state[i] else {
                 unreachable!("every stage is done")
             };
-            let rows = result
-                .as_ref()
-                .map(|(_, e)| e.outputs.values().filter_map(|o| o.rows).sum::<u64>());
+            // Rows summed over the stage's tables; none for a stage that writes only files.
+            let rows = result.as_ref().and_then(|(_, e)| {
+                let counts: Vec<u64> = e.outputs.values().filter_map(|o| o.rows).collect();
+                (!counts.is_empty()).then(|| counts.iter().sum())
+            });
             StageReport {
                 id: s.id.clone(),
                 outcome: outcome.clone(),
                 wall_time_s: wall.get(&i).copied(),
-                rows: rows.filter(|_| {
-                    result
-                        .as_ref()
-                        .is_some_and(|(_, e)| e.outputs.values().any(|o| o.rows.is_some()))
-                }),
+                rows,
                 note: note.clone(),
             }
         })

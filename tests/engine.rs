@@ -456,3 +456,53 @@ fn object_of(manifest: &str, stage: &str) -> String {
 fn object_path(digest: &str) -> String {
     format!("cache/v1/objects/{}/{}", &digest[..2], &digest[2..])
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_keeps_finished_results_and_a_rerun_continues() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "name: interrupt\nstages:\n  a: { kind: test-source }\n  slow: { kind: test-map, inputs: [a], sleep-ms: 20000 }\n  after: { kind: test-map, inputs: [slow] }\n",
+    );
+    let child = p
+        .command(&["run", "pipeline.yaml", "--events", "events.jsonl"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the slow stage has begun, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let slow_began = || {
+        p.read("events.jsonl").lines().any(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            e["event"] == "begin" && e["stage"] == "slow"
+        })
+    };
+    while !slow_began() {
+        assert!(std::time::Instant::now() < deadline, "slow never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cancelled"), "{stdout}");
+    assert_eq!(p.executions(), sorted(&["a", "slow"]));
+
+    // a's result was kept; the rerun (made quick) runs only what did not finish.
+    let text = p
+        .read("pipeline.yaml")
+        .replace("sleep-ms: 20000", "sleep-ms: 10");
+    p.write("pipeline.yaml", &text);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    assert_eq!(p.executions(), sorted(&["after", "slow"]));
+}
