@@ -7,10 +7,8 @@ sentence-transformers/all-MiniLM-L6-v2, `truncation=True`, no padding, over all 
 seconds of the best of --repeat runs (tokenizer loading and reading the files not included),
 then `seconds=<best>` alone on the last line for scripts.
 
-Setup (offline once scripts/setup.sh has installed the model):
-    python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -r scripts/reference/requirements-tokenize.txt datasets==5.2.0
-    HF_HUB_OFFLINE=1 .venv-bench/bin/python scripts/bench/tokenize.py [--data data] [--repeat 3]
+Run by bench/run.sh; by hand (after scripts/setup.sh and scripts/reference/venv.sh full):
+    HF_HUB_OFFLINE=1 .venv-ref-full/bin/python bench/python/tokenize_datasets.py [--data data] [--repeat 3]
 """
 import os
 import sys
