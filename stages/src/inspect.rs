@@ -120,41 +120,42 @@ fn describe_classes(batch: &RecordBatch, col: &dyn Array, names: Option<&[String
         .unwrap_or(5)
         .max(5);
     let mut out = String::new();
-    let _ = writeln!(out, "{total} rows");
-    let title = if words.is_some() {
-        "   words per text: min  median    mean   max"
-    } else {
-        ""
+    let _ = match words {
+        Some(_) => writeln!(
+            out,
+            "{total} rows; words per text (whitespace-split `text`) by label"
+        ),
+        None => writeln!(out, "{total} rows"),
     };
-    let _ = writeln!(out, "{:<width$} {:>7} {:>6}{title}", "label", "count", "%");
+    let mut header = format!("{:<width$} {:>7} {:>6}", "label", "count", "%");
+    if words.is_some() {
+        let _ = write!(
+            header,
+            "  {:>5} {:>7} {:>7} {:>5}",
+            "min", "median", "mean", "max"
+        );
+    }
+    let _ = writeln!(out, "{header}");
+    let row = |name: &str, n: usize, counts: Option<Vec<usize>>| {
+        let mut line = format!("{name:<width$} {n:>7} {:>5.1}%", pct(n, total));
+        if let Some(c) = counts {
+            let _ = write!(line, "  {}", fmt_summary(Summary::of(c)));
+        }
+        line
+    };
     let mut order: Vec<(&i64, &Vec<usize>)> = per_class.iter().collect();
     // Most frequent first, as the chapter's bar chart.
     order.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
     for (id, counts) in order {
-        let mut line = format!(
-            "{:<width$} {:>7} {:>5.1}%",
-            label_name(names, *id),
-            counts.len(),
-            pct(counts.len(), total)
-        );
-        if words.is_some() {
-            let _ = write!(
-                line,
-                "                    {}",
-                fmt_summary(Summary::of(counts.clone()))
-            );
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    if let Some(w) = words {
+        let name = label_name(names, *id);
         let _ = writeln!(
             out,
-            "{:<width$} {:>7} {:>5.1}%                    {}",
-            "(all)",
-            total,
-            100.0,
-            fmt_summary(Summary::of(w))
+            "{}",
+            row(&name, counts.len(), words.as_ref().map(|_| counts.clone()))
         );
+    }
+    if let Some(w) = words {
+        let _ = writeln!(out, "{}", row("(all)", total, Some(w)));
     }
     out
 }
@@ -308,7 +309,7 @@ mod tests {
         )
         .unwrap();
         let text = describe(&batch);
-        assert!(text.starts_with("4 rows\n"), "{text}");
+        assert!(text.starts_with("4 rows; words per text"), "{text}");
         let line = |name: &str| {
             text.lines()
                 .find(|l| l.starts_with(name))
