@@ -139,8 +139,9 @@ impl HubRepo {
         Ok(api.repo(self.hf_repo()))
     }
 
-    /// The snapshot directory holding every file of `required` (downloading the missing ones
-    /// when `offline` is false) and whichever of `optional` can be had.
+    /// The snapshot directory holding every file of `required`. When some are missing and
+    /// `offline` is false, downloads them together with whichever of `optional` the repo has;
+    /// a cache that has every required file is used as it is, without the network.
     pub fn fetch(
         &self,
         required: &[&str],
@@ -158,14 +159,15 @@ impl HubRepo {
                 _ => Err(self.missing_error(&cache, &missing, field, "offline")),
             };
         }
+        if let (Some(s), true) = (&snapshot, missing.is_empty()) {
+            // Complete enough: no network round trip for optional files on every run.
+            return Ok(s.clone());
+        }
         let wanted: Vec<&str> = missing
             .iter()
             .copied()
             .chain(optional.iter().copied().filter(|f| !present(f)))
             .collect();
-        if wanted.is_empty() {
-            return Ok(snapshot.expect("all files present"));
-        }
         let repo = self
             .api(&cache)
             .map_err(|e| self.download_error(&cache, &missing, field, &e))?;
