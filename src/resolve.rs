@@ -505,7 +505,7 @@ fn resolve_stage(
                 _ => None,
             };
             r.error(
-                loc.value_or_parent(&["stages", id, &field]),
+                loc.value_or_parent(&field_path(id, &field)),
                 Some(id),
                 e.to_string(),
                 hint,
@@ -516,7 +516,7 @@ fn resolve_stage(
     for ext in &externals {
         if !ext.path.exists() {
             r.error(
-                loc.value_or_parent(&["stages", id, &ext.field]),
+                loc.value_or_parent(&field_path(id, &ext.field)),
                 Some(id),
                 format!("`{}` does not exist ({})", ext.shown, ext.path.display()),
                 Some(format!(
@@ -539,6 +539,13 @@ fn resolve_stage(
         externals,
         device,
     })
+}
+
+/// The YAML path of a stage param named like `splits.train` or `ops.0`.
+fn field_path<'a>(id: &'a str, field: &'a str) -> Vec<&'a str> {
+    let mut path = vec!["stages", id];
+    path.extend(field.split('.').filter(|s| !s.is_empty()));
+    path
 }
 
 /// `pipelines/..` → `.` without touching the filesystem (so messages show short paths).
