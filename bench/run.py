@@ -136,10 +136,12 @@ class Orchestration(Workload):
     def __init__(self, command, big):
         self.command = command
         self.big = big
-        self.name = f"no-op {command}, 11 stages" + (", 1 GiB input" if big else "")
+        self.name = f"no-op {command}, 11 stages" + (", large input" if big else "")
 
     def setup(self, quick, tmp):
-        d = pathlib.Path(tmp) / ("big" if self.big else "small")
+        if self.big:
+            self.name = self.name.replace("large", "64 MiB" if quick else "1 GiB")
+        d = pathlib.Path(tmp) / f"{self.command}-{'big' if self.big else 'small'}"
         d.mkdir()
         self.dir = d
         (d / "small.txt").write_text("".join(f"tweet number {i};joy\n" for i in range(100)))
