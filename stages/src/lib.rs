@@ -13,6 +13,7 @@ pub mod labels;
 pub mod lbfgs;
 pub mod logreg;
 pub mod model;
+pub mod plot;
 pub mod pretrained;
 pub mod registry;
 pub mod scores;
