@@ -10,9 +10,13 @@ pub mod api;
 pub mod inspect;
 pub mod kinds;
 pub mod labels;
+pub mod lbfgs;
+pub mod logreg;
 pub mod model;
+pub mod plot;
 pub mod pretrained;
 pub mod registry;
+pub mod scores;
 pub mod table;
 #[cfg(feature = "test-kinds")]
 mod testing;

@@ -1,6 +1,8 @@
 //! The stage kinds, one module each. Each is listed once in [`crate::registry::KINDS`].
 
 pub mod align_labels;
+pub mod classify;
+pub mod evaluate;
 pub mod load;
 pub mod normalize;
 pub mod pretokenize;

@@ -1,0 +1,676 @@
+//! `classify`: the chapter's classifiers on feature vectors (the hidden states of a frozen
+//! encoder): `logistic-regression` (scikit-learn's `LogisticRegression`, multinomial, L2,
+//! lbfgs; see [`crate::logreg`]) and `most-frequent` (`DummyClassifier(strategy=
+//! "most_frequent")`, the baseline). Fits on one split, predicts every split.
+//!
+//! Output per split: the input's columns less the features, plus `pred: int64` (label id),
+//! `probs: fixed_size_list<float32>[k]` (k = number of label names, or the largest id + 1; the
+//! probability of label `i` is entry `i`, 0 for labels absent from the fit split) and
+//! `loss: float32` (cross-entropy of the true label, null where the row has none). File
+//! `model.json`: the fitted model. Metrics: accuracy per labelled split; for logistic
+//! regression also `n_iter` and `converged`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
+};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{Arity, Context, Output, PrepareEnv, Stage, StageError};
+use crate::logreg::{self, argmax};
+use crate::{labels, table};
+
+/// Which classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Multinomial logistic regression, L2 penalty, L-BFGS (scikit-learn's default solver).
+    LogisticRegression,
+    /// Always the most frequent label of the fit split (ties: the smallest id).
+    MostFrequent,
+}
+
+/// Params of `classify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClassifyParams {
+    /// `logistic-regression` or `most-frequent`. Required.
+    pub method: Method,
+    /// The feature column (`fixed_size_list<float32>`). Default `hidden_state`.
+    #[serde(default = "hidden_state")]
+    pub features: String,
+    /// The label-id column (integers). Default `label`.
+    #[serde(default = "label")]
+    pub label: String,
+    /// The split the classifier is fitted on. Default `train`.
+    #[serde(default = "train")]
+    pub fit_split: String,
+    /// Inverse L2 strength, as scikit-learn's `C` (logistic regression). Default 1.0.
+    #[serde(default = "one", rename = "C", alias = "c")]
+    pub c: f64,
+    /// L-BFGS iterations at most (logistic regression). Default 3000 (the chapter's;
+    /// scikit-learn's default is 100).
+    #[serde(default = "max_iter")]
+    pub max_iter: usize,
+    /// Stop when the largest gradient component is at most this (scikit-learn's `tol`).
+    /// Default 1e-4.
+    #[serde(default = "tol")]
+    pub tol: f64,
+}
+
+fn hidden_state() -> String {
+    "hidden_state".into()
+}
+fn label() -> String {
+    "label".into()
+}
+fn train() -> String {
+    "train".into()
+}
+fn one() -> f64 {
+    1.0
+}
+fn max_iter() -> usize {
+    3000
+}
+fn tol() -> f64 {
+    1e-4
+}
+
+impl ClassifyParams {
+    fn check(&self) -> Result<(), StageError> {
+        if !(self.c.is_finite() && self.c > 0.0) {
+            return Err(StageError::param(
+                "C",
+                format!("C must be a positive number, got {}", self.c),
+                Some("scikit-learn's default is 1.0; smaller means more regularisation".into()),
+            ));
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(StageError::param(
+                "tol",
+                format!("tol must be a non-negative number, got {}", self.tol),
+                None,
+            ));
+        }
+        if self.max_iter == 0 {
+            return Err(StageError::param(
+                "max-iter",
+                "max-iter must be at least 1",
+                None,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A `fixed_size_list<float>` (or `list<float>` of equal lengths) column as a row-major f64
+/// matrix and its width.
+pub fn matrix(
+    batch: &RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<(Vec<f64>, usize), StageError> {
+    let col = table::column(batch, name, split)?;
+    let wrong = || {
+        StageError::failed(format!(
+            "column `{name}` of split `{split}` is {}, expected fixed_size_list<float32>",
+            col.data_type()
+        ))
+    };
+    if col.null_count() > 0 {
+        return Err(StageError::failed(format!(
+            "column `{name}` of split `{split}` has {} null rows",
+            col.null_count()
+        )));
+    }
+    let (values, width) = match col.data_type() {
+        DataType::FixedSizeList(f, w) if f.data_type().is_floating() => {
+            let list = col.as_fixed_size_list();
+            let w = *w as usize;
+            let start = list.offset() * w;
+            (list.values().slice(start, list.len() * w), w)
+        }
+        DataType::List(f) if f.data_type().is_floating() => {
+            let list = col.as_list::<i32>();
+            let offsets = list.value_offsets();
+            let w = if list.is_empty() {
+                0
+            } else {
+                (offsets[1] - offsets[0]) as usize
+            };
+            if offsets.windows(2).any(|o| (o[1] - o[0]) as usize != w) {
+                return Err(StageError::failed(format!(
+                    "column `{name}` of split `{split}` has lists of different lengths"
+                )));
+            }
+            let start = offsets[0] as usize;
+            (list.values().slice(start, list.len() * w), w)
+        }
+        _ => return Err(wrong()),
+    };
+    let values = arrow::compute::cast(&values, &DataType::Float64)?;
+    Ok((
+        values.as_primitive::<Float64Type>().values().to_vec(),
+        width,
+    ))
+}
+
+/// An integer column as `Option<i64>` per row.
+pub fn ids(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Option<i64>>, StageError> {
+    let col = table::column(batch, name, split)?;
+    if !col.data_type().is_integer() {
+        return Err(StageError::failed(format!(
+            "column `{name}` of split `{split}` is {}, expected integer label ids",
+            col.data_type()
+        )));
+    }
+    let col = arrow::compute::cast(col, &DataType::Int64)?;
+    Ok(col.as_primitive::<Int64Type>().iter().collect())
+}
+
+/// `fixed_size_list<float32>[width]` from row-major values.
+pub fn fixed_size_list_f32(values: Vec<f32>, width: usize) -> ArrayRef {
+    let field = Arc::new(Field::new_list_field(DataType::Float32, false));
+    Arc::new(FixedSizeListArray::new(
+        field,
+        width as i32,
+        Arc::new(Float32Array::from(values)),
+        None,
+    ))
+}
+
+/// What was fitted, as written to `model.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum SavedModel {
+    LogisticRegression {
+        /// The label ids seen in the fit split, sorted: row/column order of the model.
+        classes: Vec<i64>,
+        /// scikit-learn's `coef_`: one row per class (one row, for the second class, when
+        /// there are two classes).
+        coefficients: Vec<Vec<f64>>,
+        intercepts: Vec<f64>,
+        n_iter: usize,
+        converged: bool,
+        /// Mean cross-entropy plus penalty at the end.
+        objective: f64,
+        #[serde(rename = "C")]
+        c: f64,
+        max_iter: usize,
+        tol: f64,
+    },
+    MostFrequent {
+        classes: Vec<i64>,
+        /// Fraction of each class in the fit split (scikit-learn's `class_prior_`).
+        class_prior: Vec<f64>,
+        /// The label always predicted.
+        constant: i64,
+    },
+}
+
+/// Probabilities over the model's classes, n × classes.len(), and −log p(true) per row where
+/// computable exactly (logistic regression: from the logits).
+struct Predicted {
+    probs: Vec<f64>,
+    exact_loss: Option<Box<dyn Fn(usize, usize) -> f64>>,
+}
+
+/// −log p with p clipped to ε, as scikit-learn's `log_loss` does.
+fn clipped_log_loss(p: f64) -> f64 {
+    -p.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln()
+}
+
+/// `classify`: logistic regression or most-frequent baseline.
+pub struct Classify;
+
+impl Stage for Classify {
+    type Params = ClassifyParams;
+    const KIND: &'static str = "classify";
+    /// Bump when the fit or the outputs change.
+    const VERSION: u32 = 1;
+    const INPUTS: Arity = Arity::One;
+    const SUMMARY: &'static str = "fit logistic regression or a most-frequent baseline on feature vectors; predict every split";
+
+    fn externals(
+        p: &ClassifyParams,
+        _env: &PrepareEnv,
+    ) -> Result<Vec<crate::api::External>, StageError> {
+        p.check()?;
+        Ok(Vec::new())
+    }
+
+    fn run(p: &ClassifyParams, ctx: &Context) -> Result<Output, StageError> {
+        p.check()?;
+        let input = ctx.single_input()?;
+        let Some(fit_batch) = input.tables.get(&p.fit_split) else {
+            return Err(StageError::param(
+                "fit-split",
+                format!(
+                    "input `{}` has no split `{}` (splits: {})",
+                    input.stage,
+                    p.fit_split,
+                    input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                None,
+            ));
+        };
+        let names = labels::label_names(&fit_batch.schema());
+        let y_fit: Vec<i64> = ids(fit_batch, &p.label, &p.fit_split)?
+            .into_iter()
+            .enumerate()
+            .map(|(row, y)| match y {
+                Some(y) if y >= 0 => Ok(y),
+                other => Err(StageError::failed(format!(
+                    "split `{}` (fit split), row {row}: label {} is not a label id",
+                    p.fit_split,
+                    other.map_or("null".to_string(), |v| v.to_string())
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        if y_fit.is_empty() {
+            return Err(StageError::failed(format!(
+                "split `{}` (fit split) has no rows",
+                p.fit_split
+            )));
+        }
+        let mut classes = y_fit.clone();
+        classes.sort_unstable();
+        classes.dedup();
+        // Width of `probs`: every named label, and every id seen.
+        let k_out = names
+            .as_ref()
+            .map_or(0, Vec::len)
+            .max(*classes.last().expect("non-empty") as usize + 1);
+        let class_index: BTreeMap<i64, usize> =
+            classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+
+        let started = Instant::now();
+        let (saved, predict): (
+            SavedModel,
+            Box<dyn Fn(&RecordBatch, &str) -> Result<Predicted, StageError>>,
+        ) = match p.method {
+            Method::MostFrequent => {
+                let mut counts = vec![0usize; classes.len()];
+                for y in &y_fit {
+                    counts[class_index[y]] += 1;
+                }
+                // The first maximum: the smallest id on ties, as numpy's argmax.
+                let best = argmax(&counts.iter().map(|&c| c as f64).collect::<Vec<_>>());
+                let nc = classes.len();
+                let saved = SavedModel::MostFrequent {
+                    classes: classes.clone(),
+                    class_prior: counts
+                        .iter()
+                        .map(|&c| c as f64 / y_fit.len() as f64)
+                        .collect(),
+                    constant: classes[best],
+                };
+                let predict = Box::new(move |batch: &RecordBatch, _: &str| {
+                    let mut probs = vec![0.0; batch.num_rows() * nc];
+                    for row in probs.chunks_exact_mut(nc) {
+                        row[best] = 1.0;
+                    }
+                    Ok(Predicted {
+                        probs,
+                        exact_loss: None,
+                    })
+                });
+                (saved, predict as Box<_>)
+            }
+            Method::LogisticRegression => {
+                if classes.len() < 2 {
+                    return Err(StageError::failed(format!(
+                        "split `{}` has only one label ({}): logistic regression needs at least two",
+                        p.fit_split, classes[0]
+                    )));
+                }
+                let (x, d) = matrix(fit_batch, &p.features, &p.fit_split)?;
+                let y: Vec<usize> = y_fit.iter().map(|y| class_index[y]).collect();
+                let data = logreg::Data {
+                    x: &x,
+                    d,
+                    y: &y,
+                    k: classes.len(),
+                };
+                let settings = logreg::Settings {
+                    c: p.c,
+                    max_iter: p.max_iter,
+                    tol: p.tol,
+                };
+                ctx.progress.set_total(p.max_iter as u64, "iter");
+                ctx.progress.message(&format!(
+                    "fitting on {} rows × {d} features, {} classes",
+                    y.len(),
+                    classes.len()
+                ));
+                let fitted = logreg::fit(&data, &settings, |_, _| {
+                    ctx.progress.advance(1);
+                    !ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+                });
+                ctx.check_cancelled()?;
+                if !fitted.stop.converged() {
+                    tracing::warn!(
+                        stage = ctx.stage,
+                        "logistic regression stopped before converging ({:?} after {} iterations); raise max-iter or scale the features",
+                        fitted.stop,
+                        fitted.n_iter
+                    );
+                }
+                let saved = SavedModel::LogisticRegression {
+                    classes: classes.clone(),
+                    coefficients: fitted.model.coef.clone(),
+                    intercepts: fitted.model.intercept.clone(),
+                    n_iter: fitted.n_iter,
+                    converged: fitted.stop.converged(),
+                    objective: fitted.objective,
+                    c: p.c,
+                    max_iter: p.max_iter,
+                    tol: p.tol,
+                };
+                let model = fitted.model;
+                let features = p.features.clone();
+                let predict = Box::new(move |batch: &RecordBatch, split: &str| {
+                    let (x, width) = matrix(batch, &features, split)?;
+                    if width != d {
+                        return Err(StageError::failed(format!(
+                            "split `{split}`: `{features}` has {width} values per row, the fit split has {d}"
+                        )));
+                    }
+                    let pred = model.predict(&x);
+                    let probs = pred.probs.clone();
+                    Ok(Predicted {
+                        probs,
+                        exact_loss: Some(Box::new(move |i, c| pred.cross_entropy(i, c))),
+                    })
+                });
+                (saved, predict as Box<_>)
+            }
+        };
+        tracing::info!(
+            stage = ctx.stage,
+            "fitted {:?} on `{}` in {:.2}s",
+            p.method,
+            p.fit_split,
+            started.elapsed().as_secs_f64()
+        );
+        if let SavedModel::LogisticRegression {
+            n_iter, converged, ..
+        } = &saved
+        {
+            ctx.progress
+                .message(&format!("n_iter {n_iter}, converged {converged}"));
+        }
+
+        let mut output = Output::default();
+        for (split, batch) in &input.tables {
+            ctx.check_cancelled()?;
+            let predicted = predict(batch, split)?;
+            let nc = classes.len();
+            let truth = ids(batch, &p.label, split)?;
+            let n = batch.num_rows();
+            let mut pred = Vec::with_capacity(n);
+            let mut probs = vec![0f32; n * k_out];
+            let mut loss = Vec::with_capacity(n);
+            let (mut correct, mut labelled) = (0usize, 0usize);
+            for i in 0..n {
+                let row = &predicted.probs[i * nc..(i + 1) * nc];
+                let best = classes[argmax(row)];
+                pred.push(best);
+                for (c, &v) in classes.iter().zip(row) {
+                    probs[i * k_out + *c as usize] = v as f32;
+                }
+                let l = truth[i].and_then(|y| {
+                    if y < 0 {
+                        return None;
+                    }
+                    labelled += 1;
+                    correct += usize::from(y == best);
+                    let l = match (class_index.get(&y), &predicted.exact_loss) {
+                        (Some(&c), Some(exact)) => exact(i, c),
+                        (Some(&c), None) => clipped_log_loss(row[c]),
+                        (None, _) => clipped_log_loss(0.0),
+                    };
+                    Some(l as f32)
+                });
+                loss.push(l);
+            }
+            if labelled > 0 {
+                output.metrics.insert(
+                    split.clone(),
+                    json!({ "accuracy": correct as f64 / labelled as f64 }),
+                );
+            }
+            let columns: Vec<(&str, ArrayRef)> = vec![
+                ("pred", Arc::new(Int64Array::from(pred))),
+                ("probs", fixed_size_list_f32(probs, k_out)),
+                ("loss", Arc::new(Float32Array::from(loss))),
+            ];
+            output
+                .tables
+                .insert(split.clone(), without_column(batch, &p.features, columns)?);
+        }
+        if let SavedModel::LogisticRegression {
+            n_iter, converged, ..
+        } = &saved
+        {
+            output.metrics.insert("n_iter".into(), json!(n_iter));
+            output.metrics.insert("converged".into(), json!(converged));
+        }
+        let text = serde_json::to_string_pretty(&saved).expect("model serializes");
+        std::fs::write(ctx.out_dir.join("model.json"), text + "\n")?;
+        Ok(output)
+    }
+}
+
+/// `batch` without column `drop`, plus `columns` (replacing same-named ones), keeping the
+/// schema metadata (label names).
+fn without_column(
+    batch: &RecordBatch,
+    drop: &str,
+    columns: Vec<(&str, ArrayRef)>,
+) -> Result<RecordBatch, StageError> {
+    let schema = batch.schema();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| schema.field(i).name() != drop)
+        .collect();
+    let projected = batch.project(&keep)?;
+    let projected = RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(
+            projected.schema().fields().clone(),
+            schema.metadata().clone(),
+        )),
+        projected.columns().to_vec(),
+    )?;
+    table::with_columns(&projected, columns, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use arrow::array::StringArray;
+
+    use super::*;
+    use crate::api::{Input, NoProgress};
+
+    /// A feature table with label names, as extract-hidden writes one.
+    pub(crate) fn features_table(x: &[Vec<f32>], y: &[i64], names: &[&str]) -> RecordBatch {
+        let d = x[0].len();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let schema = Schema::new(vec![
+            Field::new("text", DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+            Field::new(
+                "hidden_state",
+                DataType::FixedSizeList(
+                    Arc::new(Field::new_list_field(DataType::Float32, false)),
+                    d as i32,
+                ),
+                false,
+            ),
+        ])
+        .with_metadata(
+            labels::metadata("label", &names)
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        let text: Vec<String> = (0..y.len()).map(|i| format!("text {i}")).collect();
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(text)),
+                Arc::new(Int64Array::from(y.to_vec())),
+                fixed_size_list_f32(x.iter().flatten().copied().collect(), d),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn run_stage(
+        p: &ClassifyParams,
+        tables: Vec<(&str, RecordBatch)>,
+    ) -> (Output, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = [Input {
+            stage: "features".into(),
+            tables: tables
+                .into_iter()
+                .map(|(s, b)| (s.to_string(), b))
+                .collect(),
+            files: BTreeMap::new(),
+        }];
+        let cancelled = AtomicBool::new(false);
+        let ctx = Context {
+            stage: "clf",
+            root: dir.path(),
+            inputs: &inputs,
+            out_dir: dir.path(),
+            device: crate::api::Device::Cpu,
+            offline: true,
+            progress: &NoProgress,
+            cancelled: &cancelled,
+        };
+        (Classify::run(p, &ctx).unwrap(), dir)
+    }
+
+    fn params(yaml: &str) -> ClassifyParams {
+        crate::params_from_yaml(yaml)
+    }
+
+    #[test]
+    fn most_frequent_breaks_ties_towards_the_smallest_id_like_scikit_learn() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/classify/dummy.json"
+        );
+        let fx: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let y: Vec<i64> = serde_json::from_value(fx["y"].clone()).unwrap();
+        let x: Vec<Vec<f32>> = y.iter().map(|_| vec![0.0]).collect();
+        let train = features_table(&x, &y, &["a", "b", "c", "d"]);
+        let valid = features_table(&x[..2], &[0, 2], &["a", "b", "c", "d"]);
+        let (out, dir) = run_stage(
+            &params("method: most-frequent"),
+            vec![("train", train), ("validation", valid)],
+        );
+        let v = &out.tables["validation"];
+        let pred = ids(v, "pred", "validation").unwrap();
+        let want: Vec<Option<i64>> = serde_json::from_value::<Vec<i64>>(fx["pred"].clone())
+            .unwrap()
+            .into_iter()
+            .map(Some)
+            .collect();
+        assert_eq!(pred, want);
+        // One-hot of the constant, as scikit-learn's predict_proba; width = label names (4).
+        let (probs, k) = matrix(v, "probs", "validation").unwrap();
+        assert_eq!(k, 4);
+        assert_eq!(&probs[..4], &[1.0, 0.0, 0.0, 0.0]);
+        let loss = v
+            .column_by_name("loss")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float32Type>();
+        assert!(loss.value(0) < 1e-12, "{}", loss.value(0));
+        assert!(
+            (loss.value(1) - 36.04365).abs() < 1e-3,
+            "−ln ε: {}",
+            loss.value(1)
+        );
+        assert_eq!(out.metrics["validation"]["accuracy"], json!(0.5));
+        assert!(v.column_by_name("hidden_state").is_none());
+        assert_eq!(labels::label_names(&v.schema()).unwrap().len(), 4);
+        let model: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.json")).unwrap())
+                .unwrap();
+        assert_eq!(model["constant"], json!(0));
+        assert_eq!(model["method"], json!("most-frequent"));
+    }
+
+    #[test]
+    fn logistic_regression_stage_matches_scikit_learn_and_is_deterministic() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/classify/logreg.json"
+        );
+        let fx: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let p = &fx["multiclass"];
+        let x: Vec<Vec<f32>> = serde_json::from_value(p["X"].clone()).unwrap();
+        let y: Vec<i64> = serde_json::from_value(p["y"].clone()).unwrap();
+        let want = &p["default"];
+        let run = || {
+            run_stage(
+                &params("method: logistic-regression"),
+                vec![("train", features_table(&x, &y, &["x", "y", "z"]))],
+            )
+        };
+        let (a, dir_a) = run();
+        let (b, dir_b) = run();
+        assert_eq!(a.tables["train"], b.tables["train"]);
+        assert_eq!(a.metrics, b.metrics);
+        let model_a = std::fs::read(dir_a.path().join("model.json")).unwrap();
+        assert_eq!(
+            model_a,
+            std::fs::read(dir_b.path().join("model.json")).unwrap()
+        );
+        assert_eq!(a.metrics["n_iter"], want["n_iter"]);
+        assert_eq!(a.metrics["converged"], json!(true));
+        let t = &a.tables["train"];
+        let (probs, _) = matrix(t, "probs", "train").unwrap();
+        let want_probs: Vec<f64> = serde_json::from_value::<Vec<Vec<f64>>>(want["probs"].clone())
+            .unwrap()
+            .concat();
+        for (g, w) in probs.iter().zip(&want_probs) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        let pred: Vec<i64> = ids(t, "pred", "train")
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            pred,
+            serde_json::from_value::<Vec<i64>>(want["pred"].clone()).unwrap()
+        );
+        let acc = pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64;
+        assert_eq!(a.metrics["train"]["accuracy"], json!(acc));
+    }
+
+    #[test]
+    fn params_are_checked() {
+        let bad = params("{method: logistic-regression, C: 0}");
+        let err = bad.check().unwrap_err();
+        assert!(
+            matches!(err, StageError::Param { ref field, .. } if field == "C"),
+            "{err:?}"
+        );
+        let p = params("method: most-frequent");
+        assert_eq!((p.c, p.max_iter, p.tol), (1.0, 3000, 1e-4));
+        assert_eq!(p.features, "hidden_state");
+    }
+}

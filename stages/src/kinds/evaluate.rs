@@ -1,0 +1,620 @@
+//! `evaluate`: how good a classifier's predictions are, per split, as the chapter looks at them:
+//! accuracy, weighted and macro F1, scikit-learn's `classification_report`, the row-normalised
+//! confusion matrix (table and heatmap), and — when the input carries probabilities, logits or
+//! a per-example loss — the error analysis: the examples with the highest and lowest loss.
+//!
+//! Input: one table per split with the true label ids and either predicted ids (`pred`) or
+//! scores to take the argmax of (`probs` or `logits`, `fixed_size_list<float>[k]`), e.g. the
+//! output of `classify` or of a fine-tuning stage (`label`, `pred`, `logits`, `loss`, `text`).
+//! Label names come from the schema metadata (see [`crate::labels`]).
+//!
+//! Outputs: tables `report` (one row per class and per average, per split), `confusion`
+//! (row-normalised, one row per true label, one column per predicted label) and `errors` (top
+//! and bottom `top-k` by loss); files `report.txt` (the report and confusion counts as text),
+//! `errors.txt` and `confusion-<split>.png`; metrics `{split: {accuracy, f1_weighted,
+//! f1_macro[, loss]}}`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{Arity, Context, Output, Stage, StageError};
+use crate::kinds::classify::{ids, matrix};
+use crate::logreg::argmax;
+use crate::scores::Report;
+use crate::{labels, plot, table};
+
+/// Params of `evaluate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvaluateParams {
+    /// The splits to score. Default: every split but `train` (all of them if that leaves none).
+    #[serde(default)]
+    pub splits: Option<Vec<String>>,
+    /// The true label ids. Default `label`.
+    #[serde(default = "label")]
+    pub label: String,
+    /// The predicted label ids; when the input has no such column, the argmax of `probs` or
+    /// `logits`. Default `pred`.
+    #[serde(default = "pred")]
+    pub pred: String,
+    /// The text shown in the error analysis. Default `text`.
+    #[serde(default = "text")]
+    pub text: String,
+    /// How many highest- and lowest-loss examples to list. Default 10.
+    #[serde(default = "ten")]
+    pub top_k: usize,
+}
+
+fn label() -> String {
+    "label".into()
+}
+fn pred() -> String {
+    "pred".into()
+}
+fn text() -> String {
+    "text".into()
+}
+fn ten() -> usize {
+    10
+}
+
+/// Per-example cross-entropy of the true label: the input's `loss` column when it has one,
+/// else from `probs` (−log p, p clipped to ε as scikit-learn's `log_loss`), else from `logits`
+/// (log Σ exp z − z_y). `None` when the input has none of them.
+fn example_loss(
+    batch: &RecordBatch,
+    split: &str,
+    truth: &[i64],
+) -> Result<Option<Vec<f64>>, StageError> {
+    if let Some(col) = batch.column_by_name("loss") {
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Float64)?;
+        let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(&col);
+        return Ok(Some(col.iter().map(|v| v.unwrap_or(f64::NAN)).collect()));
+    }
+    let scores = |name: &str| -> Result<Option<(Vec<f64>, usize)>, StageError> {
+        if batch.column_by_name(name).is_none() {
+            return Ok(None);
+        }
+        let (m, k) = matrix(batch, name, split)?;
+        if let Some(&bad) = truth.iter().find(|&&y| y < 0 || y as usize >= k) {
+            return Err(StageError::failed(format!(
+                "split `{split}`: label {bad} has no entry in `{name}` ({k} per row)"
+            )));
+        }
+        Ok(Some((m, k)))
+    };
+    if let Some((probs, k)) = scores("probs")? {
+        return Ok(Some(
+            truth
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| {
+                    -probs[i * k + y as usize]
+                        .clamp(f64::EPSILON, 1.0 - f64::EPSILON)
+                        .ln()
+                })
+                .collect(),
+        ));
+    }
+    if let Some((logits, k)) = scores("logits")? {
+        return Ok(Some(
+            truth
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| {
+                    let z = &logits[i * k..(i + 1) * k];
+                    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln() - z[y as usize]
+                })
+                .collect(),
+        ));
+    }
+    Ok(None)
+}
+
+/// Predicted ids: the `pred` column, or the argmax of `probs` / `logits`.
+fn predictions(
+    batch: &RecordBatch,
+    p: &EvaluateParams,
+    split: &str,
+) -> Result<Vec<i64>, StageError> {
+    if batch.column_by_name(&p.pred).is_some() {
+        return ids(batch, &p.pred, split)?
+            .into_iter()
+            .enumerate()
+            .map(|(row, v)| {
+                v.ok_or_else(|| {
+                    StageError::failed(format!("split `{split}`, row {row}: `{}` is null", p.pred))
+                })
+            })
+            .collect();
+    }
+    for name in ["probs", "logits"] {
+        if batch.column_by_name(name).is_some() {
+            let (m, k) = matrix(batch, name, split)?;
+            return Ok(m.chunks_exact(k.max(1)).map(|r| argmax(r) as i64).collect());
+        }
+    }
+    Err(StageError::failed(format!(
+        "split `{split}` has neither a `{}` column nor `probs` / `logits` to predict from",
+        p.pred
+    )))
+}
+
+/// One example of the error analysis.
+struct Example {
+    row: usize,
+    loss: f64,
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// `evaluate`: scores, report, confusion matrix and error analysis.
+pub struct Evaluate;
+
+impl Stage for Evaluate {
+    type Params = EvaluateParams;
+    const KIND: &'static str = "evaluate";
+    /// Bump when a score, table or file changes.
+    const VERSION: u32 = 1;
+    const INPUTS: Arity = Arity::One;
+    const SUMMARY: &'static str = "accuracy, F1, classification report, confusion matrix (table + PNG) and highest/lowest-loss examples";
+
+    fn run(p: &EvaluateParams, ctx: &Context) -> Result<Output, StageError> {
+        let input = ctx.single_input()?;
+        let splits: Vec<String> = match &p.splits {
+            Some(list) => {
+                for s in list {
+                    if !input.tables.contains_key(s) {
+                        return Err(StageError::param(
+                            "splits",
+                            format!(
+                                "input `{}` has no split `{s}` (splits: {})",
+                                input.stage,
+                                input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                            None,
+                        ));
+                    }
+                }
+                list.clone()
+            }
+            None => {
+                let rest: Vec<String> = input
+                    .tables
+                    .keys()
+                    .filter(|s| *s != "train")
+                    .cloned()
+                    .collect();
+                if rest.is_empty() {
+                    input.tables.keys().cloned().collect()
+                } else {
+                    rest
+                }
+            }
+        };
+
+        let mut output = Output::default();
+        let mut report_txt = String::new();
+        let mut errors_txt = String::new();
+        // Table rows, accumulated over splits.
+        let mut rep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let (mut rep_p, mut rep_r, mut rep_f, mut rep_s) = (vec![], vec![], vec![], vec![]);
+        let mut conf_rows: Vec<(String, String, Vec<(String, f64)>)> = vec![];
+        let (mut err_split, mut err_kind, mut err_rank, mut err_row) =
+            (vec![], vec![], vec![], vec![]);
+        let (mut err_text, mut err_label, mut err_pred, mut err_loss) =
+            (vec![], vec![], vec![], vec![]);
+
+        for split in &splits {
+            ctx.check_cancelled()?;
+            let batch = &input.tables[split];
+            let names = labels::label_names(&batch.schema());
+            let name = |id: i64| {
+                names
+                    .as_deref()
+                    .and_then(|n| labels::int2str(n, id))
+                    .map_or_else(|| id.to_string(), str::to_string)
+            };
+            let truth: Vec<i64> = ids(batch, &p.label, split)?
+                .into_iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    v.ok_or_else(|| {
+                        StageError::failed(format!(
+                            "split `{split}`, row {row}: label `{}` is null",
+                            p.label
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let pred = predictions(batch, p, split)?;
+            let report = Report::new(&truth, &pred, name);
+            let mut m = json!({
+                "accuracy": report.accuracy,
+                "f1_weighted": report.weighted_avg.f1,
+                "f1_macro": report.macro_avg.f1,
+            });
+
+            let _ = writeln!(report_txt, "== {split} ({} examples)\n", truth.len());
+            report_txt.push_str(&report.text(2));
+            let _ = writeln!(
+                report_txt,
+                "\nconfusion matrix (rows: true, columns: predicted)\n"
+            );
+            let w = report
+                .names
+                .iter()
+                .map(|n| n.chars().count())
+                .max()
+                .unwrap_or(1)
+                .max(6);
+            let _ = write!(report_txt, "{:>w$}", "");
+            for n in &report.names {
+                let _ = write!(report_txt, " {n:>w$}");
+            }
+            report_txt.push('\n');
+            let normalized = report.confusion_normalized();
+            for (t, n) in report.names.iter().enumerate() {
+                let _ = write!(report_txt, "{n:>w$}");
+                for c in &report.confusion[t] {
+                    let _ = write!(report_txt, " {c:>w$}");
+                }
+                let _ = write!(report_txt, "   |");
+                for v in &normalized[t] {
+                    let _ = write!(report_txt, " {v:>5.2}");
+                }
+                report_txt.push('\n');
+            }
+            report_txt.push('\n');
+
+            let rows = report
+                .names
+                .iter()
+                .zip(&report.per_class)
+                .map(|(n, s)| (n.as_str(), *s))
+                .chain([
+                    ("macro avg", report.macro_avg),
+                    ("weighted avg", report.weighted_avg),
+                ]);
+            for (n, s) in rows {
+                rep.entry("split").or_default().push(split.clone());
+                rep.entry("label").or_default().push(n.to_string());
+                rep_p.push(s.precision);
+                rep_r.push(s.recall);
+                rep_f.push(s.f1);
+                rep_s.push(s.support as i64);
+            }
+            rep.entry("split").or_default().push(split.clone());
+            rep.entry("label").or_default().push("accuracy".into());
+            rep_p.push(f64::NAN);
+            rep_r.push(f64::NAN);
+            rep_f.push(report.accuracy);
+            rep_s.push(truth.len() as i64);
+            for (t, n) in report.names.iter().enumerate() {
+                let cells = report
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(normalized[t].iter().copied())
+                    .collect();
+                conf_rows.push((split.clone(), n.clone(), cells));
+            }
+            plot::confusion_heatmap(
+                &ctx.out_dir.join(format!("confusion-{split}.png")),
+                &normalized,
+                &report.names,
+                &format!("Normalized confusion matrix ({split})"),
+            )?;
+
+            if let Some(loss) = example_loss(batch, split, &truth)? {
+                let mean = loss.iter().sum::<f64>() / loss.len().max(1) as f64;
+                m["loss"] = json!(mean);
+                let texts = if batch.column_by_name(&p.text).is_some() {
+                    Some(table::strings(batch, &p.text, split)?)
+                } else {
+                    None
+                };
+                let mut order: Vec<Example> = loss
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &loss)| Example { row, loss })
+                    .collect();
+                // Highest first; NaN last; ties by row for a stable order.
+                order.sort_by(|a, b| {
+                    b.loss
+                        .partial_cmp(&a.loss)
+                        .unwrap_or_else(|| a.loss.is_nan().cmp(&b.loss.is_nan()))
+                        .then(a.row.cmp(&b.row))
+                });
+                let k = p.top_k.min(order.len());
+                let mut lowest: Vec<&Example> = order
+                    .iter()
+                    .rev()
+                    .filter(|e| !e.loss.is_nan())
+                    .take(k)
+                    .collect();
+                lowest.sort_by(|a, b| a.loss.total_cmp(&b.loss).then(a.row.cmp(&b.row)));
+                for (kind, list) in [
+                    ("highest", order.iter().take(k).collect::<Vec<_>>()),
+                    ("lowest", lowest),
+                ] {
+                    let _ = writeln!(errors_txt, "== {split}: {k} {kind}-loss examples\n");
+                    let _ = writeln!(
+                        errors_txt,
+                        "{:>5}  {:>8}  {:<12}  {:<12}  text",
+                        "row", "loss", "label", "predicted"
+                    );
+                    for (rank, e) in list.iter().enumerate() {
+                        let t = texts.as_ref().map_or("", |t| t[e.row]);
+                        let _ = writeln!(
+                            errors_txt,
+                            "{:>5}  {:>8.4}  {:<12}  {:<12}  {}",
+                            e.row,
+                            e.loss,
+                            name(truth[e.row]),
+                            name(pred[e.row]),
+                            truncate(t, 120)
+                        );
+                        err_split.push(split.clone());
+                        err_kind.push(kind.to_string());
+                        err_rank.push(rank as i64 + 1);
+                        err_row.push(e.row as i64);
+                        err_text.push(t.to_string());
+                        err_label.push(name(truth[e.row]));
+                        err_pred.push(name(pred[e.row]));
+                        err_loss.push(e.loss);
+                    }
+                    errors_txt.push('\n');
+                }
+            }
+            output.metrics.insert(split.clone(), m);
+        }
+
+        let strings = |v: &Vec<String>| Arc::new(StringArray::from(v.clone())) as ArrayRef;
+        let floats = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+        let report_table = RecordBatch::try_from_iter([
+            ("split", strings(&rep["split"])),
+            ("label", strings(&rep["label"])),
+            ("precision", floats(rep_p)),
+            ("recall", floats(rep_r)),
+            ("f1-score", floats(rep_f)),
+            ("support", Arc::new(Int64Array::from(rep_s)) as ArrayRef),
+        ])?;
+        output.tables.insert("report".into(), report_table);
+
+        // Wide confusion table over the union of labels seen in the splits.
+        let mut columns: Vec<String> = Vec::new();
+        for (_, _, cells) in &conf_rows {
+            for (n, _) in cells {
+                if !columns.contains(n) {
+                    columns.push(n.clone());
+                }
+            }
+        }
+        let mut conf: Vec<(String, ArrayRef)> = vec![
+            (
+                "split".into(),
+                strings(&conf_rows.iter().map(|r| r.0.clone()).collect()),
+            ),
+            (
+                "label".into(),
+                strings(&conf_rows.iter().map(|r| r.1.clone()).collect()),
+            ),
+        ];
+        for c in &columns {
+            let v = conf_rows
+                .iter()
+                .map(|r| r.2.iter().find(|(n, _)| n == c).map_or(0.0, |x| x.1))
+                .collect();
+            let name = if c == "split" || c == "label" {
+                format!("pred:{c}")
+            } else {
+                c.clone()
+            };
+            conf.push((name, floats(v)));
+        }
+        output
+            .tables
+            .insert("confusion".into(), RecordBatch::try_from_iter(conf)?);
+
+        if !err_split.is_empty() {
+            let errors = RecordBatch::try_from_iter([
+                ("split", strings(&err_split)),
+                ("kind", strings(&err_kind)),
+                ("rank", Arc::new(Int64Array::from(err_rank)) as ArrayRef),
+                ("row", Arc::new(Int64Array::from(err_row)) as ArrayRef),
+                ("text", strings(&err_text)),
+                ("label", strings(&err_label)),
+                ("predicted", strings(&err_pred)),
+                ("loss", floats(err_loss)),
+            ])?;
+            output.tables.insert("errors".into(), errors);
+            std::fs::write(ctx.out_dir.join("errors.txt"), errors_txt)?;
+        }
+        std::fs::write(ctx.out_dir.join("report.txt"), report_txt)?;
+        Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+
+    use super::*;
+    use crate::api::{Input, NoProgress};
+    use crate::kinds::classify::fixed_size_list_f32;
+
+    fn fixture() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/classify/metrics.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// What a fine-tuning stage writes: label, pred, logits (no probs, no loss), text.
+    fn finetune_like(with_pred: bool) -> RecordBatch {
+        let fx = fixture();
+        let names: Vec<String> = serde_json::from_value(fx["names"].clone()).unwrap();
+        let y: Vec<i64> = serde_json::from_value(fx["y_true"].clone()).unwrap();
+        let pred: Vec<i64> = serde_json::from_value(fx["y_pred"].clone()).unwrap();
+        let logits: Vec<Vec<f64>> = serde_json::from_value(fx["logits"].clone()).unwrap();
+        let k = names.len();
+        let mut fields = vec![
+            Field::new("text", DataType::Utf8, false),
+            Field::new("label", DataType::Int64, false),
+            Field::new(
+                "logits",
+                DataType::FixedSizeList(
+                    Arc::new(Field::new_list_field(DataType::Float32, false)),
+                    k as i32,
+                ),
+                false,
+            ),
+        ];
+        let text: Vec<String> = (0..y.len()).map(|i| format!("tweet number {i}")).collect();
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(text)),
+            Arc::new(Int64Array::from(y)),
+            fixed_size_list_f32(logits.concat().iter().map(|&v| v as f32).collect(), k),
+        ];
+        if with_pred {
+            fields.push(Field::new("pred", DataType::Int64, false));
+            cols.push(Arc::new(Int64Array::from(pred)));
+        }
+        let schema = Schema::new(fields).with_metadata(
+            labels::metadata("label", &names)
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+        RecordBatch::try_new(Arc::new(schema), cols).unwrap()
+    }
+
+    fn run(p: &EvaluateParams, tables: Vec<(&str, RecordBatch)>) -> (Output, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = [Input {
+            stage: "model".into(),
+            tables: tables
+                .into_iter()
+                .map(|(s, b)| (s.to_string(), b))
+                .collect(),
+            files: BTreeMap::new(),
+        }];
+        let cancelled = AtomicBool::new(false);
+        let ctx = Context {
+            stage: "eval",
+            root: dir.path(),
+            inputs: &inputs,
+            out_dir: dir.path(),
+            device: crate::api::Device::Cpu,
+            offline: true,
+            progress: &NoProgress,
+            cancelled: &cancelled,
+        };
+        (Evaluate::run(p, &ctx).unwrap(), dir)
+    }
+
+    #[test]
+    fn logits_input_gives_scikit_learn_scores_and_loss_ranking() {
+        let fx = fixture();
+        let p: EvaluateParams = crate::params_from_yaml("top-k: 3");
+        let b = finetune_like(true);
+        let (out, dir) = run(&p, vec![("train", b.clone()), ("validation", b)]);
+        // train is left out by default.
+        assert_eq!(out.metrics.keys().collect::<Vec<_>>(), ["validation"]);
+        let m = &out.metrics["validation"];
+        let close = |a: &serde_json::Value, b: &serde_json::Value| {
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-12
+        };
+        assert!(close(&m["accuracy"], &fx["accuracy"]));
+        assert!(close(&m["f1_weighted"], &fx["f1_weighted"]));
+        assert!(close(&m["f1_macro"], &fx["f1_macro"]));
+        let loss: Vec<f64> = serde_json::from_value(fx["loss"].clone()).unwrap();
+        let mean = loss.iter().sum::<f64>() / loss.len() as f64;
+        // Logits went through float32.
+        assert!((m["loss"].as_f64().unwrap() - mean).abs() < 1e-5, "{m}");
+
+        let report = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
+        assert!(
+            report.contains(fx["report_text"].as_str().unwrap()),
+            "{report}"
+        );
+        let png = std::fs::read(dir.path().join("confusion-validation.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+
+        let errors = &out.tables["errors"];
+        assert_eq!(errors.num_rows(), 6);
+        let rows: Vec<i64> = errors
+            .column_by_name("row")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
+        let mut by_loss: Vec<usize> = (0..loss.len()).collect();
+        by_loss.sort_by(|&a, &b| loss[b].total_cmp(&loss[a]));
+        let want: Vec<i64> = by_loss[..3]
+            .iter()
+            .chain(by_loss.iter().rev().take(3))
+            .map(|&r| r as i64)
+            .collect();
+        assert_eq!(rows, want);
+        let got_loss = errors
+            .column_by_name("loss")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        assert!((got_loss.value(0) - loss[by_loss[0]]).abs() < 1e-5);
+        let text = std::fs::read_to_string(dir.path().join("errors.txt")).unwrap();
+        assert!(
+            text.contains(&format!("tweet number {}", by_loss[0])),
+            "{text}"
+        );
+
+        let conf = &out.tables["confusion"];
+        let want: Vec<Vec<f64>> =
+            serde_json::from_value(fx["confusion_normalized"].clone()).unwrap();
+        assert_eq!(conf.num_rows(), want.len());
+        let sadness = conf
+            .column_by_name("sadness")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        assert!((sadness.value(0) - want[0][0]).abs() < 1e-12);
+        let report = &out.tables["report"];
+        assert_eq!(report.num_rows(), 5 + 3);
+    }
+
+    #[test]
+    fn without_pred_the_argmax_of_the_logits_is_the_prediction() {
+        let p: EvaluateParams = crate::params_from_yaml("splits: [validation]");
+        let b = finetune_like(false);
+        let (out, _dir) = run(&p, vec![("validation", b.clone())]);
+        let fx = fixture();
+        let logits: Vec<Vec<f64>> = serde_json::from_value(fx["logits"].clone()).unwrap();
+        let y: Vec<i64> = serde_json::from_value(fx["y_true"].clone()).unwrap();
+        let correct = logits
+            .iter()
+            .zip(&y)
+            .filter(|(l, y)| argmax(l) as i64 == **y)
+            .count();
+        assert_eq!(
+            out.metrics["validation"]["accuracy"],
+            json!(correct as f64 / y.len() as f64)
+        );
+    }
+}
