@@ -412,8 +412,13 @@ impl Stage for Classify {
             ctx.check_cancelled()?;
             let predicted = predict(batch, split)?;
             let nc = classes.len();
-            let truth = ids(batch, &p.label, split)?;
             let n = batch.num_rows();
+            // A split without labels (new text to predict) gets predictions and no loss.
+            let truth = if batch.column_by_name(&p.label).is_some() {
+                ids(batch, &p.label, split)?
+            } else {
+                vec![None; n]
+            };
             let mut pred = Vec::with_capacity(n);
             let mut probs = vec![0f32; n * k_out];
             let mut loss = Vec::with_capacity(n);
@@ -659,6 +664,29 @@ mod tests {
         );
         let acc = pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64;
         assert_eq!(a.metrics["train"]["accuracy"], json!(acc));
+    }
+
+    #[test]
+    fn a_split_without_labels_gets_predictions_and_no_loss() {
+        let x = vec![
+            vec![0.0f32, 1.0],
+            vec![1.0, 0.0],
+            vec![0.9, 0.1],
+            vec![0.1, 0.8],
+        ];
+        let train = features_table(&x, &[1, 0, 0, 1], &["a", "b"]);
+        let unlabelled = train.project(&[0, 2]).unwrap();
+        let (out, _dir) = run_stage(
+            &params("method: logistic-regression"),
+            vec![("train", train), ("new", unlabelled)],
+        );
+        let new = &out.tables["new"];
+        assert_eq!(new.column_by_name("loss").unwrap().null_count(), 4);
+        assert_eq!(
+            ids(new, "pred", "new").unwrap(),
+            [Some(1), Some(0), Some(0), Some(1)]
+        );
+        assert!(out.metrics.contains_key("train") && !out.metrics.contains_key("new"));
     }
 
     #[test]
