@@ -7,9 +7,12 @@
 //! Adding a kind: write one module implementing [`Stage`], add one line to [`registry::KINDS`].
 
 pub mod api;
+pub mod figure;
 pub mod inspect;
 pub mod kinds;
 pub mod labels;
+pub mod manifold;
+pub mod matrix;
 pub mod model;
 pub mod pretrained;
 pub mod registry;

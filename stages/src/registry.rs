@@ -89,6 +89,8 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::pretokenize::Pretokenize>(),
     kind::<crate::kinds::tokenize::Tokenize>(),
     kind::<crate::kinds::align_labels::AlignLabels>(),
+    kind::<crate::kinds::scale::Scale>(),
+    kind::<crate::kinds::project::Project>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestSource>(),
     #[cfg(feature = "test-kinds")]

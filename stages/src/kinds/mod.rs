@@ -4,4 +4,6 @@ pub mod align_labels;
 pub mod load;
 pub mod normalize;
 pub mod pretokenize;
+pub mod project;
+pub mod scale;
 pub mod tokenize;
