@@ -185,8 +185,14 @@ mod tests {
     fn hexbin_cells_tile_the_plane() {
         let h = Hexbin::new((0.0, 10.0, 0.0, 10.0), 10);
         // A lattice centre falls in its own cell; a point between rows goes to the nearer one.
-        assert_eq!(h.cell(h.xmin + 2.0 * h.sx, h.ymin + 3.0 * h.sy), (false, 2, 3));
-        assert_eq!(h.cell(h.xmin + 2.5 * h.sx, h.ymin + 3.5 * h.sy), (true, 2, 3));
+        assert_eq!(
+            h.cell(h.xmin + 2.0 * h.sx, h.ymin + 3.0 * h.sy),
+            (false, 2, 3)
+        );
+        assert_eq!(
+            h.cell(h.xmin + 2.5 * h.sx, h.ymin + 3.5 * h.sy),
+            (true, 2, 3)
+        );
         let poly = h.polygon((false, 2, 3));
         assert_eq!(poly.len(), 6);
     }

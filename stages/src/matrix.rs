@@ -39,7 +39,9 @@ impl Matrix {
 
     /// Column `j` as a vector.
     pub fn column(&self, j: usize) -> Vec<f32> {
-        (0..self.rows).map(|i| self.data[i * self.cols + j]).collect()
+        (0..self.rows)
+            .map(|i| self.data[i * self.cols + j])
+            .collect()
     }
 }
 
@@ -163,7 +165,10 @@ mod tests {
         let batch = RecordBatch::try_from_iter([("h", col)]).unwrap();
         assert_eq!(read(&batch, "h", "train").unwrap(), m);
         let sliced = batch.slice(1, 1);
-        assert_eq!(read(&sliced, "h", "train").unwrap().data, vec![4.0, 5.0, 6.0]);
+        assert_eq!(
+            read(&sliced, "h", "train").unwrap().data,
+            vec![4.0, 5.0, 6.0]
+        );
 
         let mut c = vec![0.0f32; 4];
         matmul_transposed(&m.data, &m.data, &mut c, 2, 2, 3, 1.0);

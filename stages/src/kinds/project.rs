@@ -142,6 +142,16 @@ fn layout_table(batch: &RecordBatch, drop: &str, y: &Matrix) -> Result<RecordBat
     table::with_columns(&base, cols, &[])
 }
 
+/// Draws the figure of `layout` (rows of `batch`) to `path`: what the stage writes as
+/// `projection.png`.
+pub fn draw(
+    path: &std::path::Path,
+    batch: &RecordBatch,
+    layout: &Matrix,
+) -> Result<(), StageError> {
+    figure::hexbin_grid(path, &panels(batch, layout), 20)
+}
+
 /// One panel per label of `batch` (by the recorded label column, else `label`), titled by the
 /// label names when recorded; a single panel when there are no labels.
 fn panels(batch: &RecordBatch, y: &Matrix) -> Vec<Panel> {
@@ -216,7 +226,10 @@ impl Stage for Project {
         if p.n_components < 2 {
             return Err(StageError::param(
                 "n-components",
-                format!("n-components is {}: the layout needs at least 2", p.n_components),
+                format!(
+                    "n-components is {}: the layout needs at least 2",
+                    p.n_components
+                ),
                 None,
             ));
         }
@@ -296,10 +309,9 @@ impl Stage for Project {
                     .into(),
                 );
                 let layout = r.embedding;
-                output.tables.insert(
-                    p.fit_split.clone(),
-                    layout_table(fit, &p.column, &layout)?,
-                );
+                output
+                    .tables
+                    .insert(p.fit_split.clone(), layout_table(fit, &p.column, &layout)?);
                 layout
             }
             ProjectMethod::Pca => {
@@ -339,11 +351,7 @@ impl Stage for Project {
         };
         output.metrics.insert("n-points".into(), x.rows.into());
         ctx.progress.message("figure");
-        figure::hexbin_grid(
-            &ctx.out_dir.join("projection.png"),
-            &panels(fit, &fit_layout),
-            20,
-        )?;
+        draw(&ctx.out_dir.join("projection.png"), fit, &fit_layout)?;
         if p.trustworthiness {
             ctx.progress.message("trustworthiness");
             let t = trustworthiness(&x, &fit_layout, p.n_neighbors, p.metric, &cancelled)
@@ -386,7 +394,9 @@ mod tests {
             ("label", Arc::new(Int64Array::from(label)) as ArrayRef),
             (
                 "text",
-                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("t{i}")))) as ArrayRef,
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("t{i}")),
+                )) as ArrayRef,
             ),
         ])
         .unwrap();
@@ -424,7 +434,12 @@ mod tests {
         let tables = BTreeMap::from([("train".to_string(), features(300))]);
         let (out, dir) = run("n-epochs: 100", tables);
         let t = &out.tables["train"];
-        let names: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = t
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["label", "text", "x", "y"]);
         assert_eq!(
             labels::label_names(&t.schema()).unwrap(),
@@ -467,6 +482,9 @@ mod tests {
             cancelled: &cancelled,
         };
         let err = Project::run(&p, &ctx).unwrap_err().to_string();
-        assert!(err.contains("UMAP places only the split it is fitted on"), "{err}");
+        assert!(
+            err.contains("UMAP places only the split it is fitted on"),
+            "{err}"
+        );
     }
 }

@@ -224,11 +224,7 @@ impl Stage for Scale {
         let fit = input.tables.get(&p.fit_split).ok_or_else(|| {
             StageError::param(
                 "fit-split",
-                format!(
-                    "input `{}` has no split `{}`",
-                    input.stage,
-                    p.fit_split
-                ),
+                format!("input `{}` has no split `{}`", input.stage, p.fit_split),
                 Some(format!(
                     "its splits: {}",
                     input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -252,7 +248,8 @@ impl Stage for Scale {
             n_features: scaler.features(),
             params: &scaler,
         };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| StageError::failed(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&file).map_err(|e| StageError::failed(e.to_string()))?;
         std::fs::write(ctx.out_dir.join("scaler.json"), json)?;
 
         let mut output = Output::default();
@@ -277,9 +274,10 @@ impl Stage for Scale {
         output
             .metrics
             .insert("n-features".into(), scaler.features().into());
-        output
-            .metrics
-            .insert("constant-features".into(), scaler.constant_features().into());
+        output.metrics.insert(
+            "constant-features".into(),
+            scaler.constant_features().into(),
+        );
         Ok(output)
     }
 }

@@ -102,7 +102,13 @@ mod tests {
         // uncorrelated coefficients, more spread along u than along w, mean (1, 2, 3).
         let u = [0.6, 0.8, 0.0];
         let w = [0.0, 0.0, 1.0];
-        let coef = [(-4.0, 1.0), (-2.0, -1.0), (0.0, 0.0), (2.0, -1.0), (4.0, 1.0)];
+        let coef = [
+            (-4.0, 1.0),
+            (-2.0, -1.0),
+            (0.0, 0.0),
+            (2.0, -1.0),
+            (4.0, 1.0),
+        ];
         let mut data = Vec::new();
         for (a, b) in coef {
             for j in 0..3 {
@@ -112,7 +118,11 @@ mod tests {
         let x = Matrix::new(5, 3, data);
         let pca = Pca::fit(&x, 2);
         for j in 0..3 {
-            assert!((pca.components[j].abs() - u[j]).abs() < 1e-6, "{:?}", pca.components);
+            assert!(
+                (pca.components[j].abs() - u[j]).abs() < 1e-6,
+                "{:?}",
+                pca.components
+            );
             assert!((pca.components[3 + j].abs() - w[j]).abs() < 1e-6);
         }
         // Variance along u: (16 + 4 + 0 + 4 + 16) / 4 = 10; along w: 4 / 4 (a and b uncorrelated).

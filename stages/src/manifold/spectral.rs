@@ -70,13 +70,19 @@ fn orthonormalize(x: &mut [f64], n: usize, p: usize, rng: &mut Rng) {
                     x[i * p + c] -= dot * x[i * p + prev];
                 }
             }
-            let mut norm: f64 = (0..n).map(|i| x[i * p + c] * x[i * p + c]).sum::<f64>().sqrt();
+            let mut norm: f64 = (0..n)
+                .map(|i| x[i * p + c] * x[i * p + c])
+                .sum::<f64>()
+                .sqrt();
             if norm < 1e-12 {
                 // A lost direction: restart it at random (then orthogonalize on the next pass).
                 for i in 0..n {
                     x[i * p + c] = rng.normal();
                 }
-                norm = (0..n).map(|i| x[i * p + c] * x[i * p + c]).sum::<f64>().sqrt();
+                norm = (0..n)
+                    .map(|i| x[i * p + c] * x[i * p + c])
+                    .sum::<f64>()
+                    .sqrt();
             }
             for i in 0..n {
                 x[i * p + c] /= norm;
@@ -94,7 +100,12 @@ pub fn spectral_layout(g: &Graph, dim: usize, rng: &mut Rng) -> Option<Vec<f64>>
         return None;
     }
     let deg: Vec<f64> = (0..n)
-        .map(|i| g.weights[g.indptr[i]..g.indptr[i + 1]].iter().map(|&w| w as f64).sum())
+        .map(|i| {
+            g.weights[g.indptr[i]..g.indptr[i + 1]]
+                .iter()
+                .map(|&w| w as f64)
+                .sum()
+        })
         .collect();
     if deg.iter().any(|&d| d <= 0.0) {
         return None;
@@ -135,7 +146,11 @@ pub fn spectral_layout(g: &Graph, dim: usize, rng: &mut Rng) -> Option<Vec<f64>>
         let c = (cut + lower) / 2.0;
         y_prev.copy_from_slice(&x);
         apply_m(g, &inv_sqrt_deg, &y_prev, &mut mx, p);
-        let mut y: Vec<f64> = mx.iter().zip(&y_prev).map(|(m, v)| (m - c * v) / e).collect();
+        let mut y: Vec<f64> = mx
+            .iter()
+            .zip(&y_prev)
+            .map(|(m, v)| (m - c * v) / e)
+            .collect();
         for _ in 2..=degree {
             apply_m(g, &inv_sqrt_deg, &y, &mut mx, p);
             y_next

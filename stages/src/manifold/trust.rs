@@ -24,7 +24,10 @@ pub fn trustworthiness(
 ) -> Option<f64> {
     let n = x.rows;
     assert_eq!(layout.rows, n);
-    assert!(k >= 1 && 2 * k < n, "trustworthiness needs k < n / 2 (k = {k}, n = {n})");
+    assert!(
+        k >= 1 && 2 * k < n,
+        "trustworthiness needs k < n / 2 (k = {k}, n = {n})"
+    );
     let neighbours = knn_low_dim(layout, k);
     let prep = Prepared::new(x, metric);
     let block = prep.block_rows();

@@ -362,7 +362,11 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
     let default_epochs = if n <= 10_000 { 500 } else { 200 };
     let graph = prune(
         &graph,
-        if n_epochs > 10 { n_epochs } else { default_epochs },
+        if n_epochs > 10 {
+            n_epochs
+        } else {
+            default_epochs
+        },
     );
     if (hooks.cancelled)() {
         return None;
@@ -374,7 +378,10 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
     // Edges in CSR order; epochs_per_sample = max weight / weight.
     let mut head = Vec::with_capacity(graph.indices.len());
     for i in 0..n {
-        head.extend(std::iter::repeat_n(i as u32, graph.indptr[i + 1] - graph.indptr[i]));
+        head.extend(std::iter::repeat_n(
+            i as u32,
+            graph.indptr[i + 1] - graph.indptr[i],
+        ));
     }
     let tail = &graph.indices;
     let wmax = graph.weights.iter().copied().fold(0.0f32, f32::max) as f64;
@@ -383,7 +390,11 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
         .iter()
         .map(|&w| {
             let samples = n_epochs as f64 * (w as f64 / wmax);
-            if samples > 0.0 { n_epochs as f64 / samples } else { -1.0 }
+            if samples > 0.0 {
+                n_epochs as f64 / samples
+            } else {
+                -1.0
+            }
         })
         .collect();
     let neg_rate = cfg.negative_sample_rate as f64;
@@ -505,7 +516,9 @@ mod tests {
             for &j in &nb[i * k..(i + 1) * k] {
                 votes[labels[j as usize]] += 1;
             }
-            let best = (0..votes.len()).max_by_key(|&c| (votes[c], usize::MAX - c)).unwrap();
+            let best = (0..votes.len())
+                .max_by_key(|&c| (votes[c], usize::MAX - c))
+                .unwrap();
             right += (best == labels[i]) as usize;
         }
         right as f64 / y.rows as f64
