@@ -53,7 +53,7 @@ pub(crate) fn train() -> String {
 /// A fitted scaler: `y = f32((x − offset) / scale)` for standard, `y = x · mul + add` (f32) for
 /// min-max — each exactly as scikit-learn evaluates it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(untagged, rename_all_fields = "kebab-case")]
 pub enum Scaler {
     MinMax {
         data_min: Vec<f32>,
@@ -345,5 +345,80 @@ mod tests {
         assert_eq!(p.column, "hidden_state");
         let p: ScaleParams = crate::params_from_yaml("{}");
         assert_eq!(p.method, ScaleMethod::MinMax);
+    }
+
+    #[test]
+    fn stage_fits_on_train_applies_everywhere_and_writes_the_scaler() {
+        use std::collections::{BTreeMap, HashMap};
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+
+        use arrow::array::{ArrayRef, Int64Array};
+        use arrow::datatypes::Schema;
+        use arrow::record_batch::RecordBatch;
+
+        use crate::api::{Device, Input, NoProgress};
+        use crate::labels;
+
+        let names: Vec<String> = ["sadness", "joy"].map(String::from).to_vec();
+        let batch = |m: Matrix| {
+            let n = m.rows;
+            let b = RecordBatch::try_from_iter([
+                ("hidden_state", matrix::to_column(m, None)),
+                ("label", Arc::new(Int64Array::from(vec![0; n])) as ArrayRef),
+            ])
+            .unwrap();
+            let meta: HashMap<String, String> =
+                labels::metadata("label", &names).into_iter().collect();
+            let schema = Schema::new(b.schema().fields().clone()).with_metadata(meta);
+            b.with_schema(Arc::new(schema)).unwrap()
+        };
+        let tables = BTreeMap::from([
+            ("train".to_string(), batch(x())),
+            (
+                "test".to_string(),
+                batch(Matrix::new(1, 3, vec![5.0, 6.0, -8.0])),
+            ),
+        ]);
+        let inputs = [Input {
+            stage: "features".into(),
+            tables,
+            files: BTreeMap::new(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let cancelled = AtomicBool::new(false);
+        let ctx = Context {
+            stage: "scale",
+            root: dir.path(),
+            inputs: &inputs,
+            out_dir: dir.path(),
+            device: Device::Cpu,
+            offline: true,
+            progress: &NoProgress,
+            cancelled: &cancelled,
+        };
+        let p: ScaleParams = crate::params_from_yaml("{}");
+        let out = Scale::run(&p, &ctx).unwrap();
+        let test = &out.tables["test"];
+        assert_eq!(
+            matrix::read(test, "hidden_state", "test").unwrap().data,
+            vec![2.0, 1.0, -1.0]
+        );
+        assert_eq!(labels::label_names(&test.schema()).unwrap(), names);
+        assert_eq!(out.metrics["constant-features"], 1);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("scaler.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["method"], "min-max");
+        assert_eq!(json["n-samples"], 3);
+        assert_eq!(json["data-max"][0], 3.0);
+        assert_eq!(json["scale"][0], 0.5);
+
+        let p: ScaleParams = crate::params_from_yaml("fit-split: validation");
+        let err = Scale::run(&p, &ctx).unwrap_err();
+        assert!(
+            matches!(&err, StageError::Param { field, .. } if field == "fit-split"),
+            "{err:?}"
+        );
     }
 }

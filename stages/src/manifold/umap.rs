@@ -242,7 +242,7 @@ pub fn fuzzy_simplicial_set(knn: &Knn) -> Graph {
             }
         }
     }
-    entries.sort_unstable_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
+    entries.sort_unstable_by_key(|e| (e.0, e.1, e.2));
     let mut indptr = vec![0usize; n + 1];
     let mut indices = Vec::with_capacity(entries.len());
     let mut weights = Vec::with_capacity(entries.len());
