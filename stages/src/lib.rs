@@ -7,11 +7,14 @@
 //! Adding a kind: write one module implementing [`Stage`], add one line to [`registry::KINDS`].
 
 pub mod api;
+pub mod figure;
 pub mod inspect;
 pub mod kinds;
 pub mod labels;
 pub mod lbfgs;
 pub mod logreg;
+pub mod manifold;
+pub mod matrix;
 pub mod model;
 pub mod plot;
 pub mod pretrained;

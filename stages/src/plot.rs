@@ -1,29 +1,19 @@
-//! Figures as PNG files, drawn with `plotters` on its bitmap backend. Text uses a font embedded
-//! in the binary (DejaVu Sans, `assets/`, Bitstream Vera licence) through plotters' `ab_glyph`
-//! feature, so drawing needs no system font library and looks the same on every machine.
+//! Heatmaps as PNG files, drawn with `plotters` on its bitmap backend, with the font that
+//! [`crate::figure`] embeds (no system font library needed).
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::api::StageError;
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
 /// The family name figures use; [`register_font`] makes it available.
-pub const FAMILY: &str = "sans-serif";
+pub const FAMILY: &str = crate::figure::FONT;
 
 /// Registers the embedded font under [`FAMILY`] (once per process).
 pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is a valid TTF compiled in: failure here is a build mistake.
-        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
-            panic!("embedded font assets/DejaVuSans.ttf does not parse");
-        }
-    });
+    crate::figure::register_fonts();
 }
 
 fn draw_err(path: &Path, e: impl std::fmt::Display) -> StageError {

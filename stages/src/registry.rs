@@ -89,6 +89,8 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::pretokenize::Pretokenize>(),
     kind::<crate::kinds::tokenize::Tokenize>(),
     kind::<crate::kinds::align_labels::AlignLabels>(),
+    kind::<crate::kinds::scale::Scale>(),
+    kind::<crate::kinds::project::Project>(),
     kind::<crate::kinds::classify::Classify>(),
     kind::<crate::kinds::evaluate::Evaluate>(),
     #[cfg(feature = "test-kinds")]

@@ -6,4 +6,6 @@ pub mod evaluate;
 pub mod load;
 pub mod normalize;
 pub mod pretokenize;
+pub mod project;
+pub mod scale;
 pub mod tokenize;

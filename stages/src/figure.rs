@@ -1,0 +1,219 @@
+//! PNG figures drawn with plotters' bitmap backend. Text uses a font compiled into the binary
+//! (a Latin subset of DejaVu Sans, assets/fonts, Bitstream Vera licence), registered with
+//! plotters' `ab_glyph` backend: no system fonts or fontconfig needed, so figures look the same
+//! on every machine.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::api::StageError;
+
+/// The family name figures use for text.
+pub const FONT: &str = "sans-serif";
+
+static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-LatinSubset.ttf");
+
+/// Registers the embedded font with plotters (once per process).
+pub fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bytes are a valid TrueType font checked in with the source.
+        let _ = register_font(FONT, FontStyle::Normal, FONT_BYTES);
+        let _ = register_font(FONT, FontStyle::Bold, FONT_BYTES);
+    });
+}
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> StageError {
+    StageError::failed(format!("drawing the figure: {e:?}"))
+}
+
+/// Sequential colour maps, light to dark, in the order the chapter's figure uses them
+/// (matplotlib's Greys, Blues, Oranges, Reds, Purples, Greens), as three stops each.
+const CMAPS: [[(u8, u8, u8); 3]; 6] = [
+    [(255, 255, 255), (150, 150, 150), (0, 0, 0)],
+    [(247, 251, 255), (107, 174, 214), (8, 48, 107)],
+    [(255, 245, 235), (253, 141, 60), (127, 39, 4)],
+    [(255, 245, 240), (251, 106, 74), (103, 0, 13)],
+    [(252, 251, 253), (158, 154, 200), (63, 0, 125)],
+    [(247, 252, 245), (116, 196, 118), (0, 68, 27)],
+];
+
+fn cmap(which: usize, t: f64) -> RGBColor {
+    let stops = &CMAPS[which % CMAPS.len()];
+    let t = t.clamp(0.0, 1.0) * 2.0;
+    let (a, b, f) = if t <= 1.0 {
+        (stops[0], stops[1], t)
+    } else {
+        (stops[1], stops[2], t - 1.0)
+    };
+    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// A hexagonal binning like matplotlib's `hexbin(gridsize=nx)`: two interleaved rectangular
+/// lattices over the extent, each point counted in the nearer lattice centre.
+pub struct Hexbin {
+    pub xmin: f64,
+    pub ymin: f64,
+    pub sx: f64,
+    pub sy: f64,
+}
+
+impl Hexbin {
+    pub fn new(extent: (f64, f64, f64, f64), nx: usize) -> Hexbin {
+        let (xmin, xmax, ymin, ymax) = extent;
+        let ny = ((nx as f64) / 3f64.sqrt()).floor().max(1.0);
+        let pad_x = 1e-9 * (xmax - xmin).abs().max(1e-12);
+        let sx = ((xmax - xmin) + 2.0 * pad_x).max(1e-12) / nx as f64;
+        let sy = ((ymax - ymin) + 2.0 * pad_x).max(1e-12) / ny;
+        Hexbin {
+            xmin: xmin - pad_x,
+            ymin: ymin - pad_x,
+            sx,
+            sy,
+        }
+    }
+
+    /// The cell of a point: lattice (false: integer, true: half-offset) and indices.
+    pub fn cell(&self, x: f64, y: f64) -> (bool, i64, i64) {
+        let ix = (x - self.xmin) / self.sx;
+        let iy = (y - self.ymin) / self.sy;
+        let (ix1, iy1) = (ix.round(), iy.round());
+        let (ix2, iy2) = (ix.floor(), iy.floor());
+        let d1 = (ix - ix1).powi(2) + 3.0 * (iy - iy1).powi(2);
+        let d2 = (ix - ix2 - 0.5).powi(2) + 3.0 * (iy - iy2 - 0.5).powi(2);
+        if d1 < d2 {
+            (false, ix1 as i64, iy1 as i64)
+        } else {
+            (true, ix2 as i64, iy2 as i64)
+        }
+    }
+
+    /// The hexagon around a cell's centre, in data coordinates.
+    pub fn polygon(&self, cell: (bool, i64, i64)) -> Vec<(f64, f64)> {
+        let off = if cell.0 { 0.5 } else { 0.0 };
+        let cx = self.xmin + (cell.1 as f64 + off) * self.sx;
+        let cy = self.ymin + (cell.2 as f64 + off) * self.sy;
+        [
+            (0.5, -0.5),
+            (0.5, 0.5),
+            (0.0, 1.0),
+            (-0.5, 0.5),
+            (-0.5, -0.5),
+            (0.0, -1.0),
+        ]
+        .iter()
+        .map(|(u, v)| (cx + u * self.sx, cy + v * self.sy / 3.0))
+        .collect()
+    }
+}
+
+/// One panel of a hexbin grid: a title and its points.
+pub struct Panel {
+    pub title: String,
+    pub points: Vec<(f32, f32)>,
+}
+
+/// Writes a grid of hexbin density panels (three per row) to `path`, all on the extent of all
+/// points so panels compare, each in its own colour map.
+pub fn hexbin_grid(path: &Path, panels: &[Panel], gridsize: usize) -> Result<(), StageError> {
+    register_fonts();
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let (pw, ph) = (320u32, 300u32);
+    let root = BitMapBackend::new(path, (pw * cols as u32, ph * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let all = panels.iter().flat_map(|p| p.points.iter());
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in all {
+        xmin = xmin.min(x as f64);
+        xmax = xmax.max(x as f64);
+        ymin = ymin.min(y as f64);
+        ymax = ymax.max(y as f64);
+    }
+    if !xmin.is_finite() {
+        (xmin, xmax, ymin, ymax) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let hex = Hexbin::new((xmin, xmax, ymin, ymax), gridsize);
+    let (mx, my) = (0.6 * hex.sx, 0.4 * hex.sy);
+    let areas = root.split_evenly((rows, cols));
+    for (i, (panel, area)) in panels.iter().zip(&areas).enumerate() {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, (FONT, 22))
+            .margin(8)
+            .build_cartesian_2d((xmin - mx)..(xmax + mx), (ymin - my)..(ymax + my))
+            .map_err(draw_err)?;
+        let mut counts: HashMap<(bool, i64, i64), u32> = HashMap::new();
+        for &(x, y) in &panel.points {
+            *counts.entry(hex.cell(x as f64, y as f64)).or_default() += 1;
+        }
+        let max = counts.values().copied().max().unwrap_or(1) as f64;
+        let mut cells: Vec<_> = counts.into_iter().collect();
+        cells.sort();
+        chart
+            .draw_series(cells.iter().map(|(cell, n)| {
+                Polygon::new(hex.polygon(*cell), cmap(i, *n as f64 / max).filled())
+            }))
+            .map_err(draw_err)?;
+        // A frame, no ticks (the axes of a UMAP layout carry no meaning).
+        chart
+            .plotting_area()
+            .draw(&Rectangle::new(
+                [(xmin - mx, ymin - my), (xmax + mx, ymax + my)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+    }
+    root.present().map_err(draw_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hexbin_cells_tile_the_plane() {
+        let h = Hexbin::new((0.0, 10.0, 0.0, 10.0), 10);
+        // A lattice centre falls in its own cell; a point between rows goes to the nearer one.
+        assert_eq!(
+            h.cell(h.xmin + 2.0 * h.sx, h.ymin + 3.0 * h.sy),
+            (false, 2, 3)
+        );
+        assert_eq!(
+            h.cell(h.xmin + 2.5 * h.sx, h.ymin + 3.5 * h.sy),
+            (true, 2, 3)
+        );
+        let poly = h.polygon((false, 2, 3));
+        assert_eq!(poly.len(), 6);
+    }
+
+    #[test]
+    fn writes_a_png_with_panels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let panels: Vec<Panel> = (0..6)
+            .map(|p| Panel {
+                title: format!("label {p}"),
+                points: (0..200)
+                    .map(|i| {
+                        let t = i as f32 * 0.1 + p as f32;
+                        (t.cos() * (1.0 + p as f32), t.sin())
+                    })
+                    .collect(),
+            })
+            .collect();
+        hexbin_grid(&path, &panels, 20).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
+}
