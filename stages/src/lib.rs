@@ -7,6 +7,7 @@
 //! Adding a kind: write one module implementing [`Stage`], add one line to [`registry::KINDS`].
 
 pub mod api;
+pub mod encoders;
 pub mod figure;
 pub mod inspect;
 pub mod kinds;
