@@ -89,6 +89,7 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::pretokenize::Pretokenize>(),
     kind::<crate::kinds::tokenize::Tokenize>(),
     kind::<crate::kinds::align_labels::AlignLabels>(),
+    kind::<crate::kinds::extract_hidden::ExtractHidden>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestSource>(),
     #[cfg(feature = "test-kinds")]

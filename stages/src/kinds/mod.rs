@@ -1,6 +1,7 @@
 //! The stage kinds, one module each. Each is listed once in [`crate::registry::KINDS`].
 
 pub mod align_labels;
+pub mod extract_hidden;
 pub mod load;
 pub mod normalize;
 pub mod pretokenize;
