@@ -89,6 +89,7 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::pretokenize::Pretokenize>(),
     kind::<crate::kinds::tokenize::Tokenize>(),
     kind::<crate::kinds::align_labels::AlignLabels>(),
+    kind::<crate::kinds::extract_hidden::ExtractHidden>(),
     kind::<crate::kinds::scale::Scale>(),
     kind::<crate::kinds::project::Project>(),
     kind::<crate::kinds::classify::Classify>(),

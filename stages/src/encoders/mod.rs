@@ -17,6 +17,7 @@
 //! precision mask turns into NaN. Scores are computed in f32 whatever the weights' dtype.
 
 pub mod bert;
+pub mod cpu_kernels;
 pub mod distilbert;
 pub mod xlm_roberta;
 
@@ -43,13 +44,21 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+    fn apply(self, xs: &Tensor, train: bool) -> Result<Tensor> {
         match self {
+            Activation::Gelu if !train && fast_cpu(xs) => {
+                xs.contiguous()?.apply_op1_no_bwd(&cpu_kernels::GeluErf)
+            }
             Activation::Gelu => xs.gelu_erf(),
             Activation::GeluNew => xs.gelu(),
             Activation::Relu => xs.relu(),
         }
     }
+}
+
+/// Whether the CPU inference kernels apply (f32 on CPU).
+fn fast_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 /// Which family a `config.json` describes (its `model_type`).
@@ -390,8 +399,16 @@ impl SelfAttention {
             0,
         )?;
         let bias = Tensor::cat(&[&self.query.bias, &self.key.bias, &self.value.bias], 0)?;
+        let qkv = linear(x, &w, &bias)?;
+        if !train && fast_cpu(&qkv) {
+            let mask = mask.reshape((b, t))?;
+            let ctx = qkv.apply_op2_no_bwd(&mask, &cpu_kernels::FusedAttention {
+                heads: self.heads,
+            })?;
+            return self.output.forward(&ctx);
+        }
         // [b, t, 3, heads, dh] -> [3, b, heads, t, dh]
-        let qkv = linear(x, &w, &bias)?
+        let qkv = qkv
             .reshape((b, t, 3, self.heads, dh))?
             .permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)?.contiguous()? * (1.0 / (dh as f64).sqrt()))?;
@@ -457,7 +474,7 @@ impl Layer {
         let f = {
             let _s = tracing::trace_span!("ffn").entered();
             let i = self.ffn_in.forward(&x)?;
-            self.ffn_out.forward(&self.activation.apply(&i)?)?
+            self.ffn_out.forward(&self.activation.apply(&i, train)?)?
         };
         self.output_norm
             .forward(&(dropout(&f, self.dropout, train)? + x)?, train)
