@@ -23,7 +23,11 @@ impl Run {
         }
     }
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "cairn failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "cairn failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
