@@ -8,6 +8,11 @@
 //!         data/reference/emotion-minilm-cls [out-dir]
 //!
 //! With an out-dir, the stages' files (model.json, report.txt, errors.txt, PNGs) are kept there.
+//!
+//! Measured once (2 threads, busy 2-core machine, same session, indicative only): validation
+//! accuracy 0.6460 / weighted F1 0.6371 / n_iter 549 in 10.6 s, where scikit-learn 1.9.1 gives
+//! 0.6455 / 0.6367 / n_iter 512 in 136 s (it stops earlier: on float32 features part of its
+//! loss is computed in float32 and its ftol test fires sooner); most-frequent 0.352 for both.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

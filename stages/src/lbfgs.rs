@@ -293,8 +293,10 @@ impl LineSearch {
             self.stage1 = false;
         }
         // Warnings: the step cannot improve (rounding, interval too small, at a bound).
-        if (self.brackt && (*stp <= self.stmin || *stp >= self.stmax))
-            || (self.brackt && self.stmax - self.stmin <= XTOL * self.stmax)
+        if (self.brackt
+            && (*stp <= self.stmin
+                || *stp >= self.stmax
+                || self.stmax - self.stmin <= XTOL * self.stmax))
             || (*stp == self.stpmax && f <= ftest && g <= self.gtest)
             || (*stp == self.stpmin && (f > ftest || g >= self.gtest))
         {

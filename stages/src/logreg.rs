@@ -257,7 +257,7 @@ impl Model {
             .zip(&self.intercept)
             .flat_map(|(c, b)| c.iter().copied().chain([*b]))
             .collect();
-        let n = if d == 0 { 0 } else { x.len() / d };
+        let n = x.len().checked_div(d).unwrap_or(0);
         let mut probs = vec![0.0; n * k];
         let mut logits = vec![0.0; n * k];
         probs

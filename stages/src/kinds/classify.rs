@@ -221,6 +221,9 @@ struct Predicted {
     exact_loss: Option<Box<dyn Fn(usize, usize) -> f64>>,
 }
 
+/// Predicts one split: probabilities over the fitted classes.
+type Predictor = Box<dyn Fn(&RecordBatch, &str) -> Result<Predicted, StageError>>;
+
 /// −log p with p clipped to ε, as scikit-learn's `log_loss` does.
 fn clipped_log_loss(p: f64) -> f64 {
     -p.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln()
@@ -291,10 +294,7 @@ impl Stage for Classify {
             classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
 
         let started = Instant::now();
-        let (saved, predict): (
-            SavedModel,
-            Box<dyn Fn(&RecordBatch, &str) -> Result<Predicted, StageError>>,
-        ) = match p.method {
+        let (saved, predict): (SavedModel, Predictor) = match p.method {
             Method::MostFrequent => {
                 let mut counts = vec![0usize; classes.len()];
                 for y in &y_fit {

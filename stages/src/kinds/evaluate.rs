@@ -146,6 +146,9 @@ fn predictions(
     )))
 }
 
+/// One row of the confusion table: split, true label, (predicted label, fraction) per column.
+type ConfusionRow = (String, String, Vec<(String, f64)>);
+
 /// One example of the error analysis.
 struct Example {
     row: usize,
@@ -213,7 +216,7 @@ impl Stage for Evaluate {
         // Table rows, accumulated over splits.
         let mut rep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let (mut rep_p, mut rep_r, mut rep_f, mut rep_s) = (vec![], vec![], vec![], vec![]);
-        let mut conf_rows: Vec<(String, String, Vec<(String, f64)>)> = vec![];
+        let mut conf_rows: Vec<ConfusionRow> = vec![];
         let (mut err_split, mut err_kind, mut err_rank, mut err_row) =
             (vec![], vec![], vec![], vec![]);
         let (mut err_text, mut err_label, mut err_pred, mut err_loss) =
