@@ -6,7 +6,7 @@ Fits scikit-learn's `LogisticRegression(max_iter=3000)` (multinomial, L2, C=1.0,
 prints accuracy, weighted F1, n_iter and the fit time (best of --repeat), then one
 `key=value` line for scripts. Compare with the Rust side run on the same files:
 
-    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv-ref-full/bin/python scripts/bench/classify.py \
+    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv-ref-full/bin/python bench/python/classify.py \
         --features data/reference/emotion-minilm-cls
     cargo run --release -p cairn-stages --example classify_reference -- \
         data/reference/emotion-minilm-cls
@@ -16,7 +16,7 @@ The parquet files hold `hidden_state` (fixed-size list of float32), `label` and 
 import os
 import sys
 
-# scripts/bench/tokenize.py shadows the standard library's `tokenize`: keep this directory off
+# bench/python/tokenize_datasets.py shadows the standard library's `tokenize`: keep this directory off
 # the import path.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]

@@ -10,7 +10,7 @@ Tokenization is done before the clock starts (cairn's tokenize is a separate sta
 covers padding, the forward passes and pooling. Threads: torch.set_num_threads(--threads).
 
 Usage:
-  HF_HUB_OFFLINE=1 /work/main/.venv-ref-full/bin/python scripts/bench/extract_hidden.py \
+  HF_HUB_OFFLINE=1 .venv-ref-full/bin/python bench/python/extract_hidden.py \
       [--rows 2000] [--threads 2] [--batch 64] [--repeat 3] [--chapter]
 Prints one line per repeat and the best, e.g. `peer: 2000 rows in 4.33 s = 462 rows/s`.
 """

@@ -1,5 +1,5 @@
 //! Rows/s of extract-hidden's encoder on the first N emotion train tweets (the Rust side of
-//! scripts/bench/extract_hidden.py): all-MiniLM-L6-v2, [CLS] pooling, sorted batches with
+//! bench/python/extract_hidden.py): all-MiniLM-L6-v2, [CLS] pooling, sorted batches with
 //! per-batch padding. Tokenization happens before the clock starts, as in the Python script.
 //!
 //! ```sh
@@ -78,7 +78,10 @@ fn main() {
         assert_eq!(out.len(), texts.len() * cfg.hidden_size());
         let rate = texts.len() as f64 / dt;
         best = best.max(rate);
-        println!("cairn: {} rows ({n_tokens} tokens) in {dt:.2} s = {rate:.0} rows/s", texts.len());
+        println!(
+            "cairn: {} rows ({n_tokens} tokens) in {dt:.2} s = {rate:.0} rows/s",
+            texts.len()
+        );
     }
     println!("cairn best: {best:.0} rows/s (RAYON_NUM_THREADS={threads}, batch {batch})");
 }

@@ -2,7 +2,7 @@
 //! most-frequent) and `evaluate` on the reference [CLS] features written by the Python
 //! reference (`<prefix>-{train,validation,test}.parquet`: `text`, `label`, `hidden_state`),
 //! and prints validation accuracy, weighted F1, n_iter and the fit time. Compare with
-//! `scripts/bench/classify.py` on the same files, in the same run, with 2 threads:
+//! `bench/python/classify.py` on the same files, in the same run, with 2 threads:
 //!
 //!     RAYON_NUM_THREADS=2 cargo run --release -p cairn-stages --example classify_reference -- \
 //!         data/reference/emotion-minilm-cls [out-dir]

@@ -5,7 +5,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::{Activation, LayerNorm, Layer, Linear, SelfAttention};
+use super::{Activation, Layer, LayerNorm, Linear, SelfAttention};
 
 /// `config.json` of BERT-shaped models (permissive: unknown fields are ignored).
 #[derive(Debug, Clone, Deserialize)]

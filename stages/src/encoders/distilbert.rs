@@ -9,7 +9,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::{Activation, LayerNorm, Layer, Linear, SelfAttention};
+use super::{Activation, Layer, LayerNorm, Linear, SelfAttention};
 
 /// HF's DistilBERT LayerNorm epsilon (hard-coded there, not in the config).
 const EPS: f64 = 1e-12;
@@ -98,7 +98,12 @@ impl DistilBertModel {
         })
     }
 
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let _e = self.span.enter();
         let t = input_ids.dim(1)?;
         let x = {

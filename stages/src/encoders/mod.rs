@@ -117,10 +117,11 @@ impl Config {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        let family = Family::from_model_type(&model_type).ok_or_else(|| LoadError::Unsupported {
-            path: shown.clone(),
-            model_type: model_type.clone(),
-        })?;
+        let family =
+            Family::from_model_type(&model_type).ok_or_else(|| LoadError::Unsupported {
+                path: shown.clone(),
+                model_type: model_type.clone(),
+            })?;
         let parse_err = |e: serde_json::Error| err(format!("bad {model_type} config: {e}"));
         Ok(match family {
             Family::Bert => Config::Bert(serde_json::from_value(value).map_err(parse_err)?),
@@ -233,9 +234,7 @@ impl Encoder {
         match self {
             Encoder::Bert(m) => m.forward(input_ids, attention_mask, token_type_ids, train),
             Encoder::DistilBert(m) => m.forward(input_ids, attention_mask, train),
-            Encoder::XlmRoberta(m) => {
-                m.forward(input_ids, attention_mask, token_type_ids, train)
-            }
+            Encoder::XlmRoberta(m) => m.forward(input_ids, attention_mask, token_type_ids, train),
         }
     }
 }
@@ -402,9 +401,8 @@ impl SelfAttention {
         let qkv = linear(x, &w, &bias)?;
         if !train && fast_cpu(&qkv) {
             let mask = mask.reshape((b, t))?;
-            let ctx = qkv.apply_op2_no_bwd(&mask, &cpu_kernels::FusedAttention {
-                heads: self.heads,
-            })?;
+            let ctx =
+                qkv.apply_op2_no_bwd(&mask, &cpu_kernels::FusedAttention { heads: self.heads })?;
             return self.output.forward(&ctx);
         }
         // [b, t, 3, heads, dh] -> [3, b, heads, t, dh]

@@ -22,7 +22,13 @@ fn read(path: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
 /// max |a - b| over the positions where `mask` is 1 (`a`, `b`: `[b, t, h]`), and over all.
 fn max_abs_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> (f32, f32) {
     let d = (a - b).unwrap().abs().unwrap();
-    let all = d.flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let all = d
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
     let real = d
         .broadcast_mul(&m)
@@ -44,14 +50,29 @@ fn check_tiny(name: &str) -> f32 {
     let mask = &t["attention_mask"];
     let types = t["token_type_ids"].to_dtype(DType::U32).unwrap();
     // Padding really is in the batch.
-    let real: f32 = mask.to_dtype(DType::F32).unwrap().sum_all().unwrap().to_scalar().unwrap();
-    assert!((real as usize) < mask.elem_count(), "{name}: no padding in the fixture batch");
+    let real: f32 = mask
+        .to_dtype(DType::F32)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(
+        (real as usize) < mask.elem_count(),
+        "{name}: no padding in the fixture batch"
+    );
     let types = cfg.uses_token_types().then_some(&types);
     let out = encoder.forward(&ids, mask, types, false).unwrap();
     let (real_diff, all_diff) = max_abs_diff(&out, &t["hidden"], mask);
     eprintln!("{name}: max |Δ| {real_diff:e} over tokens, {all_diff:e} with pad positions");
-    assert!(real_diff <= TOLERANCE, "{name}: max |Δ| {real_diff} > {TOLERANCE}");
-    assert!(all_diff <= TOLERANCE, "{name}: pad positions: max |Δ| {all_diff}");
+    assert!(
+        real_diff <= TOLERANCE,
+        "{name}: max |Δ| {real_diff} > {TOLERANCE}"
+    );
+    assert!(
+        all_diff <= TOLERANCE,
+        "{name}: pad positions: max |Δ| {all_diff}"
+    );
     real_diff
 }
 
@@ -73,7 +94,10 @@ fn tiny_xlm_roberta_matches_transformers_position_ids_skip_pads() {
 #[test]
 fn xlm_roberta_position_ids_start_after_padding_idx() {
     let ids = Tensor::new(&[[0u32, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1]], &Device::Cpu).unwrap();
-    let pos = xlm_roberta::position_ids(&ids, 1).unwrap().to_vec2::<u32>().unwrap();
+    let pos = xlm_roberta::position_ids(&ids, 1)
+        .unwrap()
+        .to_vec2::<u32>()
+        .unwrap();
     assert_eq!(pos, vec![vec![2, 3, 4, 5, 1, 1], vec![2, 3, 4, 1, 1, 1]]);
 }
 
@@ -99,7 +123,10 @@ fn training_path_matches_inference_and_backpropagates() {
         let (d, _) = max_abs_diff(&train, &eval, mask);
         assert!(d <= 1e-5, "{name}: train vs eval max |Δ| {d}");
         let (d, _) = max_abs_diff(&train, &t["hidden"], mask);
-        assert!(d <= TOLERANCE, "{name}: train path vs transformers max |Δ| {d}");
+        assert!(
+            d <= TOLERANCE,
+            "{name}: train path vs transformers max |Δ| {d}"
+        );
         let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let vars = varmap.data().lock().unwrap();
         let missing: Vec<&String> = vars

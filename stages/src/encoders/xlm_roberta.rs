@@ -48,7 +48,9 @@ impl XlmRobertaModel {
 
 /// `cumsum(ids != pad) * (ids != pad) + pad`, row by row (computed on the host: ids are small).
 pub fn position_ids(input_ids: &Tensor, padding_idx: u32) -> Result<Tensor> {
-    let rows = input_ids.to_dtype(candle_core::DType::U32)?.to_vec2::<u32>()?;
+    let rows = input_ids
+        .to_dtype(candle_core::DType::U32)?
+        .to_vec2::<u32>()?;
     let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
     let mut out = Vec::with_capacity(b * t);
     for row in &rows {

@@ -212,7 +212,9 @@ impl Stage for ExtractHidden {
         if p.batch_size == 0 {
             return Err(StageError::param("batch-size", "must be at least 1", None));
         }
-        Ok(vec![resolve(&p.model, env.root, env.offline)?.external("model")])
+        Ok(vec![
+            resolve(&p.model, env.root, env.offline)?.external("model"),
+        ])
     }
 
     fn run(p: &ExtractHiddenParams, ctx: &Context) -> Result<Output, StageError> {
@@ -348,11 +350,7 @@ fn with_vectors(batch: &RecordBatch, vectors: ArrayRef) -> Result<RecordBatch, S
             arrays.push(a.clone());
         }
     }
-    fields.push(Field::new(
-        HIDDEN_STATE,
-        vectors.data_type().clone(),
-        false,
-    ));
+    fields.push(Field::new(HIDDEN_STATE, vectors.data_type().clone(), false));
     arrays.push(vectors);
     let mut meta = schema.metadata().clone();
     meta.remove(PAD_ID_KEY);
@@ -379,7 +377,10 @@ mod tests {
             plan_batches(&lengths, 64, Some(9)),
             vec![vec![1, 4, 2], vec![5], vec![0], vec![3]]
         );
-        let all: usize = plan_batches(&lengths, 64, Some(1)).iter().map(Vec::len).sum();
+        let all: usize = plan_batches(&lengths, 64, Some(1))
+            .iter()
+            .map(Vec::len)
+            .sum();
         assert_eq!(all, lengths.len());
     }
 
@@ -388,9 +389,15 @@ mod tests {
         let dev = candle_core::Device::Cpu;
         let h = Tensor::new(&[[[1f32, 2.], [3., 4.], [100., 100.]]], &dev).unwrap();
         let m = Tensor::new(&[[1f32, 1., 0.]], &dev).unwrap();
-        let mean = pool(&h, &m, Pooling::Mean).unwrap().to_vec2::<f32>().unwrap();
+        let mean = pool(&h, &m, Pooling::Mean)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!(mean, vec![vec![2., 3.]]);
-        let cls = pool(&h, &m, Pooling::Cls).unwrap().to_vec2::<f32>().unwrap();
+        let cls = pool(&h, &m, Pooling::Cls)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!(cls, vec![vec![1., 2.]]);
     }
 
