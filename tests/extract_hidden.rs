@@ -79,7 +79,11 @@ fn vectors(batch: &RecordBatch) -> (usize, Vec<f32>) {
     };
     assert_eq!(inner.data_type(), &DataType::Float32);
     let list = col.as_fixed_size_list();
-    let values = list.values().as_primitive::<Float32Type>().values().to_vec();
+    let values = list
+        .values()
+        .as_primitive::<Float32Type>()
+        .values()
+        .to_vec();
     (*size as usize, values)
 }
 
