@@ -34,3 +34,30 @@ pub(crate) fn params_from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T 
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
     serde_json::from_value(serde_json::to_value(value).expect("json")).expect("params")
 }
+
+/// Runs stage `S` in a unit test on one input holding `tables`, with a temp dir as root and
+/// output directory (kept alive by the returned guard).
+#[cfg(test)]
+pub(crate) fn run_for_test<S: Stage>(
+    params: &S::Params,
+    tables: impl IntoIterator<Item = (String, arrow::record_batch::RecordBatch)>,
+) -> Result<(Output, tempfile::TempDir), StageError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = [Input {
+        stage: "upstream".into(),
+        tables: tables.into_iter().collect(),
+        files: Default::default(),
+    }];
+    let cancelled = std::sync::atomic::AtomicBool::new(false);
+    let ctx = Context {
+        stage: S::KIND,
+        root: dir.path(),
+        inputs: &inputs,
+        out_dir: dir.path(),
+        device: Device::Cpu,
+        offline: true,
+        progress: &NoProgress,
+        cancelled: &cancelled,
+    };
+    S::run(params, &ctx).map(|out| (out, dir))
+}

@@ -497,12 +497,10 @@ fn without_column(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
 
     use arrow::array::StringArray;
 
     use super::*;
-    use crate::api::{Input, NoProgress};
 
     /// A feature table with label names, as extract-hidden writes one.
     pub(crate) fn features_table(x: &[Vec<f32>], y: &[i64], names: &[&str]) -> RecordBatch {
@@ -541,27 +539,8 @@ mod tests {
         p: &ClassifyParams,
         tables: Vec<(&str, RecordBatch)>,
     ) -> (Output, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let inputs = [Input {
-            stage: "features".into(),
-            tables: tables
-                .into_iter()
-                .map(|(s, b)| (s.to_string(), b))
-                .collect(),
-            files: BTreeMap::new(),
-        }];
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "clf",
-            root: dir.path(),
-            inputs: &inputs,
-            out_dir: dir.path(),
-            device: crate::api::Device::Cpu,
-            offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
-        };
-        (Classify::run(p, &ctx).unwrap(), dir)
+        crate::run_for_test::<Classify>(p, tables.into_iter().map(|(s, b)| (s.to_string(), b)))
+            .unwrap()
     }
 
     fn params(yaml: &str) -> ClassifyParams {

@@ -455,13 +455,11 @@ impl Stage for Evaluate {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
 
     use arrow::array::AsArray;
     use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
     use super::*;
-    use crate::api::{Input, NoProgress};
     use crate::kinds::classify::fixed_size_list_f32;
 
     fn fixture() -> serde_json::Value {
@@ -511,27 +509,8 @@ mod tests {
     }
 
     fn run(p: &EvaluateParams, tables: Vec<(&str, RecordBatch)>) -> (Output, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let inputs = [Input {
-            stage: "model".into(),
-            tables: tables
-                .into_iter()
-                .map(|(s, b)| (s.to_string(), b))
-                .collect(),
-            files: BTreeMap::new(),
-        }];
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "eval",
-            root: dir.path(),
-            inputs: &inputs,
-            out_dir: dir.path(),
-            device: crate::api::Device::Cpu,
-            offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
-        };
-        (Evaluate::run(p, &ctx).unwrap(), dir)
+        crate::run_for_test::<Evaluate>(p, tables.into_iter().map(|(s, b)| (s.to_string(), b)))
+            .unwrap()
     }
 
     #[test]

@@ -409,24 +409,7 @@ mod tests {
 
     fn run(yaml: &str, tables: BTreeMap<String, RecordBatch>) -> (Output, tempfile::TempDir) {
         let p: ProjectParams = crate::params_from_yaml(yaml);
-        let dir = tempfile::tempdir().unwrap();
-        let inputs = [Input {
-            stage: "scaled".into(),
-            tables,
-            files: BTreeMap::new(),
-        }];
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "proj",
-            root: dir.path(),
-            inputs: &inputs,
-            out_dir: dir.path(),
-            device: crate::api::Device::Cpu,
-            offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
-        };
-        (Project::run(&p, &ctx).unwrap(), dir)
+        crate::run_for_test::<Project>(&p, tables).unwrap()
     }
 
     #[test]
