@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod gc;
 pub mod manifest;
 pub mod plan;
+pub mod predict;
 pub mod resolve;
 pub mod run;
 pub mod show;

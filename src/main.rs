@@ -83,6 +83,23 @@ enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "mermaid", "dot"])]
         format: String,
     },
+    /// Predict on new texts with a model stage's cached result (e.g. a `finetune` stage):
+    /// a label with probabilities per text, or a tag per word.
+    Predict {
+        pipeline: PathBuf,
+        stage: String,
+        /// The texts, one per argument.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Copy a stage's cached outputs (files, and tables as Parquet) into a directory, e.g. a
+    /// fine-tuned model for `transformers`' `from_pretrained`.
+    Export {
+        pipeline: PathBuf,
+        stage: String,
+        /// Where to write (created if missing).
+        dir: PathBuf,
+    },
     /// Print the first rows of a stage's table.
     Show {
         pipeline: PathBuf,
@@ -305,6 +322,28 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 View::Head(head, columns)
             };
             show_stage(&p, &cache, &stage, split, view)
+        }
+        Command::Predict {
+            pipeline,
+            stage,
+            texts,
+        } => {
+            let p = Pipeline::load(&pipeline, offline)?;
+            let cache = cache_for(&cli.cache_dir, &p.root);
+            print!("{}", cairn::predict::predict(&p, &cache, &stage, &texts)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            pipeline,
+            stage,
+            dir,
+        } => {
+            let p = Pipeline::load(&pipeline, offline)?;
+            let cache = cache_for(&cli.cache_dir, &p.root);
+            for path in cairn::predict::export(&p, &cache, &stage, &dir)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Metrics { pipeline, json } => {
             let p = Pipeline::load(&pipeline, offline)?;

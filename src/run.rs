@@ -149,6 +149,8 @@ struct BarProgress(ProgressBar);
 
 impl Progress for BarProgress {
     fn set_total(&self, total: u64, unit: &str) {
+        // A new phase (e.g. the next epoch) starts its bar and ETA from zero.
+        self.0.reset();
         self.0.set_length(total);
         self.0.set_message(unit.to_string());
     }
@@ -157,6 +159,13 @@ impl Progress for BarProgress {
     }
     fn message(&self, msg: &str) {
         self.0.set_message(msg.to_string());
+    }
+    fn println(&self, line: &str) {
+        if self.0.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.0.println(line);
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub trait Progress: Send + Sync {
     fn set_total(&self, total: u64, unit: &str);
     fn advance(&self, n: u64);
     fn message(&self, msg: &str);
+    /// A line of lasting output (e.g. a training table row), printed above the bars.
+    fn println(&self, _line: &str) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -195,6 +197,9 @@ impl From<arrow::error::ArrowError> for StageError {
     }
 }
 
+/// `cairn predict`'s hook: (the stage's files, texts) → printed predictions.
+pub type PredictFn = fn(&Path, &[String]) -> Result<String, StageError>;
+
 /// One stage kind. Implement this in one module, then list it in [`crate::registry::KINDS`].
 pub trait Stage: Send + Sync + 'static {
     /// Typed params: `#[serde(deny_unknown_fields, rename_all = "kebab-case")]`, defaults in
@@ -219,4 +224,9 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Computes the outputs.
     fn run(params: &Self::Params, ctx: &Context) -> Result<Output, StageError>;
+
+    /// For kinds whose output is a model (`cairn predict`): the printed predictions for new
+    /// texts, given the directory where the stage's output files are laid out. `None`: the
+    /// kind does not predict.
+    const PREDICT: Option<PredictFn> = None;
 }

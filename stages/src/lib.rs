@@ -17,13 +17,17 @@ pub mod logreg;
 pub mod manifold;
 pub mod matrix;
 pub mod model;
+pub mod optim;
 pub mod plot;
+pub mod predict;
 pub mod pretrained;
 pub mod registry;
 pub mod scores;
+pub mod seqeval;
 pub mod table;
 #[cfg(feature = "test-kinds")]
 mod testing;
+pub mod training;
 
 pub use api::*;
 

@@ -11,6 +11,8 @@ pub struct Kind {
     pub uses_device: bool,
     pub inputs: Arity,
     pub summary: &'static str,
+    /// Predictions on new texts from the stage's files (`cairn predict`), for model kinds.
+    pub predict: Option<crate::api::PredictFn>,
     /// Typed params (deserialize + re-serialize): the canonical form, or a serde error.
     parse: fn(serde_json::Value) -> Result<Parsed, ParamParseError>,
 }
@@ -53,6 +55,7 @@ const fn kind<S: Stage>() -> Kind {
         uses_device: S::USES_DEVICE,
         inputs: S::INPUTS,
         summary: S::SUMMARY,
+        predict: S::PREDICT,
         parse: parse::<S>,
     }
 }
@@ -94,6 +97,7 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::project::Project>(),
     kind::<crate::kinds::classify::Classify>(),
     kind::<crate::kinds::evaluate::Evaluate>(),
+    kind::<crate::kinds::finetune::Finetune>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestSource>(),
     #[cfg(feature = "test-kinds")]

@@ -17,6 +17,7 @@
 //! precision mask turns into NaN. Scores are computed in f32 whatever the weights' dtype.
 
 pub mod bert;
+pub mod classifier;
 pub mod cpu_kernels;
 pub mod distilbert;
 pub mod xlm_roberta;
@@ -345,13 +346,45 @@ pub fn softmax_last(x: &Tensor, train: bool) -> Result<Tensor> {
     }
 }
 
-/// Dropout that is the identity outside training.
+thread_local! {
+    /// Dropout's generator. Seeded (see [`seed_dropout`]) so a fine-tune is reproducible from
+    /// its `seed`; candle's own dropout draws from an unseedable generator. Thread-local
+    /// because a forward pass runs on one thread (the kernels' worker threads never drop out).
+    static DROPOUT_RNG: std::cell::RefCell<crate::manifold::rng::Rng> =
+        std::cell::RefCell::new(crate::manifold::rng::Rng::new(0));
+}
+
+/// Restarts this thread's dropout stream from `seed`.
+pub fn seed_dropout(seed: u64) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = crate::manifold::rng::Rng::new(seed));
+}
+
+/// Inverted dropout (kept values scaled by 1/(1-p)); the identity outside training.
 pub fn dropout(x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
-    if train && p > 0.0 {
-        candle_nn::ops::dropout(x, p)
-    } else {
-        Ok(x.clone())
+    if !train || p <= 0.0 {
+        return Ok(x.clone());
     }
+    if p >= 1.0 {
+        return x.zeros_like();
+    }
+    let scale = 1.0 / (1.0 - p);
+    // Keep when a 32-bit draw is below (1-p)·2³²; two draws per 64-bit number.
+    let threshold = ((1.0 - p as f64) * 4_294_967_296.0) as u64;
+    let n = x.elem_count();
+    let mut mask = Vec::with_capacity(n);
+    DROPOUT_RNG.with(|r| {
+        let mut rng = r.borrow_mut();
+        while mask.len() < n {
+            let z = rng.next_u64();
+            for half in [z & 0xffff_ffff, z >> 32] {
+                if mask.len() < n {
+                    mask.push(if half < threshold { scale } else { 0.0 });
+                }
+            }
+        }
+    });
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+    x * mask
 }
 
 /// Multi-head self-attention: separate Q/K/V projections (as the checkpoints store them),

@@ -26,7 +26,7 @@ use crate::api::{Arity, Context, Output, Stage, StageError};
 use crate::kinds::classify::{ids, matrix};
 use crate::logreg::argmax;
 use crate::scores::Report;
-use crate::{labels, plot, table};
+use crate::{labels, plot, seqeval, table};
 
 /// Params of `evaluate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +146,99 @@ fn predictions(
     )))
 }
 
+/// True and predicted labels as scored. Sequence task: one per row. Token task (list
+/// columns, e.g. from a token-classification `finetune`): every token whose label is not -100,
+/// flattened, plus the per-row sequences for entity scoring and error analysis.
+struct Scored {
+    truth: Vec<i64>,
+    pred: Vec<i64>,
+    rows: Option<Vec<(Vec<i64>, Vec<i64>)>>,
+}
+
+fn scored_labels(
+    batch: &RecordBatch,
+    p: &EvaluateParams,
+    split: &str,
+) -> Result<Scored, StageError> {
+    let label_col = table::column(batch, &p.label, split)?;
+    if !matches!(label_col.data_type(), arrow::datatypes::DataType::List(_)) {
+        let truth: Vec<i64> = ids(batch, &p.label, split)?
+            .into_iter()
+            .enumerate()
+            .map(|(row, v)| {
+                v.ok_or_else(|| {
+                    StageError::failed(format!(
+                        "split `{split}`, row {row}: label `{}` is null",
+                        p.label
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let pred = predictions(batch, p, split)?;
+        return Ok(Scored {
+            truth,
+            pred,
+            rows: None,
+        });
+    }
+    let labels = table::int_lists(batch, &p.label, split)?;
+    let preds = table::int_lists(batch, &p.pred, split)?;
+    let (mut truth, mut pred, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (l, q)) in labels.iter().zip(&preds).enumerate() {
+        if l.len() != q.len() {
+            return Err(StageError::failed(format!(
+                "split `{split}` row {i}: {} labels in `{}` but {} predictions in `{}`",
+                l.len(),
+                p.label,
+                q.len(),
+                p.pred
+            )));
+        }
+        let (t, r): (Vec<i64>, Vec<i64>) = l
+            .iter()
+            .zip(q)
+            .filter(|(t, _)| **t != IGNORE_LABEL)
+            .map(|(t, q)| (*t, *q))
+            .unzip();
+        truth.extend(&t);
+        pred.extend(&r);
+        rows.push((t, r));
+    }
+    Ok(Scored {
+        truth,
+        pred,
+        rows: Some(rows),
+    })
+}
+
+/// The label the token task does not score.
+const IGNORE_LABEL: i64 = -100;
+
+/// The text column for the error analysis; a list of words is joined with spaces.
+fn shown_texts(
+    batch: &RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Option<Vec<String>>, StageError> {
+    let Some(col) = batch.column_by_name(name) else {
+        return Ok(None);
+    };
+    if matches!(col.data_type(), arrow::datatypes::DataType::List(_)) {
+        return Ok(Some(
+            table::string_lists(batch, name, split)?
+                .into_iter()
+                .map(|w| w.join(" "))
+                .collect(),
+        ));
+    }
+    Ok(Some(
+        table::strings(batch, name, split)?
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    ))
+}
+
 /// One row of the confusion table: split, true label, (predicted label, fraction) per column.
 type ConfusionRow = (String, String, Vec<(String, f64)>);
 
@@ -196,14 +289,20 @@ impl Stage for Evaluate {
                 list.clone()
             }
             None => {
-                let rest: Vec<String> = input
+                // Tables without labels (e.g. a fine-tune's `history`) are not predictions.
+                let labelled: Vec<&String> = input
                     .tables
-                    .keys()
-                    .filter(|s| *s != "train")
-                    .cloned()
+                    .iter()
+                    .filter(|(_, t)| t.column_by_name(&p.label).is_some())
+                    .map(|(s, _)| s)
+                    .collect();
+                let rest: Vec<String> = labelled
+                    .iter()
+                    .filter(|s| **s != "train")
+                    .map(|s| s.to_string())
                     .collect();
                 if rest.is_empty() {
-                    input.tables.keys().cloned().collect()
+                    labelled.into_iter().cloned().collect()
                 } else {
                     rest
                 }
@@ -232,25 +331,61 @@ impl Stage for Evaluate {
                     .and_then(|n| labels::int2str(n, id))
                     .map_or_else(|| id.to_string(), str::to_string)
             };
-            let truth: Vec<i64> = ids(batch, &p.label, split)?
-                .into_iter()
-                .enumerate()
-                .map(|(row, v)| {
-                    v.ok_or_else(|| {
-                        StageError::failed(format!(
-                            "split `{split}`, row {row}: label `{}` is null",
-                            p.label
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let pred = predictions(batch, p, split)?;
-            let report = Report::new(&truth, &pred, name);
+            let scored = scored_labels(batch, p, split)?;
+            let (truth, pred) = (&scored.truth, &scored.pred);
+            let report = Report::new(truth, pred, name);
             let mut m = json!({
                 "accuracy": report.accuracy,
                 "f1_weighted": report.weighted_avg.f1,
                 "f1_macro": report.macro_avg.f1,
             });
+            // Label and prediction of each row, as the error analysis shows them.
+            let shown: Vec<(String, String)> = match &scored.rows {
+                None => truth
+                    .iter()
+                    .zip(pred)
+                    .map(|(t, p)| (name(*t), name(*p)))
+                    .collect(),
+                Some(rows) => rows
+                    .iter()
+                    .map(|(t, p)| {
+                        let tags =
+                            |v: &Vec<i64>| v.iter().map(|&i| name(i)).collect::<Vec<_>>().join(" ");
+                        (tags(t), tags(p))
+                    })
+                    .collect(),
+            };
+            if let Some(rows) = &scored.rows {
+                // Token classification: entities as seqeval scores them.
+                let tags = |pick: fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>| -> Vec<Vec<String>> {
+                    rows.iter()
+                        .map(|r| pick(r).iter().map(|&i| name(i)).collect())
+                        .collect()
+                };
+                let entities = seqeval::score(&tags(|r| &r.0), &tags(|r| &r.1));
+                m["entity_precision"] = json!(entities.overall.precision);
+                m["entity_recall"] = json!(entities.overall.recall);
+                m["entity_f1"] = json!(entities.overall.f1);
+                let _ = writeln!(
+                    report_txt,
+                    "== {split}: entities ({} sentences, seqeval)\n\n{:>12} {:>9} {:>9} {:>9} {:>9}",
+                    rows.len(),
+                    "",
+                    "precision",
+                    "recall",
+                    "f1-score",
+                    "support"
+                );
+                let all = std::iter::once(("micro avg".to_string(), entities.overall));
+                for (k, e) in entities.per_type.clone().into_iter().chain(all) {
+                    let _ = writeln!(
+                        report_txt,
+                        "{k:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+                        e.precision, e.recall, e.f1, e.support
+                    );
+                }
+                let _ = writeln!(report_txt, "\ntoken-level scores (tokens with a label):\n");
+            }
 
             let _ = writeln!(report_txt, "== {split} ({} examples)\n", truth.len());
             report_txt.push_str(&report.text(2));
@@ -323,14 +458,11 @@ impl Stage for Evaluate {
                 &format!("Normalized confusion matrix ({split})"),
             )?;
 
-            if let Some(loss) = example_loss(batch, split, &truth)? {
+            let per_row_truth: &[i64] = if scored.rows.is_some() { &[] } else { truth };
+            if let Some(loss) = example_loss(batch, split, per_row_truth)? {
                 let mean = loss.iter().sum::<f64>() / loss.len().max(1) as f64;
                 m["loss"] = json!(mean);
-                let texts = if batch.column_by_name(&p.text).is_some() {
-                    Some(table::strings(batch, &p.text, split)?)
-                } else {
-                    None
-                };
+                let texts = shown_texts(batch, &p.text, split)?;
                 let mut order: Vec<Example> = loss
                     .iter()
                     .enumerate()
@@ -362,14 +494,14 @@ impl Stage for Evaluate {
                         "row", "loss", "label", "predicted"
                     );
                     for (rank, e) in list.iter().enumerate() {
-                        let t = texts.as_ref().map_or("", |t| t[e.row]);
+                        let t = texts.as_ref().map_or("", |t| t[e.row].as_str());
                         let _ = writeln!(
                             errors_txt,
                             "{:>5}  {:>8.4}  {:<12}  {:<12}  {}",
                             e.row,
                             e.loss,
-                            name(truth[e.row]),
-                            name(pred[e.row]),
+                            truncate(&shown[e.row].0, 12),
+                            truncate(&shown[e.row].1, 12),
                             truncate(t, 120)
                         );
                         err_split.push(split.clone());
@@ -377,8 +509,8 @@ impl Stage for Evaluate {
                         err_rank.push(rank as i64 + 1);
                         err_row.push(e.row as i64);
                         err_text.push(t.to_string());
-                        err_label.push(name(truth[e.row]));
-                        err_pred.push(name(pred[e.row]));
+                        err_label.push(shown[e.row].0.clone());
+                        err_pred.push(shown[e.row].1.clone());
                         err_loss.push(e.loss);
                     }
                     errors_txt.push('\n');

@@ -87,9 +87,29 @@ pub struct LoadParams {
     /// `en:`). Default false.
     #[serde(default)]
     pub strip_prefix: bool,
-    /// Keep only the first N examples (sentences for `conll`) of each split. Default: all.
+    /// Keep only the first N examples (sentences for `conll`): one number for every split, or
+    /// per split (`{train: 5000, validation: 2000}`; splits not named are kept whole).
+    /// Default: all.
     #[serde(default)]
-    pub limit: Option<usize>,
+    pub limit: Option<Limit>,
+}
+
+/// `limit:` as one number or per split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Limit {
+    All(usize),
+    PerSplit(BTreeMap<String, usize>),
+}
+
+impl Limit {
+    /// The row cap for `split`, if any.
+    pub fn of(&self, split: &str) -> Option<usize> {
+        match self {
+            Limit::All(n) => Some(*n),
+            Limit::PerSplit(m) => m.get(split).copied(),
+        }
+    }
 }
 
 /// `load`: reads a dataset into named splits.
@@ -123,6 +143,19 @@ impl Stage for Load {
         for f in &files {
             by_split.entry(f.split.as_str()).or_default().push(f);
         }
+        if let Some(Limit::PerSplit(m)) = &p.limit
+            && let Some(bad) = m.keys().find(|k| !by_split.contains_key(k.as_str()))
+        {
+            let have: Vec<&str> = by_split.keys().copied().collect();
+            return Err(StageError::param(
+                "limit",
+                format!(
+                    "`limit` names split `{bad}`, which is not loaded (splits: {})",
+                    have.join(", ")
+                ),
+                None,
+            ));
+        }
         ctx.progress.set_total(files.len() as u64, "files");
         let mut output = Output::default();
         for (split, files) in by_split {
@@ -132,7 +165,7 @@ impl Stage for Load {
                 batches.push(read_file(p, format, f)?);
                 ctx.progress.advance(1);
             }
-            let batch = concat(batches, p.limit)?;
+            let batch = concat(batches, p.limit_of(split))?;
             output
                 .metrics
                 .insert(format!("rows.{split}"), batch.num_rows().into());
@@ -189,6 +222,11 @@ impl LoadParams {
             (None, Format::Conll) => "ner_tags",
             (None, _) => "label",
         }
+    }
+
+    /// The row cap `limit` sets for `split`, if any.
+    fn limit_of(&self, split: &str) -> Option<usize> {
+        self.limit.as_ref().and_then(|l| l.of(split))
     }
 
     fn delimiter(&self, format: Format) -> Result<String, StageError> {
@@ -528,7 +566,7 @@ fn read_delimited(
     let mut columns: Vec<Vec<String>> = vec![Vec::new(); n];
     let mut line_of = Vec::new();
     for (line, text) in rows {
-        if p.limit.is_some_and(|l| line_of.len() >= l) {
+        if p.limit_of(&f.split).is_some_and(|l| line_of.len() >= l) {
             break;
         }
         // Split on the LAST n-1 delimiters: only the first column may contain the delimiter.
@@ -595,7 +633,7 @@ fn read_csv(p: &LoadParams, f: &SourceFile, labeler: &Labeler) -> Result<RecordB
     let mut line_of = Vec::new();
     let mut rec = csv::ByteRecord::new();
     while reader.read_byte_record(&mut rec).map_err(csv_err)? {
-        if p.limit.is_some_and(|l| line_of.len() >= l) {
+        if p.limit_of(&f.split).is_some_and(|l| line_of.len() >= l) {
             break;
         }
         let line = rec.position().map_or(0, |p| p.line() as usize);
@@ -634,7 +672,7 @@ fn read_jsonl(
         if text.trim().is_empty() {
             continue;
         }
-        if p.limit.is_some_and(|l| line_of.len() >= l) {
+        if p.limit_of(&f.split).is_some_and(|l| line_of.len() >= l) {
             break;
         }
         let obj: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| {
@@ -779,7 +817,7 @@ fn read_parquet(
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
     let schema = builder.schema().clone();
     let mut builder = builder;
-    if let Some(limit) = p.limit {
+    if let Some(limit) = p.limit_of(&f.split) {
         builder = builder.with_limit(limit);
     }
     let batches = builder
@@ -885,7 +923,7 @@ fn read_conll(
     let mut tokens: Vec<Vec<String>> = Vec::new();
     let mut tags: Vec<Vec<i32>> = Vec::new();
     let (mut words, mut ids) = (Vec::new(), Vec::new());
-    let full = |n: usize| p.limit.is_some_and(|l| n >= l);
+    let full = |n: usize| p.limit_of(&f.split).is_some_and(|l| n >= l);
     for (line, text) in lines(f, &bytes)? {
         if text.trim().is_empty() {
             if !words.is_empty() {

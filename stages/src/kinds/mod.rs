@@ -4,6 +4,7 @@ pub mod align_labels;
 pub mod classify;
 pub mod evaluate;
 pub mod extract_hidden;
+pub mod finetune;
 pub mod load;
 pub mod normalize;
 pub mod pretokenize;

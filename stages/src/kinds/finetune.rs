@@ -1,0 +1,1072 @@
+//! `finetune`: trains a pretrained encoder plus a classification head end to end (the chapter's
+//! "fine-tuning transformers"; the NER chapter's token classification), as the Hugging Face
+//! Trainer does: AdamW with weight decay except on biases and LayerNorm weights, a linear
+//! learning-rate decay (optional warmup), gradient clipping at `max-grad-norm`, dropout on
+//! while training, batches grouped by length with dynamic padding, an evaluation after each
+//! epoch, and the best epoch's weights kept.
+//!
+//! Input: one `tokenize` (sequence task: a `label` column) or `align-labels` (token task: a
+//! `labels` list column, -100 where unscored) stage. Label names come from the schema metadata.
+//!
+//! Outputs:
+//! - files `model/`: `config.json` (with `id2label` / `label2id` and the HF architecture),
+//!   `model.safetensors` (HF parameter names) and the tokenizer files — a directory Python
+//!   `AutoModelFor{Sequence,Token}Classification.from_pretrained` loads;
+//! - a table per predicted split: the input's non-token columns plus `pred`, `loss` (per
+//!   example; mean over scored tokens for the token task) and `logits` (sequence task), which
+//!   `evaluate` consumes;
+//! - table `history`: one row per epoch (training loss, validation loss and scores, time);
+//! - metrics: the best epoch's validation scores, throughput.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, RecordBatch,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::encoders::classifier::Task;
+use crate::kinds::extract_hidden::{candle_device, plan_batches};
+use crate::kinds::tokenize::{PAD_ID_KEY, VOCAB_SIZE_KEY};
+use crate::manifold::rng::Rng;
+use crate::model::{self, ResolvedModel};
+use crate::optim::{AdamW, linear_schedule};
+use crate::scores::Report;
+use crate::training::{self, Examples, IGNORE, Targets, Trainable};
+use crate::{labels, seqeval, table};
+
+/// The files a model reference needs.
+const REQUIRED: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
+/// Tokenizer files copied next to the trained weights when the model has them.
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "sentencepiece.bpe.model",
+];
+/// Input columns not carried to the prediction tables.
+const DROPPED: &[&str] = &[
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "word_ids",
+    "offsets",
+    "special_tokens_mask",
+];
+
+/// Which validation score picks the epoch whose weights are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BestBy {
+    /// Weighted F1 (sequence) or entity F1 (token).
+    #[default]
+    F1,
+    /// Lowest validation loss.
+    Loss,
+    /// The last epoch.
+    Last,
+}
+
+/// Params of `finetune`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FinetuneParams {
+    /// The pretrained MODEL (local directory or Hub id) with `config.json`,
+    /// `model.safetensors` and `tokenizer.json`. Required.
+    pub model: String,
+    /// `sequence-classification` (default) or `token-classification`.
+    #[serde(default)]
+    pub task: Task,
+    /// The label column: default `label` (sequence) or `labels` (token, from `align-labels`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Default `train`.
+    #[serde(default = "train")]
+    pub train_split: String,
+    /// Evaluated after each epoch. Default `validation`.
+    #[serde(default = "validation")]
+    pub eval_split: String,
+    /// The splits to write predictions for. Default: every split but the training one.
+    #[serde(default)]
+    pub predict_splits: Option<Vec<String>>,
+    /// Default 2.
+    #[serde(default = "two")]
+    pub epochs: usize,
+    /// Training batch size. Default 32.
+    #[serde(default = "thirty_two")]
+    pub batch_size: usize,
+    /// Evaluation batch size. Default: `batch-size`.
+    #[serde(default)]
+    pub eval_batch_size: Option<usize>,
+    /// Peak learning rate. Default 5e-5.
+    #[serde(default = "lr_default")]
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay (not on biases and LayerNorm weights). Default 0.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Linear warmup steps before the linear decay. Default 0.
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// Clip the global gradient norm to this. Default 1.0.
+    #[serde(default = "one")]
+    pub max_grad_norm: f64,
+    /// Override every dropout probability (encoder and head). Default: the model config's.
+    #[serde(default)]
+    pub dropout: Option<f32>,
+    /// Seeds head initialisation, shuffling and dropout. Default 42.
+    #[serde(default = "forty_two")]
+    pub seed: u64,
+    /// Batch rows of similar length (less padding). Default true.
+    #[serde(default = "yes")]
+    pub group_by_length: bool,
+    /// Which epoch's weights to keep: `f1` (default), `loss` or `last`.
+    #[serde(default)]
+    pub best_by: BestBy,
+    /// Stop after this many optimizer steps (benchmarks); the schedule decays over them.
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+}
+
+fn train() -> String {
+    "train".into()
+}
+fn validation() -> String {
+    "validation".into()
+}
+fn two() -> usize {
+    2
+}
+fn thirty_two() -> usize {
+    32
+}
+fn lr_default() -> f64 {
+    5e-5
+}
+fn one() -> f64 {
+    1.0
+}
+fn forty_two() -> u64 {
+    42
+}
+fn yes() -> bool {
+    true
+}
+
+/// `finetune`: trains an encoder + head end to end.
+pub struct Finetune;
+
+fn resolve(spec: &str, root: &std::path::Path, offline: bool) -> Result<ResolvedModel, StageError> {
+    model::resolve(
+        spec,
+        root,
+        offline,
+        "model",
+        REQUIRED,
+        &TOKENIZER_FILES[1..],
+    )
+}
+
+fn failed(what: &'static str) -> impl Fn(candle_core::Error) -> StageError {
+    move |e| StageError::failed(format!("{what}: {e}"))
+}
+
+/// One epoch's validation scores.
+#[derive(Debug, Clone, Serialize)]
+struct EvalScores {
+    loss: f64,
+    /// Sequence task: accuracy and weighted F1. Token task: token accuracy and entity F1.
+    accuracy: f64,
+    f1: f64,
+    /// Token task: entity precision and recall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall: Option<f64>,
+}
+
+/// One epoch's row of the history table.
+struct EpochRecord {
+    epoch: usize,
+    /// Optimizer steps so far.
+    step: usize,
+    train_loss: f64,
+    eval: EvalScores,
+    seconds: f64,
+    samples_per_second: f64,
+}
+
+/// A split read for training or prediction.
+struct SplitData {
+    examples: Examples,
+    batch: RecordBatch,
+}
+
+impl Stage for Finetune {
+    type Params = FinetuneParams;
+    const KIND: &'static str = "finetune";
+    /// Bump when what is trained or written changes.
+    const VERSION: u32 = 1;
+    const USES_DEVICE: bool = true;
+    const INPUTS: Arity = Arity::One;
+    const PREDICT: Option<crate::api::PredictFn> = Some(crate::predict::predict_texts);
+    const SUMMARY: &'static str = "fine-tunes an encoder + classification head (sequence or token) end to end; writes an HF model directory and predictions";
+
+    fn externals(p: &FinetuneParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+        for (field, v) in [("batch-size", p.batch_size), ("epochs", p.epochs)] {
+            if v == 0 {
+                return Err(StageError::param(field, "must be at least 1", None));
+            }
+        }
+        if p.eval_batch_size == Some(0) || p.max_steps == Some(0) {
+            let field = if p.max_steps == Some(0) {
+                "max-steps"
+            } else {
+                "eval-batch-size"
+            };
+            return Err(StageError::param(field, "must be at least 1", None));
+        }
+        if !(p.learning_rate > 0.0) {
+            return Err(StageError::param("learning-rate", "must be positive", None));
+        }
+        if let Some(d) = p.dropout
+            && !(0.0..1.0).contains(&d)
+        {
+            return Err(StageError::param("dropout", "must be in [0, 1)", None));
+        }
+        Ok(vec![
+            resolve(&p.model, env.root, env.offline)?.external("model"),
+        ])
+    }
+
+    fn run(p: &FinetuneParams, ctx: &Context) -> Result<Output, StageError> {
+        let input = ctx.single_input()?;
+        let label_col = p.label.clone().unwrap_or_else(|| match p.task {
+            Task::SequenceClassification => "label".into(),
+            Task::TokenClassification => "labels".into(),
+        });
+        let split = |name: &str, field: &str| -> Result<&RecordBatch, StageError> {
+            input.tables.get(name).ok_or_else(|| {
+                StageError::param(
+                    field,
+                    format!(
+                        "the input `{}` has no split `{name}` (splits: {})",
+                        input.stage,
+                        input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    None,
+                )
+            })
+        };
+        let train_batch = split(&p.train_split, "train-split")?;
+        let eval_batch = split(&p.eval_split, "eval-split")?;
+        let predict: Vec<String> = match &p.predict_splits {
+            Some(list) => {
+                for s in list {
+                    split(s, "predict-splits")?;
+                }
+                list.clone()
+            }
+            None => input
+                .tables
+                .keys()
+                .filter(|s| **s != p.train_split)
+                .cloned()
+                .collect(),
+        };
+
+        let train = read_split(train_batch, &p.train_split, &label_col, p.task)?;
+        let names = label_names(train_batch, &train.examples)?;
+        let k = names.len();
+        let eval = read_split(eval_batch, &p.eval_split, &label_col, p.task)?;
+        check_label_range(&eval.examples, k, &p.eval_split)?;
+        if train.examples.is_empty() {
+            return Err(StageError::failed(format!(
+                "split `{}` has no rows to train on",
+                p.train_split
+            )));
+        }
+
+        let resolved = resolve(&p.model, ctx.root, ctx.offline)?;
+        let device = candle_device(ctx.device)?;
+        let mut trainable = training::load_trainable(&resolved.dir, p.task, k, p.seed, &device)
+            .map_err(|e| StageError::failed(format!("model `{}`: {e}", p.model)))?;
+        if let Some(d) = p.dropout {
+            trainable.model.encoder.set_dropout(d);
+            trainable.model.dropout = d;
+        }
+        tracing::info!(stage = ctx.stage, fresh = ?trainable.fresh, "initialised the parameters the checkpoint lacks");
+        let pad_id = trainable.config.pad_token_id();
+        let with_types = trainable.config.uses_token_types();
+        let mut opt = AdamW::new(trainable.named_vars(), p.weight_decay, device.is_cpu())
+            .map_err(failed("optimizer"))?;
+
+        let steps_per_epoch = train.examples.len().div_ceil(p.batch_size);
+        let planned = steps_per_epoch * p.epochs;
+        let total_steps = p.max_steps.map_or(planned, |m| m.min(planned));
+        let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
+        let train_lengths: Vec<usize> = train.examples.ids.iter().map(Vec::len).collect();
+        let mut rng = Rng::new(p.seed);
+        crate::encoders::seed_dropout(p.seed);
+
+        let mut history: Vec<EpochRecord> = Vec::new();
+        let mut best: Option<(usize, f64, Vec<(String, candle_core::Tensor)>)> = None;
+        let mut table_text = String::new();
+        let mut step = 0usize;
+        let mut train_seconds = 0.0;
+        let mut samples = 0usize;
+        for epoch in 1..=p.epochs {
+            if step >= total_steps {
+                break;
+            }
+            let batches = epoch_plan(&train_lengths, p, &mut rng, total_steps - step);
+            ctx.progress.set_total(batches.len() as u64, "steps");
+            let started = Instant::now();
+            let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+            for idx in &batches {
+                ctx.check_cancelled()?;
+                let b = train
+                    .examples
+                    .batch(idx, pad_id, with_types, &device)
+                    .map_err(failed("batching"))?;
+                let logits = trainable
+                    .model
+                    .forward(&b.ids, &b.mask, b.types.as_ref(), true)
+                    .map_err(failed("forward pass"))?;
+                let loss = training::cross_entropy(&logits, &b.targets).map_err(failed("loss"))?;
+                let grads = loss.backward().map_err(failed("backward pass"))?;
+                let lr = p.learning_rate * linear_schedule(step, total_steps, p.warmup_steps);
+                opt.step(&grads, lr, Some(p.max_grad_norm))
+                    .map_err(failed("optimizer step"))?;
+                let l = loss.to_scalar::<f32>().map_err(failed("loss"))? as f64;
+                if !l.is_finite() {
+                    return Err(StageError::failed(format!(
+                        "the training loss became {l} at step {} (epoch {epoch}); try a lower learning-rate",
+                        step + 1
+                    )));
+                }
+                loss_sum += l;
+                loss_n += 1;
+                step += 1;
+                samples += idx.len();
+                ctx.progress.advance(1);
+                ctx.progress.message(&format!(
+                    "epoch {epoch}/{} · loss {:.4} · lr {lr:.2e}",
+                    p.epochs,
+                    loss_sum / loss_n as f64
+                ));
+            }
+            let epoch_seconds = started.elapsed().as_secs_f64();
+            train_seconds += epoch_seconds;
+            let train_loss = loss_sum / loss_n.max(1) as f64;
+
+            ctx.progress
+                .message(&format!("epoch {epoch}: evaluating on `{}`", p.eval_split));
+            let logits = training::predict_logits(
+                &trainable.model,
+                &eval.examples,
+                &plan_batches(
+                    &eval.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
+                    eval_bs,
+                    None,
+                ),
+                pad_id,
+                with_types,
+                &device,
+                |_| ctx.check_cancelled(),
+            )?;
+            let scores = score(&eval.examples, &logits, k, &names);
+            let line = epoch_line(&mut table_text, p.task, epoch, step, train_loss, &scores);
+            ctx.progress.println(&line);
+            let key = match p.best_by {
+                BestBy::F1 => scores.f1,
+                BestBy::Loss => -scores.loss,
+                BestBy::Last => epoch as f64,
+            };
+            if best.as_ref().is_none_or(|(_, b, _)| key > *b) {
+                let snap = if epoch == p.epochs {
+                    Vec::new() // The last epoch: the live weights are the snapshot.
+                } else {
+                    trainable.snapshot().map_err(failed("snapshot"))?
+                };
+                best = Some((epoch, key, snap));
+            }
+            history.push(EpochRecord {
+                epoch,
+                step,
+                train_loss,
+                eval: scores,
+                seconds: epoch_seconds,
+                samples_per_second: batches.iter().map(Vec::len).sum::<usize>() as f64
+                    / epoch_seconds,
+            });
+        }
+        let (best_epoch, _, snap) = best.expect("at least one epoch ran");
+        if !snap.is_empty() && best_epoch != history.last().map_or(0, |h| h.epoch) {
+            trainable
+                .restore(&snap)
+                .map_err(failed("restoring the best epoch"))?;
+        }
+
+        save_model(&trainable, &resolved, p.task, &names, ctx.out_dir)?;
+
+        let mut output = Output::default();
+        for name in &predict {
+            let batch = &input.tables[name];
+            let data = read_split(batch, name, &label_col, p.task)?;
+            check_label_range(&data.examples, k, name)?;
+            ctx.progress.set_total(data.examples.len() as u64, "rows");
+            ctx.progress.message(&format!("predicting `{name}`"));
+            let logits = training::predict_logits(
+                &trainable.model,
+                &data.examples,
+                &plan_batches(
+                    &data.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
+                    eval_bs,
+                    None,
+                ),
+                pad_id,
+                with_types,
+                &device,
+                |n| {
+                    ctx.progress.advance(n as u64);
+                    ctx.check_cancelled()
+                },
+            )?;
+            output
+                .tables
+                .insert(name.clone(), prediction_table(&data, &logits, k)?);
+        }
+        output
+            .tables
+            .insert("history".into(), history_table(&history)?);
+
+        let best_scores = &history
+            .iter()
+            .find(|h| h.epoch == best_epoch)
+            .expect("best epoch in history")
+            .eval;
+        output
+            .metrics
+            .insert("best_epoch".into(), best_epoch.into());
+        output.metrics.insert(
+            p.eval_split.clone(),
+            serde_json::to_value(best_scores).expect("scores"),
+        );
+        output.metrics.insert("steps".into(), step.into());
+        output.metrics.insert(
+            "train_samples_per_second".into(),
+            json!(round(samples as f64 / train_seconds, 2)),
+        );
+        tracing::info!(stage = ctx.stage, "\n{table_text}");
+        Ok(output)
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// This epoch's batches, cut short when fewer than a full epoch's steps are left.
+fn epoch_plan(
+    lengths: &[usize],
+    p: &FinetuneParams,
+    rng: &mut Rng,
+    left: usize,
+) -> Vec<Vec<usize>> {
+    let mut batches = training::epoch_batches(lengths, p.batch_size, p.group_by_length, rng);
+    batches.truncate(left);
+    batches
+}
+
+/// Reads the token columns and the labels of one split.
+fn read_split(
+    batch: &RecordBatch,
+    split: &str,
+    label_col: &str,
+    task: Task,
+) -> Result<SplitData, StageError> {
+    let ids = table::int_lists(batch, "input_ids", split)?;
+    if let Some(i) = ids.iter().position(Vec::is_empty) {
+        return Err(StageError::failed(format!(
+            "split `{split}` row {i} has no tokens"
+        )));
+    }
+    let types = match batch.column_by_name("token_type_ids") {
+        Some(_) => Some(table::int_lists(batch, "token_type_ids", split)?),
+        None => None,
+    };
+    let targets = match task {
+        Task::SequenceClassification => {
+            let col = table::column(batch, label_col, split)?;
+            if !col.data_type().is_integer() {
+                return Err(StageError::failed(format!(
+                    "split `{split}`: the label column `{label_col}` is {}, a sequence-classification label is an integer id (for token labels use task: token-classification)",
+                    col.data_type()
+                )));
+            }
+            let col = arrow::compute::cast(col, &DataType::Int64)?;
+            let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&col);
+            Targets::Sequence(col.iter().map(|v| v.unwrap_or(IGNORE)).collect())
+        }
+        Task::TokenClassification => {
+            let rows = table::int_lists(batch, label_col, split)?;
+            if let Some(i) = rows.iter().zip(&ids).position(|(l, t)| l.len() != t.len()) {
+                return Err(StageError::failed(format!(
+                    "split `{split}` row {i}: {} labels in `{label_col}` for {} tokens (align the word tags with an align-labels stage)",
+                    rows[i].len(),
+                    ids[i].len()
+                )));
+            }
+            Targets::Token(rows)
+        }
+    };
+    Ok(SplitData {
+        examples: Examples {
+            ids,
+            types,
+            targets,
+        },
+        batch: batch.clone(),
+    })
+}
+
+fn all_labels(examples: &Examples) -> Vec<i64> {
+    match &examples.targets {
+        Targets::Sequence(y) => y.clone(),
+        Targets::Token(rows) => rows.iter().flatten().copied().collect(),
+    }
+}
+
+/// The label names from the schema metadata, or `LABEL_i` up to the largest id seen.
+fn label_names(batch: &RecordBatch, train: &Examples) -> Result<Vec<String>, StageError> {
+    if let Some(names) = labels::label_names(&batch.schema()) {
+        check_label_range(train, names.len(), "train")?;
+        return Ok(names);
+    }
+    let max = all_labels(train).into_iter().filter(|&y| y != IGNORE).max();
+    match max {
+        Some(m) if m >= 0 => Ok((0..=m).map(|i| format!("LABEL_{i}")).collect()),
+        _ => Err(StageError::failed(
+            "the training split has no labels to learn",
+        )),
+    }
+}
+
+fn check_label_range(examples: &Examples, k: usize, split: &str) -> Result<(), StageError> {
+    if let Some(bad) = all_labels(examples)
+        .into_iter()
+        .find(|&y| y != IGNORE && (y < 0 || y >= k as i64))
+    {
+        return Err(StageError::failed(format!(
+            "split `{split}` has label {bad}, outside the {k} known labels (0..{})",
+            k - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Loss and scores of evaluation logits.
+fn score(examples: &Examples, logits: &[Vec<f32>], k: usize, names: &[String]) -> EvalScores {
+    match &examples.targets {
+        Targets::Sequence(y) => {
+            let mut loss = 0.0;
+            let mut pred = Vec::with_capacity(y.len());
+            for (z, &t) in logits.iter().zip(y) {
+                loss += training::row_loss(z, t as usize);
+                pred.push(training::argmax(z) as i64);
+            }
+            let r = Report::new(y, &pred, |i| i.to_string());
+            EvalScores {
+                loss: loss / y.len().max(1) as f64,
+                accuracy: r.accuracy,
+                f1: r.weighted_avg.f1,
+                precision: None,
+                recall: None,
+            }
+        }
+        Targets::Token(rows) => {
+            let (mut loss, mut n, mut correct) = (0.0, 0usize, 0usize);
+            let (mut truth, mut pred) = (Vec::new(), Vec::new());
+            for (z, y) in logits.iter().zip(rows) {
+                let (mut t_tags, mut p_tags) = (Vec::new(), Vec::new());
+                for (j, &t) in y.iter().enumerate() {
+                    if t == IGNORE {
+                        continue;
+                    }
+                    let zj = &z[j * k..(j + 1) * k];
+                    loss += training::row_loss(zj, t as usize);
+                    let p = training::argmax(zj);
+                    correct += usize::from(p as i64 == t);
+                    n += 1;
+                    t_tags.push(names[t as usize].as_str());
+                    p_tags.push(names[p].as_str());
+                }
+                truth.push(t_tags);
+                pred.push(p_tags);
+            }
+            let r = seqeval::score(&truth, &pred);
+            EvalScores {
+                loss: loss / n.max(1) as f64,
+                accuracy: correct as f64 / n.max(1) as f64,
+                f1: r.overall.f1,
+                precision: Some(r.overall.precision),
+                recall: Some(r.overall.recall),
+            }
+        }
+    }
+}
+
+/// Appends one row of the Trainer-like table (header first) and returns it.
+fn epoch_line(
+    text: &mut String,
+    task: Task,
+    epoch: usize,
+    step: usize,
+    train_loss: f64,
+    s: &EvalScores,
+) -> String {
+    let mut line = String::new();
+    if text.is_empty() {
+        let header = match task {
+            Task::SequenceClassification => {
+                "| Epoch | Step | Training Loss | Validation Loss | Accuracy | F1     |"
+            }
+            Task::TokenClassification => {
+                "| Epoch | Step | Training Loss | Validation Loss | Precision | Recall | F1     |"
+            }
+        };
+        let _ = writeln!(line, "{header}");
+    }
+    let _ = match task {
+        Task::SequenceClassification => write!(
+            line,
+            "| {epoch:>5} | {step:>4} | {train_loss:>13.4} | {:>15.4} | {:>8.4} | {:.4} |",
+            s.loss, s.accuracy, s.f1
+        ),
+        Task::TokenClassification => write!(
+            line,
+            "| {epoch:>5} | {step:>4} | {train_loss:>13.4} | {:>15.4} | {:>9.4} | {:>6.4} | {:.4} |",
+            s.loss,
+            s.precision.unwrap_or(0.0),
+            s.recall.unwrap_or(0.0),
+            s.f1
+        ),
+    };
+    text.push_str(&line);
+    text.push('\n');
+    line
+}
+
+/// The HF model directory under `out/model`.
+fn save_model(
+    t: &Trainable,
+    source: &ResolvedModel,
+    task: Task,
+    names: &[String],
+    out: &std::path::Path,
+) -> Result<(), StageError> {
+    let dir = out.join("model");
+    std::fs::create_dir_all(&dir)?;
+    let mut config = t.raw_config.clone();
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| StageError::failed("config.json is not an object"))?;
+    obj.insert(
+        "architectures".into(),
+        json!([task.architecture(t.config.family())]),
+    );
+    let id2label: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), json!(n)))
+        .collect();
+    let label2id: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), json!(i)))
+        .collect();
+    obj.insert("id2label".into(), id2label.into());
+    obj.insert("label2id".into(), label2id.into());
+    if task == Task::SequenceClassification {
+        obj.insert("problem_type".into(), json!("single_label_classification"));
+    }
+    let text = serde_json::to_string_pretty(&config).expect("json") + "\n";
+    std::fs::write(dir.join("config.json"), text)?;
+    t.varmap
+        .save(dir.join("model.safetensors"))
+        .map_err(failed("writing model.safetensors"))?;
+    for f in TOKENIZER_FILES {
+        let from = source.file(f);
+        if from.is_file() {
+            std::fs::copy(&from, dir.join(f))?;
+        }
+    }
+    Ok(())
+}
+
+/// The input's non-token columns plus `pred`, `loss` and (sequence) `logits`.
+fn prediction_table(
+    data: &SplitData,
+    logits: &[Vec<f32>],
+    k: usize,
+) -> Result<RecordBatch, StageError> {
+    let schema = data.batch.schema();
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (f, a) in schema.fields().iter().zip(data.batch.columns()) {
+        if !DROPPED.contains(&f.name().as_str()) {
+            fields.push(f.as_ref().clone());
+            arrays.push(a.clone());
+        }
+    }
+    let mut push = |name: &str, a: ArrayRef| {
+        fields.push(Field::new(name, a.data_type().clone(), false));
+        arrays.push(a);
+    };
+    match &data.examples.targets {
+        Targets::Sequence(y) => {
+            let pred: Int64Array = logits.iter().map(|z| training::argmax(z) as i64).collect();
+            let loss: Float64Array = logits
+                .iter()
+                .zip(y)
+                .map(|(z, &t)| {
+                    if t == IGNORE {
+                        f64::NAN
+                    } else {
+                        training::row_loss(z, t as usize)
+                    }
+                })
+                .collect();
+            let flat = Float32Array::from(logits.iter().flatten().copied().collect::<Vec<_>>());
+            let field = Arc::new(Field::new_list_field(DataType::Float32, false));
+            let logits: ArrayRef = Arc::new(FixedSizeListArray::new(
+                field,
+                k as i32,
+                Arc::new(flat),
+                None,
+            ));
+            push("pred", Arc::new(pred));
+            push("loss", Arc::new(loss));
+            push("logits", logits);
+        }
+        Targets::Token(rows) => {
+            let mut preds = Vec::with_capacity(rows.len());
+            let mut losses = Vec::with_capacity(rows.len());
+            for (z, y) in logits.iter().zip(rows) {
+                let p: Vec<i32> = z
+                    .chunks_exact(k)
+                    .map(|zj| training::argmax(zj) as i32)
+                    .collect();
+                let (mut sum, mut n) = (0.0, 0usize);
+                for (j, &t) in y.iter().enumerate() {
+                    if t != IGNORE {
+                        sum += training::row_loss(&z[j * k..(j + 1) * k], t as usize);
+                        n += 1;
+                    }
+                }
+                losses.push(if n == 0 { 0.0 } else { sum / n as f64 });
+                preds.push(p);
+            }
+            push("pred", table::list_i32(&preds));
+            push("loss", Arc::new(Float64Array::from(losses)));
+        }
+    }
+    let mut meta = schema.metadata().clone();
+    meta.remove(PAD_ID_KEY);
+    meta.remove(VOCAB_SIZE_KEY);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, meta)),
+        arrays,
+    )?)
+}
+
+/// One row per epoch.
+fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
+    let f64s = |f: &dyn Fn(&EpochRecord) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            history.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let i64s = |f: &dyn Fn(&EpochRecord) -> usize| -> ArrayRef {
+        Arc::new(Int64Array::from(
+            history.iter().map(|h| f(h) as i64).collect::<Vec<_>>(),
+        ))
+    };
+    let mut cols: Vec<(&str, ArrayRef)> = vec![
+        ("epoch", i64s(&|h| h.epoch)),
+        ("step", i64s(&|h| h.step)),
+        ("train_loss", f64s(&|h| h.train_loss)),
+        ("eval_loss", f64s(&|h| h.eval.loss)),
+        ("accuracy", f64s(&|h| h.eval.accuracy)),
+        ("f1", f64s(&|h| h.eval.f1)),
+    ];
+    if history.first().is_some_and(|h| h.eval.precision.is_some()) {
+        cols.push(("precision", f64s(&|h| h.eval.precision.unwrap_or(f64::NAN))));
+        cols.push(("recall", f64s(&|h| h.eval.recall.unwrap_or(f64::NAN))));
+    }
+    cols.push(("seconds", f64s(&|h| h.seconds)));
+    cols.push(("train_samples_per_second", f64s(&|h| h.samples_per_second)));
+    Ok(RecordBatch::try_from_iter(cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifold::rng::Rng;
+    use arrow::array::AsArray;
+
+    /// The tiny random BERT fixture plus a word-level tokenizer over its 100 ids
+    /// (`[PAD]` `[UNK]` `[CLS]` `[SEP]`, then `w4` … `w99`).
+    fn tiny_model() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/encoders/bert");
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+        }
+        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+        let mut vocab = serde_json::Map::new();
+        for (i, s) in specials.iter().enumerate() {
+            vocab.insert(s.to_string(), json!(i));
+        }
+        for i in 4..100 {
+            vocab.insert(format!("w{i}"), json!(i));
+        }
+        let added: Vec<_> = specials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+            .collect();
+        let tokenizer = json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+            "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+            "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+            "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+        });
+        std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+        dir
+    }
+
+    /// A learnable toy task: label 1 when a sequence's words are ids ≥ 60, 0 when below.
+    fn toy_split(n: usize, seed: u64) -> RecordBatch {
+        let mut rng = Rng::new(seed);
+        let mut ids = Vec::new();
+        let mut labels = Vec::new();
+        for _ in 0..n {
+            let positive = rng.below(2) == 1;
+            let len = 2 + rng.below(6);
+            let (lo, span) = if positive { (60, 40) } else { (4, 56) };
+            let row: Vec<i32> = (0..len).map(|_| lo + rng.below(span) as i32).collect();
+            let mut full = vec![2];
+            full.extend(row);
+            full.push(3);
+            ids.push(full);
+            labels.push(i64::from(positive));
+        }
+        let types: Vec<Vec<i8>> = ids.iter().map(|r| vec![0; r.len()]).collect();
+        let texts: Vec<String> = ids
+            .iter()
+            .map(|r| {
+                r[1..r.len() - 1]
+                    .iter()
+                    .map(|i| format!("w{i}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "text",
+                Arc::new(arrow::array::StringArray::from(texts)) as ArrayRef,
+            ),
+            ("label", Arc::new(Int64Array::from(labels)) as ArrayRef),
+            ("input_ids", table::list_i32(&ids)),
+            ("token_type_ids", table::list_i8(&types)),
+        ])
+        .unwrap();
+        let names = ["other".to_string(), "high".to_string()];
+        let meta: std::collections::HashMap<String, String> =
+            labels::metadata("label", &names).into_iter().collect();
+        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(meta));
+        RecordBatch::try_new(schema, batch.columns().to_vec()).unwrap()
+    }
+
+    fn params(model: &std::path::Path, extra: &str) -> FinetuneParams {
+        crate::params_from_yaml(&format!("model: {}\n{extra}", model.display()))
+    }
+
+    #[test]
+    fn learns_a_toy_task_and_the_saved_model_reproduces_its_logits() {
+        let model = tiny_model();
+        let p = params(
+            model.path(),
+            "epochs: 4\nbatch-size: 16\nlearning-rate: 0.005\nweight-decay: 0.01\nseed: 3",
+        );
+        let tables = [
+            ("train".to_string(), toy_split(256, 1)),
+            ("validation".to_string(), toy_split(64, 2)),
+        ];
+        let (out, dir) = crate::run_for_test::<Finetune>(&p, tables.clone()).unwrap();
+        let history = &out.tables["history"];
+        let col = |name: &str| -> Vec<f64> {
+            history
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .values()
+                .to_vec()
+        };
+        let (train_loss, acc) = (col("train_loss"), col("accuracy"));
+        assert_eq!(train_loss.len(), 4);
+        assert!(
+            train_loss[3] < 0.6 * train_loss[0],
+            "training loss {train_loss:?}"
+        );
+        assert!(
+            acc.iter().copied().fold(0.0, f64::max) > 0.85,
+            "validation accuracy {acc:?}"
+        );
+
+        // Same seed, same result: shuffling, head init and dropout are all seeded.
+        let (again, _dir2) = crate::run_for_test::<Finetune>(&p, tables).unwrap();
+        assert_eq!(again.tables["history"].column(2), history.column(2));
+
+        // The saved directory reloads (as `cairn predict` and `transformers` load it) and
+        // gives the logits the stage wrote.
+        let saved =
+            crate::predict::load(&dir.path().join("model"), &candle_core::Device::Cpu).unwrap();
+        assert_eq!(saved.labels, ["other", "high"]);
+        let val = &out.tables["validation"];
+        let written = crate::kinds::classify::matrix(val, "logits", "validation")
+            .unwrap()
+            .0;
+        assert!(
+            val.column_by_name("input_ids").is_none(),
+            "token columns are dropped"
+        );
+        assert!(val.column_by_name("text").is_some() && val.column_by_name("loss").is_some());
+        let input = toy_split(64, 2);
+        let data = read_split(&input, "validation", "label", Task::SequenceClassification).unwrap();
+        let batches = plan_batches(
+            &data.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
+            7,
+            None,
+        );
+        let logits = training::predict_logits(
+            &saved.model,
+            &data.examples,
+            &batches,
+            0,
+            true,
+            &candle_core::Device::Cpu,
+            |_| Ok(()),
+        )
+        .unwrap();
+        for (got, want) in logits.iter().flatten().zip(&written) {
+            assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        }
+        let text =
+            crate::predict::predict_texts(dir.path(), &["w70 w5".into(), "w5 w6".into()]).unwrap();
+        assert!(
+            text.contains("\"w70 w5\" → ") && text.contains("other") && text.contains("high"),
+            "{text}"
+        );
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("model/config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+        assert_eq!(config["id2label"]["1"], "high");
+        assert_eq!(config["label2id"]["other"], 0);
+    }
+
+    #[test]
+    fn token_classification_scores_entities_and_tags_words() {
+        let model = tiny_model();
+        // Tag words ≥ w60 as B-X, others O; the first token of each row is [CLS] (-100).
+        let base = toy_split(128, 5);
+        let ids = table::int_lists(&base, "input_ids", "t").unwrap();
+        let tags: Vec<Vec<i32>> = ids
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &id)| {
+                        if j == 0 || j == r.len() - 1 {
+                            -100
+                        } else {
+                            i32::from(id >= 60)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let names = ["O".to_string(), "B-X".to_string()];
+        let meta: std::collections::HashMap<String, String> =
+            labels::metadata("labels", &names).into_iter().collect();
+        let with =
+            table::with_columns(&base, vec![("labels", table::list_i32(&tags))], &[]).unwrap();
+        let schema = Arc::new(with.schema().as_ref().clone().with_metadata(meta));
+        let with = RecordBatch::try_new(schema, with.columns().to_vec()).unwrap();
+        let p = params(
+            model.path(),
+            "task: token-classification\nepochs: 4\nbatch-size: 16\nlearning-rate: 0.01",
+        );
+        let (out, dir) = crate::run_for_test::<Finetune>(
+            &p,
+            [
+                ("train".to_string(), with.clone()),
+                ("validation".to_string(), with.slice(0, 40)),
+            ],
+        )
+        .unwrap();
+        let val = &out.tables["validation"];
+        let preds = table::int_lists(val, "pred", "validation").unwrap();
+        assert!(preds.iter().zip(&ids).all(|(p, i)| p.len() == i.len()));
+        assert!(out.tables["history"].column_by_name("precision").is_some());
+        let f1 = out.metrics["validation"]["f1"].as_f64().unwrap();
+        assert!(f1 > 0.5, "entity F1 {f1}");
+        let text = crate::predict::predict_texts(dir.path(), &["w70 w5 w80".into()]).unwrap();
+        assert!(
+            text.contains("w70/") && text.contains("w5/") && text.contains("w80/"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rejects_labels_outside_the_names() {
+        let model = tiny_model();
+        let mut bad = toy_split(8, 1);
+        bad = table::with_columns(
+            &bad,
+            vec![(
+                "label",
+                Arc::new(Int64Array::from(vec![5i64; 8])) as ArrayRef,
+            )],
+            &[],
+        )
+        .unwrap();
+        let p = params(model.path(), "");
+        let err = crate::run_for_test::<Finetune>(
+            &p,
+            [
+                ("train".to_string(), bad),
+                ("validation".to_string(), toy_split(8, 2)),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("label 5") && err.contains("2 known labels"),
+            "{err}"
+        );
+    }
+}

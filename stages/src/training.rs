@@ -1,0 +1,499 @@
+//! The pieces of a fine-tuning loop that do not depend on where the data comes from: a
+//! pretrained checkpoint turned into trainable variables with HF task names, length-grouped
+//! shuffled batches with dynamic padding, the cross-entropy that skips label -100, one
+//! optimizer step, and evaluation-mode logits in the original row order.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Result, Shape, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::encoders::classifier::{Classifier, Task, head_dropout};
+use crate::encoders::{Config, LoadError};
+use crate::manifold::rng::Rng;
+
+/// The label the loss skips (PyTorch's `ignore_index`).
+pub const IGNORE: i64 = -100;
+
+/// A classifier whose parameters are `Var`s named as HF names them.
+pub struct Trainable {
+    pub model: Classifier,
+    pub varmap: VarMap,
+    pub config: Config,
+    /// `config.json` as read, to write back with the labels added.
+    pub raw_config: serde_json::Value,
+    /// The parameters the checkpoint did not have (the new head), freshly initialised.
+    pub fresh: Vec<String>,
+}
+
+impl Trainable {
+    /// Every parameter by HF name, sorted.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().expect("varmap");
+        let mut vars: Vec<(String, Var)> =
+            data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    /// A deep copy of every parameter (to keep the best epoch's weights).
+    pub fn snapshot(&self) -> Result<Vec<(String, Tensor)>> {
+        self.named_vars()
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Puts a [`Trainable::snapshot`] back.
+    pub fn restore(&self, snapshot: &[(String, Tensor)]) -> Result<()> {
+        let data = self.varmap.data().lock().expect("varmap");
+        for (k, t) in snapshot {
+            data[k].set(t)?;
+        }
+        Ok(())
+    }
+}
+
+fn read_json(path: &Path) -> std::result::Result<serde_json::Value, LoadError> {
+    let err = |message: String| LoadError::Config {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))
+}
+
+/// Loads `dir`'s `config.json` + `model.safetensors` as a trainable `task` model with
+/// `num_labels` outputs. Checkpoint names may carry the task prefix (`bert.embeddings...`) or
+/// not (`embeddings...`, a bare encoder such as all-MiniLM-L6-v2). Parameters the checkpoint
+/// lacks, or has with another shape (a head for another label count), are initialised as HF
+/// does: weights N(0, `initializer_range`), biases 0, LayerNorm weights 1 — from `seed`.
+pub fn load_trainable(
+    dir: &Path,
+    task: Task,
+    num_labels: usize,
+    seed: u64,
+    device: &Device,
+) -> std::result::Result<Trainable, LoadError> {
+    let config = Config::from_file(&dir.join("config.json"))?;
+    let raw_config = read_json(&dir.join("config.json"))?;
+    let family = config.family();
+    let dropout = head_dropout(&raw_config, family, task);
+
+    // Pass 1: which parameters (names, shapes) the model asks for.
+    let probe = VarMap::new();
+    Classifier::load(
+        VarBuilder::from_varmap(&probe, DType::F32, &Device::Cpu),
+        &config,
+        task,
+        num_labels,
+        dropout,
+    )?;
+    let mut wanted: Vec<(String, Shape)> = probe
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shape().clone()))
+        .collect();
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    drop(probe);
+
+    // Pass 2: fill them from the checkpoint, initialise the rest.
+    let checkpoint: HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
+    let prefix = format!("{}.", family.prefix());
+    let std = raw_config
+        .get("initializer_range")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.02);
+    let mut rng = Rng::new(seed);
+    let varmap = VarMap::new();
+    let mut fresh = Vec::new();
+    {
+        let mut data = varmap.data().lock().expect("varmap");
+        for (name, shape) in &wanted {
+            let found = checkpoint
+                .get(name)
+                .or_else(|| name.strip_prefix(&prefix).and_then(|n| checkpoint.get(n)))
+                .filter(|t| t.shape() == shape);
+            let value = match found {
+                Some(t) => t.to_dtype(DType::F32)?,
+                None => {
+                    fresh.push(name.clone());
+                    initial_value(name, shape, std, &mut rng, device)?
+                }
+            };
+            data.insert(name.clone(), Var::from_tensor(&value)?);
+        }
+    }
+    let model = Classifier::load(
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+        &config,
+        task,
+        num_labels,
+        dropout,
+    )?;
+    Ok(Trainable {
+        model,
+        varmap,
+        config,
+        raw_config,
+        fresh,
+    })
+}
+
+fn initial_value(
+    name: &str,
+    shape: &Shape,
+    std: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Tensor> {
+    let n = shape.elem_count();
+    let norm = name.contains("LayerNorm") || name.contains("layer_norm");
+    let values: Vec<f32> = if name.ends_with("bias") || (norm && !name.ends_with("weight")) {
+        vec![0.0; n]
+    } else if norm {
+        vec![1.0; n]
+    } else {
+        (0..n).map(|_| (rng.normal() * std) as f32).collect()
+    };
+    Tensor::from_vec(values, shape.clone(), device)
+}
+
+/// What one example is trained on: token ids (+ optional types) and its target(s).
+pub struct Examples {
+    pub ids: Vec<Vec<i64>>,
+    pub types: Option<Vec<Vec<i64>>>,
+    pub targets: Targets,
+}
+
+/// One label per row (sequence task) or per token (token task, `IGNORE` where unscored).
+pub enum Targets {
+    Sequence(Vec<i64>),
+    Token(Vec<Vec<i64>>),
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Rows `idx` padded to their longest: ids `[b, t]` (u32), mask `[b, t]` (f32), types,
+    /// and targets (`[b]` or `[b, t]`, i64, padding = `IGNORE`).
+    pub fn batch(
+        &self,
+        idx: &[usize],
+        pad_id: u32,
+        with_types: bool,
+        device: &Device,
+    ) -> Result<Batch> {
+        let t = idx.iter().map(|&i| self.ids[i].len()).max().unwrap_or(0);
+        let b = idx.len();
+        let mut ids = vec![pad_id; b * t];
+        let mut mask = vec![0f32; b * t];
+        let mut types = vec![0u32; b * t];
+        for (r, &i) in idx.iter().enumerate() {
+            for (j, &id) in self.ids[i].iter().enumerate() {
+                ids[r * t + j] = id as u32;
+                mask[r * t + j] = 1.0;
+                if let Some(ty) = &self.types {
+                    types[r * t + j] = ty[i][j] as u32;
+                }
+            }
+        }
+        let targets = match &self.targets {
+            Targets::Sequence(y) => {
+                Tensor::from_vec(idx.iter().map(|&i| y[i]).collect::<Vec<_>>(), b, device)?
+            }
+            Targets::Token(y) => {
+                let mut out = vec![IGNORE; b * t];
+                for (r, &i) in idx.iter().enumerate() {
+                    out[r * t..r * t + y[i].len()].copy_from_slice(&y[i]);
+                }
+                Tensor::from_vec(out, (b, t), device)?
+            }
+        };
+        Ok(Batch {
+            ids: Tensor::from_vec(ids, (b, t), device)?,
+            mask: Tensor::from_vec(mask, (b, t), device)?,
+            types: if with_types && self.types.is_some() {
+                Some(Tensor::from_vec(types, (b, t), device)?)
+            } else {
+                None
+            },
+            targets,
+        })
+    }
+}
+
+/// One padded batch.
+pub struct Batch {
+    pub ids: Tensor,
+    pub mask: Tensor,
+    pub types: Option<Tensor>,
+    pub targets: Tensor,
+}
+
+/// Training batches for one epoch, as HF's `LengthGroupedSampler` forms them: shuffle, cut
+/// into mega-batches of 50 batches, sort each by length (longest first), then cut into
+/// batches — similar lengths share a batch (little padding) while the order stays random.
+/// Without grouping: shuffled batches.
+pub fn epoch_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    group_by_length: bool,
+    rng: &mut Rng,
+) -> Vec<Vec<usize>> {
+    let n = lengths.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let batch_size = batch_size.max(1);
+    if group_by_length {
+        for mega in order.chunks_mut(batch_size * 50) {
+            mega.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        }
+    }
+    order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+}
+
+/// Mean cross-entropy over the targets that are not `IGNORE`. `logits`: `[.., k]`; `targets`:
+/// the leading dims, i64.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let k = logits.dim(D::Minus1)?;
+    let logits = logits.reshape(((), k))?;
+    let targets = targets.flatten_all()?;
+    let valid = targets.ge(0i64)?.to_dtype(DType::F32)?;
+    let safe = targets.clamp(0i64, (k - 1) as i64)?.to_dtype(DType::U32)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let count = valid.sum_all()?.clamp(1.0, f64::MAX)?;
+    (picked * valid)?.sum_all()?.neg()?.div(&count)
+}
+
+/// Evaluation-mode logits of every row, in row order: `rows × k` (sequence) or, per row,
+/// `len × k` flattened (token).
+pub fn predict_logits(
+    model: &Classifier,
+    examples: &Examples,
+    batches: &[Vec<usize>],
+    pad_id: u32,
+    with_types: bool,
+    device: &Device,
+    mut after_batch: impl FnMut(usize) -> std::result::Result<(), crate::api::StageError>,
+) -> std::result::Result<Vec<Vec<f32>>, crate::api::StageError> {
+    let fail = |e: candle_core::Error| crate::api::StageError::failed(format!("evaluating: {e}"));
+    let mut out: Vec<Vec<f32>> = vec![Vec::new(); examples.len()];
+    for idx in batches {
+        let b = examples
+            .batch(idx, pad_id, with_types, device)
+            .map_err(fail)?;
+        let logits = model
+            .forward(&b.ids, &b.mask, b.types.as_ref(), false)
+            .and_then(|l| l.to_dtype(DType::F32))
+            .map_err(fail)?;
+        let k = model.num_labels;
+        match model.task {
+            Task::SequenceClassification => {
+                for (row, &i) in logits.to_vec2::<f32>().map_err(fail)?.into_iter().zip(idx) {
+                    out[i] = row;
+                }
+            }
+            Task::TokenClassification => {
+                let all = logits.to_vec3::<f32>().map_err(fail)?;
+                for (row, &i) in all.into_iter().zip(idx) {
+                    let len = examples.ids[i].len();
+                    out[i] = row.into_iter().take(len).flatten().collect();
+                    debug_assert_eq!(out[i].len(), len * k);
+                }
+            }
+        }
+        after_batch(idx.len())?;
+    }
+    Ok(out)
+}
+
+/// Softmax cross-entropy of one logit row against label `y` (f64, stable).
+pub fn row_loss(z: &[f32], y: usize) -> f64 {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = z.iter().map(|&v| (v as f64 - max).exp()).sum();
+    max + sum.ln() - z[y] as f64
+}
+
+/// The index of the largest entry.
+pub fn argmax(z: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoders::classifier::Task;
+    use std::path::PathBuf;
+
+    fn fixture(family: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/encoders")
+            .join(family)
+    }
+
+    #[test]
+    fn ignored_labels_do_not_contribute_to_the_loss() {
+        let dev = Device::Cpu;
+        let logits = Tensor::new(
+            &[
+                [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0]],
+                [[2.0, -1.0, 0.0], [0.3, 0.3, 0.3]],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let targets = Tensor::new(&[[1i64, IGNORE], [0, 2]], &dev).unwrap();
+        let loss = cross_entropy(&logits, &targets)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let rows = logits.to_vec3::<f32>().unwrap();
+        let want =
+            (row_loss(&rows[0][0], 1) + row_loss(&rows[1][0], 0) + row_loss(&rows[1][1], 2)) / 3.0;
+        assert!((loss as f64 - want).abs() < 1e-5, "{loss} vs {want}");
+        // Changing the logits of the ignored token changes nothing, and it gets no gradient.
+        let var = Var::from_tensor(&logits).unwrap();
+        let grads = cross_entropy(var.as_tensor(), &targets)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        assert!(g[0][1].iter().all(|&v| v == 0.0), "{:?}", g[0][1]);
+        assert!(g[0][0].iter().any(|&v| v != 0.0));
+        let all_ignored = Tensor::new(&[[IGNORE, IGNORE]], &dev).unwrap();
+        let zero = cross_entropy(&logits.narrow(0, 0, 1).unwrap(), &all_ignored).unwrap();
+        assert_eq!(zero.to_scalar::<f32>().unwrap(), 0.0);
+    }
+
+    #[test]
+    fn length_grouped_batches_cover_every_row_once_with_similar_lengths() {
+        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 97 + 1).collect();
+        let mut rng = Rng::new(1);
+        let batches = epoch_batches(&lengths, 8, true, &mut rng);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        let padded = |bs: &[Vec<usize>]| -> usize {
+            bs.iter()
+                .map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap())
+                .sum()
+        };
+        let shuffled = epoch_batches(&lengths, 8, false, &mut Rng::new(1));
+        assert!(
+            padded(&batches) * 3 < padded(&shuffled) * 2,
+            "grouping saves padding"
+        );
+        // Another epoch, another order.
+        assert_ne!(batches, epoch_batches(&lengths, 8, true, &mut rng));
+    }
+
+    /// One optimizer step moves every parameter tensor of every family, in both tasks: no op
+    /// on the training path lacks a backward pass.
+    #[test]
+    fn one_step_changes_every_parameter() {
+        let dev = Device::Cpu;
+        for family in ["bert", "distilbert", "xlm_roberta"] {
+            for task in [Task::SequenceClassification, Task::TokenClassification] {
+                let t = load_trainable(&fixture(family), task, 3, 7, &dev).unwrap();
+                assert!(
+                    t.fresh
+                        .iter()
+                        .all(|n| n.contains("classifier") || n.contains("pooler")),
+                    "{family}: {:?}",
+                    t.fresh
+                );
+                let before = t.snapshot().unwrap();
+                let examples = Examples {
+                    ids: vec![
+                        vec![2, 10, 11, 12, 3],
+                        vec![2, 40, 3],
+                        vec![2, 5, 6, 7, 8, 9, 3],
+                    ],
+                    types: Some(vec![vec![0; 5], vec![0; 3], vec![0; 7]]),
+                    targets: match task {
+                        Task::SequenceClassification => Targets::Sequence(vec![0, 1, 2]),
+                        Task::TokenClassification => Targets::Token(vec![
+                            vec![IGNORE, 0, 1, 2, IGNORE],
+                            vec![IGNORE, 2, IGNORE],
+                            vec![IGNORE, 1, 1, 0, 2, 0, IGNORE],
+                        ]),
+                    },
+                };
+                let pad = t.config.pad_token_id();
+                let b = examples
+                    .batch(&[0, 1, 2], pad, t.config.uses_token_types(), &dev)
+                    .unwrap();
+                let mut opt = crate::optim::AdamW::new(t.named_vars(), 0.0, true).unwrap();
+                crate::encoders::seed_dropout(3);
+                let logits = t
+                    .model
+                    .forward(&b.ids, &b.mask, b.types.as_ref(), true)
+                    .unwrap();
+                let grads = cross_entropy(&logits, &b.targets)
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                opt.step(&grads, 1e-3, Some(1.0)).unwrap();
+                for (name, old) in &before {
+                    let new = t.varmap.data().lock().unwrap()[name].as_tensor().clone();
+                    let moved = (new - old)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(moved > 0.0, "{family} {task:?}: `{name}` did not change");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_is_seeded_and_off_in_evaluation() {
+        let dev = Device::Cpu;
+        let t = load_trainable(&fixture("bert"), Task::SequenceClassification, 2, 1, &dev).unwrap();
+        let ex = Examples {
+            ids: vec![vec![2, 10, 11, 3]],
+            types: None,
+            targets: Targets::Sequence(vec![1]),
+        };
+        let b = ex.batch(&[0], 0, false, &dev).unwrap();
+        let run = |train: bool, seed: u64| {
+            crate::encoders::seed_dropout(seed);
+            t.model
+                .forward(&b.ids, &b.mask, None, train)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap()
+        };
+        assert_eq!(run(true, 5), run(true, 5));
+        assert_ne!(run(true, 5), run(true, 6));
+        assert_eq!(run(false, 5), run(false, 6));
+    }
+}
