@@ -4,8 +4,9 @@
 //! Why our own and not candle-transformers': its DistilBERT inverts the mask and uses the tanh
 //! GELU where HF uses erf, and the fine-tuning stage needs encoders that train. So every block
 //! here has two paths chosen by `train`:
-//! - `train = true`: only ops with a backward pass (a layer norm and a softmax written from
-//!   elementwise ops, dropout on);
+//! - `train = true`: only ops with a backward pass (on CPU the fused kernels of
+//!   [`train_kernels`], elsewhere a layer norm and a softmax written from elementwise ops;
+//!   dropout on);
 //! - `train = false`: the fast inference kernels (`candle_nn::ops::layer_norm`,
 //!   `softmax_last_dim`, which have no backward in candle 0.11), dropout off.
 //!
@@ -20,6 +21,7 @@ pub mod bert;
 pub mod classifier;
 pub mod cpu_kernels;
 pub mod distilbert;
+pub mod train_kernels;
 pub mod xlm_roberta;
 
 use std::path::Path;
@@ -50,6 +52,7 @@ impl Activation {
             Activation::Gelu if !train && fast_cpu(xs) => {
                 xs.contiguous()?.apply_op1_no_bwd(&cpu_kernels::GeluErf)
             }
+            Activation::Gelu if fast_cpu(xs) => xs.contiguous()?.apply_op1(train_kernels::Gelu),
             Activation::Gelu => xs.gelu_erf(),
             Activation::GeluNew => xs.gelu(),
             Activation::Relu => xs.relu(),
@@ -316,7 +319,15 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let _e = self.span.enter();
-        if train {
+        if train && fast_cpu(x) {
+            x.contiguous()?.apply_op3(
+                &self.weight,
+                &self.bias,
+                train_kernels::LayerNorm {
+                    eps: self.eps as f32,
+                },
+            )
+        } else if train {
             // Differentiable: every op here has a backward pass.
             let dtype = x.dtype();
             let x = x.to_dtype(DType::F32)?;
@@ -336,7 +347,9 @@ impl LayerNorm {
 
 /// Softmax over the last dimension: differentiable ops in training, the fused kernel otherwise.
 pub fn softmax_last(x: &Tensor, train: bool) -> Result<Tensor> {
-    if train {
+    if train && fast_cpu(x) {
+        x.contiguous()?.apply_op1(train_kernels::Softmax)
+    } else if train {
         let max = x.max_keepdim(D::Minus1)?;
         let e = x.broadcast_sub(&max)?.exp()?;
         let sum = e.sum_keepdim(D::Minus1)?;
