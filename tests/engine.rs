@@ -443,6 +443,55 @@ fn file_outputs_are_cached_and_handed_to_consumers() {
     );
 }
 
+#[test]
+fn export_copies_a_fresh_stages_outputs_and_refuses_a_stale_one() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "name: files\nstages:\n  a: { kind: test-source, write-file: true }\n",
+    );
+    let never = p.cairn(&["export", "pipeline.yaml", "a", "out"]);
+    assert_ne!(never.code, 0);
+    assert!(never.stderr.contains("has not run yet"), "{}", never.stderr);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let out = p.cairn(&["export", "pipeline.yaml", "a", "out"]).ok();
+    assert!(out.stdout.contains("out/sub/note.txt"), "{}", out.stdout);
+    assert!(p.path("out/sub/note.txt").is_file() && p.path("out/train.parquet").is_file());
+
+    p.write(
+        "pipeline.yaml",
+        "name: files\nstages:\n  a: { kind: test-source, write-file: true, rows: 7 }\n",
+    );
+    let stale = p.cairn(&["export", "pipeline.yaml", "a", "out2"]);
+    assert_ne!(stale.code, 0);
+    assert!(
+        stale.stderr.contains("stale") && stale.stderr.contains("--target a"),
+        "{}",
+        stale.stderr
+    );
+    assert!(!p.path("out2").exists());
+}
+
+#[test]
+fn predict_names_the_stages_that_can() {
+    let p = project();
+    let out = p.cairn(&["predict", "pipeline.yaml", "b", "some text"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("`test-map` stage, which does not predict")
+            && out.stderr.contains("none"),
+        "{}",
+        out.stderr
+    );
+    let out = p.cairn(&["predict", "pipeline.yaml", "nope", "x"]);
+    assert!(
+        out.stderr.contains("`nope` is not a stage"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The digest of a stage's first output as recorded in the manifest.
 fn object_of(manifest: &str, stage: &str) -> String {
     let m: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();

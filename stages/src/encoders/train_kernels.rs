@@ -5,7 +5,9 @@
 //! pass over rows in parallel, forward and backward. f32, CPU only; other devices and dtypes
 //! keep the composite ops, which these are tested against.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
+};
 use rayon::prelude::*;
 
 use super::cpu_kernels::erf_f32;
@@ -40,15 +42,20 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, self.name())?;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(16 * 1024).zip(x.par_chunks(16 * 1024)).for_each(|(o, x)| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-            }
-        });
+        out.par_chunks_mut(16 * 1024)
+            .zip(x.par_chunks(16 * 1024))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &GeluGrad)?))
+        Ok(Some(
+            x.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &GeluGrad)?,
+        ))
     }
 }
 
@@ -56,7 +63,13 @@ impl CustomOp2 for GeluGrad {
     fn name(&self) -> &'static str {
         "cairn-gelu-grad"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(16 * 1024)
@@ -87,22 +100,27 @@ impl CustomOp1 for Softmax {
         let x = slice(s, l, self.name())?;
         let n = last_dim(l);
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(o, x)| {
-            for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = (v - max).exp();
-                    sum += *o;
+        out.par_chunks_mut(n * ROWS_PER_TASK)
+            .zip(x.par_chunks(n * ROWS_PER_TASK))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = (v - max).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    o.iter_mut().for_each(|v| *v *= inv);
                 }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|v| *v *= inv);
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(y.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
+        Ok(Some(
+            y.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?,
+        ))
     }
 }
 
@@ -110,7 +128,13 @@ impl CustomOp2 for SoftmaxGrad {
     fn name(&self) -> &'static str {
         "cairn-softmax-grad"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let n = last_dim(l1);
         let mut out = vec![0f32; y.len()];
@@ -118,7 +142,11 @@ impl CustomOp2 for SoftmaxGrad {
         out.par_chunks_mut(chunk)
             .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
             .for_each(|(o, (y, g))| {
-                for ((o, y), g) in o.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                for ((o, y), g) in o
+                    .chunks_exact_mut(n)
+                    .zip(y.chunks_exact(n))
+                    .zip(g.chunks_exact(n))
+                {
                     let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
                     for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
                         *o = y * (g - dot);
@@ -166,20 +194,31 @@ impl CustomOp3 for LayerNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (x, w, b) = (
+            slice(s1, l1, self.name())?,
+            slice(s2, l2, self.name())?,
+            slice(s3, l3, self.name())?,
+        );
         let h = last_dim(l1);
         if w.len() != h || b.len() != h {
-            bail!("{}: weight/bias of size {}/{} for rows of {h}", self.name(), w.len(), b.len());
+            bail!(
+                "{}: weight/bias of size {}/{} for rows of {h}",
+                self.name(),
+                w.len(),
+                b.len()
+            );
         }
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(h * ROWS_PER_TASK).zip(x.par_chunks(h * ROWS_PER_TASK)).for_each(|(o, x)| {
-            for (o, x) in o.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
-                let (mean, rstd) = moments(x, self.eps);
-                for i in 0..h {
-                    o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+        out.par_chunks_mut(h * ROWS_PER_TASK)
+            .zip(x.par_chunks(h * ROWS_PER_TASK))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
+                    let (mean, rstd) = moments(x, self.eps);
+                    for i in 0..h {
+                        o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
     fn bwd(
@@ -217,7 +256,11 @@ impl CustomOp3 for LayerNormGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (x, w, g) = (
+            slice(s1, l1, self.name())?,
+            slice(s2, l2, self.name())?,
+            slice(s3, l3, self.name())?,
+        );
         let h = w.len();
         let rows = x.len() / h;
         let mut out = vec![0f32; (rows + 2) * h];
@@ -230,7 +273,11 @@ impl CustomOp3 for LayerNormGrad {
             .map(|(dx, (x, g))| {
                 let mut acc = vec![0f32; 2 * h];
                 let mut xhat = vec![0f32; h];
-                for ((dx, x), g) in dx.chunks_exact_mut(h).zip(x.chunks_exact(h)).zip(g.chunks_exact(h)) {
+                for ((dx, x), g) in dx
+                    .chunks_exact_mut(h)
+                    .zip(x.chunks_exact(h))
+                    .zip(g.chunks_exact(h))
+                {
                     let (mean, rstd) = moments(x, self.eps);
                     let (mut m1, mut m2) = (0f32, 0f32);
                     for i in 0..h {
@@ -264,7 +311,16 @@ mod tests {
     use candle_core::{D, Device, Var};
 
     fn close(a: &Tensor, b: &Tensor, tol: f32) {
-        let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d < tol, "max |Δ| {d}");
     }
 
@@ -280,14 +336,25 @@ mod tests {
     fn kernels_match_the_composite_ops_forward_and_backward() {
         let dev = Device::Cpu;
         let x = Var::from_tensor(&input((3, 5, 16), 1)).unwrap();
-        let w = Var::from_tensor(&input((1, 1, 16), 2).flatten_all().unwrap().affine(0.3, 1.0).unwrap()).unwrap();
-        let b = Var::from_tensor(&(input((1, 1, 16), 3).flatten_all().unwrap() * 0.1).unwrap()).unwrap();
+        let w = Var::from_tensor(
+            &input((1, 1, 16), 2)
+                .flatten_all()
+                .unwrap()
+                .affine(0.3, 1.0)
+                .unwrap(),
+        )
+        .unwrap();
+        let b = Var::from_tensor(&(input((1, 1, 16), 3).flatten_all().unwrap() * 0.1).unwrap())
+            .unwrap();
         let weights = input((3, 5, 16), 4);
         // A loss that weighs every output differently, so every gradient entry matters.
         let loss = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap();
 
         // Layer norm.
-        let fused = x.as_tensor().apply_op3(w.as_tensor(), b.as_tensor(), LayerNorm { eps: 1e-12 }).unwrap();
+        let fused = x
+            .as_tensor()
+            .apply_op3(w.as_tensor(), b.as_tensor(), LayerNorm { eps: 1e-12 })
+            .unwrap();
         let composite = {
             let x = x.as_tensor();
             let mean = x.mean_keepdim(D::Minus1).unwrap();
@@ -301,24 +368,45 @@ mod tests {
                 .unwrap()
         };
         close(&fused, &composite, 1e-5);
-        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&composite).backward().unwrap());
+        let (g1, g2) = (
+            loss(&fused).backward().unwrap(),
+            loss(&composite).backward().unwrap(),
+        );
         for v in [&x, &w, &b] {
-            close(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap(), 1e-4);
+            close(
+                g1.get(v.as_tensor()).unwrap(),
+                g2.get(v.as_tensor()).unwrap(),
+                1e-4,
+            );
         }
 
         // Softmax.
         let fused = x.as_tensor().apply_op1(Softmax).unwrap();
         let composite = candle_nn::ops::softmax(x.as_tensor(), D::Minus1).unwrap();
         close(&fused, &composite, 1e-6);
-        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&composite).backward().unwrap());
-        close(g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap(), 1e-5);
+        let (g1, g2) = (
+            loss(&fused).backward().unwrap(),
+            loss(&composite).backward().unwrap(),
+        );
+        close(
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+            1e-5,
+        );
 
         // GELU.
         let fused = x.as_tensor().apply_op1(Gelu).unwrap();
         let composite = x.as_tensor().gelu_erf().unwrap();
         close(&fused, &composite, 1e-5);
-        let (g1, g2) = (loss(&fused).backward().unwrap(), loss(&composite).backward().unwrap());
-        close(g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap(), 1e-4);
+        let (g1, g2) = (
+            loss(&fused).backward().unwrap(),
+            loss(&composite).backward().unwrap(),
+        );
+        close(
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+            1e-4,
+        );
         let _ = dev;
     }
 }

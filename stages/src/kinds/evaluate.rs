@@ -8,6 +8,10 @@
 //! output of `classify` or of a fine-tuning stage (`label`, `pred`, `logits`, `loss`, `text`).
 //! Label names come from the schema metadata (see [`crate::labels`]).
 //!
+//! Token labels (list columns, e.g. a token-classification `finetune`'s `labels` and `pred`,
+//! -100 where unscored): the report and confusion matrix count the scored tokens, and the
+//! metrics add seqeval's entity precision, recall and F1 (report.txt lists them per type).
+//!
 //! Outputs: tables `report` (one row per class and per average, per split), `confusion`
 //! (row-normalised, one row per true label, one column per predicted label) and `errors` (top
 //! and bottom `top-k` by loss); files `report.txt` (the report and confusion counts as text),
@@ -600,6 +604,62 @@ mod tests {
             "/../tests/fixtures/classify/metrics.json"
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A token-classification fine-tune's output: aligned labels (-100 unscored), per-token
+    /// predictions, words, per-sentence loss. Entities are scored as seqeval does (lenient:
+    /// an I- tag after O opens an entity), tokens with a label in the report.
+    #[test]
+    fn token_labels_get_entity_scores_and_a_token_report() {
+        let names: Vec<String> = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let labels = vec![
+            vec![-100, 1, 2, 0, -100],
+            vec![-100, 5, 0, -100],
+            vec![-100, 3, -100],
+        ];
+        let preds = vec![vec![0, 1, 2, 0, 0], vec![3, 6, 0, 0], vec![0, 0, 0]];
+        let words = vec![
+            vec!["Jeff", "Dean", "works"],
+            vec!["Paris", "rocks"],
+            vec!["Google"],
+        ];
+        let batch = RecordBatch::try_from_iter([
+            ("tokens", table::list_utf8(&words)),
+            ("labels", table::list_i32(&labels)),
+            ("pred", table::list_i32(&preds)),
+            (
+                "loss",
+                Arc::new(Float64Array::from(vec![0.1, 0.5, 2.0])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let meta: std::collections::HashMap<String, String> =
+            labels::metadata("labels", &names).into_iter().collect();
+        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(meta));
+        let batch = RecordBatch::try_new(schema, batch.columns().to_vec()).unwrap();
+        let p: EvaluateParams = crate::params_from_yaml("label: labels\ntext: tokens\ntop-k: 1");
+        let (out, dir) =
+            crate::run_for_test::<Evaluate>(&p, [("validation".to_string(), batch)]).unwrap();
+        let m = &out.metrics["validation"];
+        // Entities: PER and LOC found (I-LOC after O opens LOC), ORG missed: P 1, R 2/3.
+        assert_eq!(m["entity_precision"], 1.0);
+        assert!((m["entity_recall"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m["entity_f1"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+        // Tokens with a label: 6, of which 4 right (I-LOC for B-LOC and O for B-ORG are wrong).
+        assert!((m["accuracy"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-12);
+        let report = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
+        assert!(
+            report.contains("entities (3 sentences, seqeval)") && report.contains("ORG"),
+            "{report}"
+        );
+        let errors = std::fs::read_to_string(dir.path().join("errors.txt")).unwrap();
+        assert!(
+            errors.contains("Google") && errors.contains("B-ORG"),
+            "{errors}"
+        );
     }
 
     /// What a fine-tuning stage writes: label, pred, logits (no probs, no loss), text.
