@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/reference/venv.sh full
 cargo build --release --locked
+cargo build --release --locked -p cairn-stages --example matmul_peak
 exec .venv-ref-full/bin/python bench/run.py "$@"

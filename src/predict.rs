@@ -85,6 +85,15 @@ pub fn export_outputs(
         }
         crate::atomic::write_atomic(&path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
+        if tables {
+            // Exported files are the user's: readable as any file they would write (the
+            // temp file behind the atomic write is private).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
         written.push(path);
     }
     Ok(written)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch side of the extract-hidden benchmark: rows/s of the last hidden state of [CLS].
 
-Two ways, on the first N emotion train tweets (default 2000), same model and tokenizer as cairn:
+Two ways, on the first N emotion tweets (train, then validation and test; default 2000), same model and tokenizer as cairn:
   peer     the careful PyTorch peer: sort by length, batches of 64 with per-batch padding,
            torch.inference_mode(), results back in the original order
   chapter  the chapter's way: pad everything to the longest tweet, batches of 1000 (--chapter)
@@ -31,12 +31,14 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def tweets(n):
+    """The first n tweets of train, then validation, then test (20,000 in all)."""
     out = []
-    with open(ROOT / "data" / "emotion" / "train.txt", encoding="utf-8") as f:
-        for line in f:
-            out.append(line.rstrip("\n").rsplit(";", 1)[0])
-            if len(out) == n:
-                break
+    for split in ["train", "validation", "test"]:
+        with open(ROOT / "data" / "emotion" / f"{split}.txt", encoding="utf-8") as f:
+            for line in f:
+                out.append(line.rstrip("\n").rsplit(";", 1)[0])
+                if len(out) == n:
+                    return out
     return out
 
 
@@ -98,6 +100,7 @@ def main():
         best = max(best, rate)
         print(f"{name}: {len(texts)} rows in {dt:.2f} s = {rate:.0f} rows/s", flush=True)
     print(f"{name} best: {best:.0f} rows/s ({a.threads} threads, torch {torch.__version__})")
+    print(f"seconds={len(texts) / best:.3f}")
 
 
 if __name__ == "__main__":
