@@ -47,20 +47,43 @@ fn main() {
     let mut tok = Pretrained::load(&model).unwrap();
     tok.set_truncation(Some(512)).unwrap();
     let enc = tok.tokenizer.encode_batch(texts.clone(), true).unwrap();
+    let ids: Vec<Vec<i64>> = enc
+        .iter()
+        .map(|e| e.get_ids().iter().map(|&i| i as i64).collect())
+        .collect();
+    // TASK=token: a token-classification head, every token labelled with its tweet's label
+    // (special tokens -100), to time the token path.
+    let token = std::env::var("TASK").is_ok_and(|t| t == "token");
+    let targets = if token {
+        Targets::Token(
+            ids.iter()
+                .zip(&labels)
+                .map(|(r, &y)| {
+                    (0..r.len())
+                        .map(|j| if j == 0 || j + 1 == r.len() { -100 } else { y })
+                        .collect()
+                })
+                .collect(),
+        )
+    } else {
+        Targets::Sequence(labels)
+    };
     let examples = Examples {
-        ids: enc
-            .iter()
-            .map(|e| e.get_ids().iter().map(|&i| i as i64).collect())
-            .collect(),
         types: Some(
             enc.iter()
                 .map(|e| e.get_type_ids().iter().map(|&i| i as i64).collect())
                 .collect(),
         ),
-        targets: Targets::Sequence(labels),
+        ids,
+        targets,
+    };
+    let task = if token {
+        Task::TokenClassification
+    } else {
+        Task::SequenceClassification
     };
     let dev = candle_core::Device::Cpu;
-    let t = training::load_trainable(&dir, Task::SequenceClassification, 6, 42, &dev).unwrap();
+    let t = training::load_trainable(&dir, task, 6, 42, &dev).unwrap();
     let mut opt = AdamW::new(t.named_vars(), 0.01, true).unwrap();
     let lengths: Vec<usize> = examples.ids.iter().map(Vec::len).collect();
     let batches = training::epoch_batches(&lengths, batch, true, &mut Rng::new(42));
@@ -88,8 +111,12 @@ fn main() {
         upd += (t3 - t2).as_secs_f64();
         samples += idx.len();
         tokens += idx.len() * b.ids.dim(1).unwrap();
+        let rss_mib = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| (pages * 4096) >> 20);
         eprintln!(
-            "step {step:>3}: {}×{} loss {l:.4}",
+            "step {step:>3}: {}×{} loss {l:.4} rss {rss_mib} MiB",
             idx.len(),
             b.ids.dim(1).unwrap()
         );

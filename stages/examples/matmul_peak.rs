@@ -11,7 +11,10 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("numbers: n repeat")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers: n repeat"))
+        .collect();
     let n = args.first().copied().unwrap_or(4096);
     let repeat = args.get(1).copied().unwrap_or(3);
     let dev = Device::Cpu;

@@ -268,6 +268,13 @@ pub fn epoch_batches(
 /// Mean cross-entropy over the targets that are not `IGNORE`. `logits`: `[.., k]`; `targets`:
 /// the leading dims, i64.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (sum, count) = cross_entropy_sum(logits, targets)?;
+    sum.div(&count.clamp(1.0, f64::MAX)?)
+}
+
+/// The summed cross-entropy over the targets that are not `IGNORE`, and their count (f32
+/// scalar tensors).
+pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     let k = logits.dim(D::Minus1)?;
     let logits = logits.reshape(((), k))?;
     let targets = targets.flatten_all()?;
@@ -275,8 +282,63 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let safe = targets.clamp(0i64, (k - 1) as i64)?.to_dtype(DType::U32)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let count = valid.sum_all()?.clamp(1.0, f64::MAX)?;
-    (picked * valid)?.sum_all()?.neg()?.div(&count)
+    let count = valid.sum_all()?;
+    Ok(((picked * valid)?.sum_all()?.neg()?, count))
+}
+
+/// The gradients of one optimizer step over rows `idx` and the batch's mean loss. Rows run in
+/// micro-batches of at most `max_tokens` padded tokens (sorted by length), their gradients
+/// summed: the result is the whole batch's (the loss is normalised by the whole batch's count
+/// of scored targets), while memory stays bounded when one long row would otherwise pad every
+/// row of its batch (WikiANN has a 512-token sentence).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_gradients(
+    model: &Classifier,
+    examples: &Examples,
+    idx: &[usize],
+    vars: &[Var],
+    pad_id: u32,
+    with_types: bool,
+    device: &Device,
+    max_tokens: usize,
+) -> Result<(candle_core::backprop::GradStore, f64)> {
+    let total: usize = match &examples.targets {
+        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE).count(),
+        Targets::Token(y) => idx
+            .iter()
+            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE).count())
+            .sum(),
+    };
+    let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
+    let parts = crate::kinds::extract_hidden::plan_batches(&lengths, idx.len(), Some(max_tokens));
+    let mut summed: Option<candle_core::backprop::GradStore> = None;
+    let mut loss = 0.0;
+    for part in parts {
+        let rows: Vec<usize> = part.iter().map(|&j| idx[j]).collect();
+        let b = examples.batch(&rows, pad_id, with_types, device)?;
+        let logits = model.forward(&b.ids, &b.mask, b.types.as_ref(), true)?;
+        let (sum, _) = cross_entropy_sum(&logits, &b.targets)?;
+        let part_loss = (sum / total.max(1) as f64)?;
+        loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let grads = part_loss.backward()?;
+        summed = Some(match summed {
+            None => grads,
+            Some(mut acc) => {
+                for v in vars {
+                    if let Some(g) = grads.get(v.as_tensor()) {
+                        let g = match acc.get(v.as_tensor()) {
+                            Some(prev) => (prev + g)?,
+                            None => g.clone(),
+                        };
+                        acc.insert(v.as_tensor(), g);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    let grads = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
+    Ok((grads, loss))
 }
 
 /// Evaluation-mode logits of every row, in row order: `rows × k` (sequence) or, per row,
@@ -470,6 +532,63 @@ mod tests {
                         .unwrap();
                     assert!(moved > 0.0, "{family} {task:?}: `{name}` did not change");
                 }
+            }
+        }
+    }
+
+    /// Splitting a batch into micro-batches changes memory, not the gradients.
+    #[test]
+    fn micro_batches_give_the_whole_batch_gradients() {
+        let dev = Device::Cpu;
+        for task in [Task::SequenceClassification, Task::TokenClassification] {
+            let mut t = load_trainable(&fixture("bert"), task, 3, 1, &dev).unwrap();
+            t.model.encoder.set_dropout(0.0);
+            t.model.dropout = 0.0;
+            let ids: Vec<Vec<i64>> = (0..6)
+                .map(|r| {
+                    (0..3 + 2 * r)
+                        .map(|j| 4 + ((r * 5 + j * 3) % 90) as i64)
+                        .collect()
+                })
+                .collect();
+            let targets = match task {
+                Task::SequenceClassification => Targets::Sequence(vec![0, 1, 2, 0, 1, 2]),
+                Task::TokenClassification => Targets::Token(
+                    ids.iter()
+                        .map(|r| {
+                            (0..r.len())
+                                .map(|j| if j == 0 { IGNORE } else { (j % 3) as i64 })
+                                .collect()
+                        })
+                        .collect(),
+                ),
+            };
+            let ex = Examples {
+                ids,
+                types: None,
+                targets,
+            };
+            let vars: Vec<Var> = t.named_vars().into_iter().map(|(_, v)| v).collect();
+            let idx: Vec<usize> = (0..6).collect();
+            let (whole, l1) =
+                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 1 << 20).unwrap();
+            let (parts, l2) =
+                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 20).unwrap();
+            assert!((l1 - l2).abs() < 1e-5, "{l1} vs {l2}");
+            for v in &vars {
+                let (a, b) = (
+                    whole.get(v.as_tensor()).unwrap(),
+                    parts.get(v.as_tensor()).unwrap(),
+                );
+                let d = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(d < 1e-5, "{task:?}: {d}");
             }
         }
     }

@@ -131,6 +131,15 @@ pub struct FinetuneParams {
     /// Stop after this many optimizer steps (benchmarks); the schedule decays over them.
     #[serde(default)]
     pub max_steps: Option<usize>,
+    /// Run a batch in micro-batches of at most this many padded tokens, gradients summed (the
+    /// step is the same; memory stays bounded when one long row would pad the whole batch).
+    /// Default 8192.
+    #[serde(default = "max_tokens_default")]
+    pub max_tokens_per_step: usize,
+}
+
+fn max_tokens_default() -> usize {
+    8192
 }
 
 fn train() -> String {
@@ -210,8 +219,9 @@ struct SplitData {
 impl Stage for Finetune {
     type Params = FinetuneParams;
     const KIND: &'static str = "finetune";
-    /// Bump when what is trained or written changes.
-    const VERSION: u32 = 1;
+    /// Bump when what is trained or written changes. 2: fused CPU training kernels (the same
+    /// math, other float rounding).
+    const VERSION: u32 = 2;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::predict::predict_texts);
@@ -222,6 +232,13 @@ impl Stage for Finetune {
             if v == 0 {
                 return Err(StageError::param(field, "must be at least 1", None));
             }
+        }
+        if p.max_tokens_per_step == 0 {
+            return Err(StageError::param(
+                "max-tokens-per-step",
+                "must be at least 1",
+                None,
+            ));
         }
         if p.eval_batch_size == Some(0) || p.max_steps == Some(0) {
             let field = if p.max_steps == Some(0) {
@@ -303,6 +320,8 @@ impl Stage for Finetune {
         tracing::info!(stage = ctx.stage, fresh = ?trainable.fresh, "initialised the parameters the checkpoint lacks");
         let pad_id = trainable.config.pad_token_id();
         let with_types = trainable.config.uses_token_types();
+        let vars: Vec<candle_core::Var> =
+            trainable.named_vars().into_iter().map(|(_, v)| v).collect();
         let mut opt = AdamW::new(trainable.named_vars(), p.weight_decay, device.is_cpu())
             .map_err(failed("optimizer"))?;
 
@@ -330,20 +349,20 @@ impl Stage for Finetune {
             let (mut loss_sum, mut loss_n) = (0.0, 0usize);
             for idx in &batches {
                 ctx.check_cancelled()?;
-                let b = train
-                    .examples
-                    .batch(idx, pad_id, with_types, &device)
-                    .map_err(failed("batching"))?;
-                let logits = trainable
-                    .model
-                    .forward(&b.ids, &b.mask, b.types.as_ref(), true)
-                    .map_err(failed("forward pass"))?;
-                let loss = training::cross_entropy(&logits, &b.targets).map_err(failed("loss"))?;
-                let grads = loss.backward().map_err(failed("backward pass"))?;
+                let (grads, l) = training::batch_gradients(
+                    &trainable.model,
+                    &train.examples,
+                    idx,
+                    &vars,
+                    pad_id,
+                    with_types,
+                    &device,
+                    p.max_tokens_per_step,
+                )
+                .map_err(failed("training step"))?;
                 let lr = p.learning_rate * linear_schedule(step, total_steps, p.warmup_steps);
                 opt.step(&grads, lr, Some(p.max_grad_norm))
                     .map_err(failed("optimizer step"))?;
-                let l = loss.to_scalar::<f32>().map_err(failed("loss"))? as f64;
                 if !l.is_finite() {
                     return Err(StageError::failed(format!(
                         "the training loss became {l} at step {} (epoch {epoch}); try a lower learning-rate",
@@ -937,7 +956,15 @@ mod tests {
 
         // Same seed, same result: shuffling, head init and dropout are all seeded.
         let (again, _dir2) = crate::run_for_test::<Finetune>(&p, tables).unwrap();
-        assert_eq!(again.tables["history"].column(2), history.column(2));
+        let again_loss = again.tables["history"]
+            .column(2)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .values()
+            .to_vec();
+        for (a, b) in again_loss.iter().zip(&train_loss) {
+            // Equal up to the order of parallel float sums.
+            assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
 
         // The saved directory reloads (as `cairn predict` and `transformers` load it) and
         // gives the logits the stage wrote.
