@@ -325,6 +325,7 @@ class ExtractHidden(CairnStage):
 
 
 class Umap(CairnStage):
+    name = "UMAP"
     stage = "umap"
     reference_name = "umap-learn (cosine, 15 neighbours)"
 
@@ -339,6 +340,7 @@ class Umap(CairnStage):
 
 
 class LogReg(CairnStage):
+    name = "logistic regression on [CLS] features"
     stage = "logreg"
     reference_name = "scikit-learn LogisticRegression(lbfgs)"
 
@@ -362,6 +364,7 @@ class LogReg(CairnStage):
 class Finetune(CairnStage):
     """Train time of a fixed number of optimizer steps (batch 64); samples/s = steps·64 / s."""
 
+    name = "fine-tune steps × 64 (train time)"
     stage = "finetune"
     reference_name = "HF Trainer, padded to the longest (the chapter)"
 
@@ -440,8 +443,8 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
         for w in chosen:
-            print(f"== {w.name}", file=sys.stderr)
             w.setup(args.quick, tmp)
+            print(f"== {w.name}", file=sys.stderr)
             ref, ours, ref_rss, our_rss = [], [], [], []
             for _ in range(reps):
                 t, r = w.reference()

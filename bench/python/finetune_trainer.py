@@ -64,7 +64,8 @@ def main():
             output_dir=out, max_steps=args.steps, per_device_train_batch_size=64,
             learning_rate=1e-4, weight_decay=0.01, seed=42, report_to=[], save_strategy="no",
             eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-            group_by_length=args.dynamic, dataloader_num_workers=0, use_cpu=True,
+            train_sampling_strategy="group_by_length" if args.dynamic else "random",
+            dataloader_num_workers=0, use_cpu=True,
         )
         trainer = Trainer(model=model, args=targs, train_dataset=ds, data_collator=collator)
         result = trainer.train()
