@@ -51,6 +51,9 @@ pub struct SourceParams {
     write_file: bool,
     #[serde(default)]
     sleep_ms: u64,
+    /// Also record this float as metric `score` (manifest round-trip tests).
+    #[serde(default)]
+    score: Option<f64>,
 }
 
 fn three() -> i64 {
@@ -133,6 +136,9 @@ impl Stage for TestSource {
             )?;
         }
         output.metrics.insert("rows".into(), p.rows.into());
+        if let Some(score) = p.score {
+            output.metrics.insert("score".into(), score.into());
+        }
         Ok(output)
     }
 }
