@@ -41,15 +41,10 @@ pub fn predict(
             }
         );
     };
-    let run_hint = format!("cairn run {} --target {stage}", p.file.display());
-    let manifest = Manifest::load(&cache.manifest_path(&p.name))?.unwrap_or_default();
-    let Some(record) = manifest.stages.get(stage) else {
-        bail!("stage `{stage}` has not run yet: `{run_hint}`");
-    };
-    fresh_or_bail(p, cache, index, stage, &run_hint)?;
+    let (record, run_hint) = fresh_record(p, cache, stage)?;
     cache.ensure_layout()?;
     let dir = tempfile::tempdir_in(cache.tmp_dir()).context("making a temporary directory")?;
-    export_outputs(cache, stage, record, dir.path(), false, &run_hint)?;
+    export_outputs(cache, stage, &record, dir.path(), false, &run_hint)?;
     predict(dir.path(), texts).map_err(|e| anyhow::anyhow!("stage `{stage}`: {e}"))
 }
 
@@ -106,25 +101,21 @@ pub fn export(
     stage: &str,
     dir: &Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
+    let (record, run_hint) = fresh_record(p, cache, stage)?;
+    export_outputs(cache, stage, &record, dir, true, &run_hint)
+}
+
+/// Stage `stage`'s manifest record, when its cached result is fresh, and the command that
+/// (re)runs it; otherwise an error saying why and naming that command.
+fn fresh_record(p: &Pipeline, cache: &Cache, stage: &str) -> anyhow::Result<(StageRecord, String)> {
     let Some(index) = p.index_of(stage) else {
         bail!("`{stage}` is not a stage of {}", p.file.display());
     };
     let run_hint = format!("cairn run {} --target {stage}", p.file.display());
-    let manifest = Manifest::load(&cache.manifest_path(&p.name))?.unwrap_or_default();
-    let Some(record) = manifest.stages.get(stage) else {
+    let mut manifest = Manifest::load(&cache.manifest_path(&p.name))?.unwrap_or_default();
+    let Some(record) = manifest.stages.swap_remove(stage) else {
         bail!("stage `{stage}` has not run yet: `{run_hint}`");
     };
-    fresh_or_bail(p, cache, index, stage, &run_hint)?;
-    export_outputs(cache, stage, record, dir, true, &run_hint)
-}
-
-fn fresh_or_bail(
-    p: &Pipeline,
-    cache: &Cache,
-    index: usize,
-    stage: &str,
-    run_hint: &str,
-) -> anyhow::Result<()> {
     let selected = p.dag.select(&[index], false);
     let statuses = status::status(p, cache, &selected)?;
     if let Some(s) = statuses
@@ -137,5 +128,5 @@ fn fresh_or_bail(
             s.reasons.join("; ")
         );
     }
-    Ok(())
+    Ok((record, run_hint))
 }

@@ -194,20 +194,17 @@ impl Examples {
         with_types: bool,
         device: &Device,
     ) -> Result<Batch> {
-        let t = idx.iter().map(|&i| self.ids[i].len()).max().unwrap_or(0);
+        let (ids, mask, types) = crate::kinds::extract_hidden::pad_rows(
+            &self.ids,
+            None,
+            self.types.as_deref(),
+            idx,
+            pad_id,
+            with_types,
+            device,
+        )?;
+        let t = ids.dim(1)?;
         let b = idx.len();
-        let mut ids = vec![pad_id; b * t];
-        let mut mask = vec![0f32; b * t];
-        let mut types = vec![0u32; b * t];
-        for (r, &i) in idx.iter().enumerate() {
-            for (j, &id) in self.ids[i].iter().enumerate() {
-                ids[r * t + j] = id as u32;
-                mask[r * t + j] = 1.0;
-                if let Some(ty) = &self.types {
-                    types[r * t + j] = ty[i][j] as u32;
-                }
-            }
-        }
         let targets = match &self.targets {
             Targets::Sequence(y) => {
                 Tensor::from_vec(idx.iter().map(|&i| y[i]).collect::<Vec<_>>(), b, device)?
@@ -221,13 +218,9 @@ impl Examples {
             }
         };
         Ok(Batch {
-            ids: Tensor::from_vec(ids, (b, t), device)?,
-            mask: Tensor::from_vec(mask, (b, t), device)?,
-            types: if with_types && self.types.is_some() {
-                Some(Tensor::from_vec(types, (b, t), device)?)
-            } else {
-                None
-            },
+            ids,
+            mask,
+            types,
             targets,
         })
     }

@@ -160,25 +160,47 @@ fn pad_batch(
     with_types: bool,
     device: &candle_core::Device,
 ) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
-    let t = idx.iter().map(|&i| tokens.ids[i].len()).max().unwrap_or(0);
+    pad_rows(
+        &tokens.ids,
+        tokens.mask.as_deref(),
+        tokens.types.as_deref(),
+        idx,
+        pad_id,
+        with_types,
+        device,
+    )
+}
+
+/// Pads rows `idx` to their longest: ids `[b, t]` (u32, `pad_id` after each row), the f32
+/// attention mask (`mask` where given, else 1 on real tokens) and, with `with_types` and
+/// `types`, the token types. Shared by inference and training batches.
+pub fn pad_rows(
+    ids: &[Vec<i64>],
+    mask: Option<&[Vec<i64>]>,
+    types: Option<&[Vec<i64>]>,
+    idx: &[usize],
+    pad_id: u32,
+    with_types: bool,
+    device: &candle_core::Device,
+) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
+    let t = idx.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
     let b = idx.len();
-    let mut ids = vec![pad_id; b * t];
-    let mut mask = vec![0f32; b * t];
-    let mut types = vec![0u32; b * t];
+    let mut padded = vec![pad_id; b * t];
+    let mut m = vec![0f32; b * t];
+    let mut ty = vec![0u32; b * t];
     for (r, &i) in idx.iter().enumerate() {
-        let row = &tokens.ids[i];
-        for (j, &id) in row.iter().enumerate() {
-            ids[r * t + j] = id as u32;
-            mask[r * t + j] = tokens.mask.as_ref().map_or(1.0, |m| m[i][j] as f32);
-            if let Some(ty) = &tokens.types {
-                types[r * t + j] = ty[i][j] as u32;
+        for (j, &id) in ids[i].iter().enumerate() {
+            padded[r * t + j] = id as u32;
+            m[r * t + j] = mask.map_or(1.0, |m| m[i][j] as f32);
+            if let Some(types) = types {
+                ty[r * t + j] = types[i][j] as u32;
             }
         }
     }
-    let ids = Tensor::from_vec(ids, (b, t), device)?;
-    let mask = Tensor::from_vec(mask, (b, t), device)?;
-    let types = if with_types && tokens.types.is_some() {
-        Some(Tensor::from_vec(types, (b, t), device)?)
+    let ids = Tensor::from_vec(padded, (b, t), device)?;
+    let mask = Tensor::from_vec(m, (b, t), device)?;
+    let types = if with_types && types.is_some() {
+        Some(Tensor::from_vec(ty, (b, t), device)?)
     } else {
         None
     };

@@ -31,7 +31,7 @@ use serde_json::json;
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
 use crate::encoders::classifier::Task;
-use crate::kinds::extract_hidden::{candle_device, plan_batches};
+use crate::kinds::extract_hidden::{Tokens, candle_device, plan_batches};
 use crate::kinds::tokenize::{PAD_ID_KEY, VOCAB_SIZE_KEY};
 use crate::manifold::rng::Rng;
 use crate::model::{self, ResolvedModel};
@@ -511,16 +511,12 @@ fn read_split(
     label_col: &str,
     task: Task,
 ) -> Result<SplitData, StageError> {
-    let ids = table::int_lists(batch, "input_ids", split)?;
+    let Tokens { ids, types, .. } = Tokens::read(batch, split)?;
     if let Some(i) = ids.iter().position(Vec::is_empty) {
         return Err(StageError::failed(format!(
             "split `{split}` row {i} has no tokens"
         )));
     }
-    let types = match batch.column_by_name("token_type_ids") {
-        Some(_) => Some(table::int_lists(batch, "token_type_ids", split)?),
-        None => None,
-    };
     let targets = match task {
         Task::SequenceClassification => {
             let col = table::column(batch, label_col, split)?;
