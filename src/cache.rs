@@ -43,6 +43,9 @@ pub struct Entry {
     #[serde(default)]
     pub metrics: BTreeMap<String, serde_json::Value>,
     pub wall_time_s: f64,
+    /// How the run went (timing, throughput): for people, never compared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub run_facts: BTreeMap<String, serde_json::Value>,
 }
 
 pub const TABLE_PREFIX: &str = "tables/";
@@ -57,11 +60,37 @@ pub fn split_of(output: &str) -> Option<&str> {
     output.strip_prefix(TABLE_PREFIX)?.strip_suffix(".parquet")
 }
 
-/// What is wrong with a cached entry's objects.
+/// An entry as stored: its content and the blake3 of that content's compact JSON, so an
+/// edited entry (a metric changed by hand, an output swapped) is detected, never served.
+#[derive(Serialize, Deserialize)]
+struct SealedEntry {
+    entry: Entry,
+    blake3: Digest,
+}
+
+fn seal(entry: &Entry) -> Digest {
+    digest_bytes(&serde_json::to_vec(entry).expect("entry serializes"))
+}
+
+/// What is wrong with a cached result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Damage {
+    /// The named output's object is not in the store.
     Missing(String),
+    /// The named output's object does not match its digest.
     Corrupt(String),
+    /// The entry itself fails its integrity check (why).
+    BadEntry(String),
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Missing(o) => write!(f, "output missing: {o}"),
+            Damage::Corrupt(o) => write!(f, "output corrupt: {o} fails its digest check"),
+            Damage::BadEntry(why) => write!(f, "cache entry corrupt: {why}"),
+        }
+    }
 }
 
 pub struct Cache {
@@ -123,13 +152,45 @@ impl Cache {
         Ok(())
     }
 
-    pub fn read_entry(&self, fingerprint: &str) -> Option<Entry> {
-        let bytes = std::fs::read(self.entry_path(fingerprint)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// The entry of a fingerprint: `Ok(None)` when there is none, an error when the file is
+    /// unreadable or its content does not match the digest written beside it (edited, or
+    /// written by a cairn before entries carried one). With `remove_bad`, such a file is deleted
+    /// so the stage is recomputed, as a corrupt object is.
+    pub fn read_entry(&self, fingerprint: &str, remove_bad: bool) -> Result<Option<Entry>, Damage> {
+        let path = self.entry_path(fingerprint);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Damage::BadEntry(format!("entry unreadable: {e}"))),
+        };
+        let checked = match serde_json::from_slice::<SealedEntry>(&bytes) {
+            Err(_) => Err("entry is not a sealed cairn entry (edited, or from an older cairn)"),
+            Ok(sealed) if sealed.entry.fingerprint != fingerprint => {
+                Err("entry names another fingerprint")
+            }
+            Ok(sealed) if seal(&sealed.entry) != sealed.blake3 => {
+                Err("entry content does not match its digest (edited?)")
+            }
+            Ok(sealed) => Ok(sealed.entry),
+        };
+        match checked {
+            Ok(entry) => Ok(Some(entry)),
+            Err(why) => {
+                if remove_bad {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(Damage::BadEntry(why.to_string()))
+            }
+        }
     }
 
+    /// Writes an entry sealed with the digest of its content.
     pub fn write_entry(&self, entry: &Entry) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(entry).expect("entry serializes");
+        let sealed = SealedEntry {
+            blake3: seal(entry),
+            entry: entry.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&sealed).expect("entry serializes");
         self.write(&self.entry_path(&entry.fingerprint), &bytes)
     }
 
@@ -169,6 +230,20 @@ impl Cache {
             return Err(Damage::Corrupt(digest.to_string()));
         }
         Ok(bytes)
+    }
+
+    /// The path of an object whose content was just checked against its digest. A corrupt
+    /// object is deleted so it is recomputed.
+    pub fn verified_object_path(&self, digest: &str) -> Result<PathBuf, Damage> {
+        let path = self.object_path(digest);
+        match hash_file(&path) {
+            Err(_) => Err(Damage::Missing(digest.to_string())),
+            Ok(d) if d != digest => {
+                let _ = std::fs::remove_file(&path);
+                Err(Damage::Corrupt(digest.to_string()))
+            }
+            Ok(_) => Ok(path),
+        }
     }
 
     /// Checks every object of an entry: cheap by stat when it was verified before, by content

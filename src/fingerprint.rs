@@ -139,6 +139,20 @@ fn now_ns() -> i128 {
 }
 
 impl StatCache {
+    /// The stat cache at `path`; with `rehash`, an empty one, so that every input file, model
+    /// file and cached object is hashed by content this time (`--rehash`: a file changed in
+    /// place with its mtime restored fools size + mtime + inode). The fresh digests are saved.
+    pub fn open(path: &Path, rehash: bool) -> StatCache {
+        if rehash {
+            StatCache {
+                dirty: true,
+                ..StatCache::default()
+            }
+        } else {
+            StatCache::load(path)
+        }
+    }
+
     pub fn load(path: &Path) -> StatCache {
         std::fs::read(path)
             .ok()
@@ -210,6 +224,35 @@ impl StatCache {
         }
     }
 
+    /// An external's digest: with `files`, over just those files of the directory `path` (in
+    /// the same form as [`StatCache::dir_digest`], so listing every file gives the same digest);
+    /// a listed file that is missing is an error naming it. Without, [`StatCache::digest`].
+    pub fn external_digest(
+        &mut self,
+        path: &Path,
+        files: Option<&[String]>,
+    ) -> std::io::Result<Digest> {
+        let Some(files) = files else {
+            return self.digest(path);
+        };
+        let mut files = files.to_vec();
+        files.sort();
+        files.dedup();
+        let mut listing = Vec::new();
+        for rel in files {
+            let file = path.join(&rel);
+            if !file.is_file() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{rel} is missing from {}", path.display()),
+                ));
+            }
+            let digest = self.file_digest(&file)?;
+            listing.push(Value::from(vec![Value::from(rel), Value::from(digest)]));
+        }
+        Ok(digest_json(&Value::Array(listing)))
+    }
+
     /// Forgets files that no longer exist (keeps the cache file small).
     pub fn prune(&mut self) {
         let before = self.entries.len();
@@ -252,6 +295,34 @@ mod tests {
         assert_ne!(
             digest_json(&json!({"c": 1.0})),
             digest_json(&json!({"c": 1.5}))
+        );
+    }
+
+    #[test]
+    fn listed_files_digest_ignores_the_rest_of_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("README.md"), "# m").unwrap();
+        let mut cache = StatCache::default();
+        let files = ["config.json".to_string()];
+        let only = cache.external_digest(dir.path(), Some(&files)).unwrap();
+        std::fs::write(dir.path().join("README.md"), "# m, edited").unwrap();
+        assert_eq!(
+            cache.external_digest(dir.path(), Some(&files)).unwrap(),
+            only
+        );
+        let all = ["README.md".to_string(), "config.json".to_string()];
+        assert_eq!(
+            cache.external_digest(dir.path(), Some(&all)).unwrap(),
+            cache.dir_digest(dir.path()).unwrap()
+        );
+        let missing = ["model.safetensors".to_string()];
+        let err = cache
+            .external_digest(dir.path(), Some(&missing))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("model.safetensors is missing"),
+            "{err}"
         );
     }
 

@@ -40,7 +40,7 @@ pub fn gc(cache: &Cache, dry_run: bool) -> anyhow::Result<GcReport> {
         if keep_fp.contains(&fp) {
             report.kept_entries += 1;
             // An entry the manifests keep keeps all its objects.
-            if let Some(e) = cache.read_entry(&fp) {
+            if let Ok(Some(e)) = cache.read_entry(&fp, false) {
                 keep_obj.extend(e.outputs.values().map(|o| o.digest.clone()));
             }
         } else {

@@ -2,7 +2,9 @@
 //! turn its results into text and an exit code.
 
 use std::path::{Path, PathBuf};
+use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -66,6 +68,10 @@ enum Command {
         /// Seconds to wait for another cairn using the same cache.
         #[arg(long, default_value_t = 600)]
         lock_timeout: u64,
+        /// Hash every input file, model file and cached object by content, ignoring the stat
+        /// cache (which trusts size + mtime + inode).
+        #[arg(long)]
+        rehash: bool,
         /// Write stage begin/end events as JSON lines to this file.
         #[arg(long, hide = true)]
         events: Option<PathBuf>,
@@ -76,6 +82,10 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Hash every input file, model file and cached object by content, ignoring the stat
+        /// cache (which trusts size + mtime + inode).
+        #[arg(long)]
+        rehash: bool,
     },
     /// Print the stage graph.
     Dag {
@@ -145,6 +155,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
+    install_signal_handlers();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match real_main(cli) {
@@ -224,6 +236,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             frozen,
             jobs: j,
             lock_timeout,
+            rehash,
             events,
         } => {
             let p = Pipeline::load(&pipeline, offline)?;
@@ -231,7 +244,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if frozen {
                 let selected =
                     cairn::plan::selection(&p, &targets, downstream).map_err(anyhow::Error::msg)?;
-                let statuses = status::status(&p, &cache, &selected)?;
+                let statuses = status::status(&p, &cache, &selected, rehash)?;
                 let stale: Vec<_> = statuses
                     .iter()
                     .filter(|s| s.state != State::Fresh)
@@ -251,7 +264,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 Some(cache.lock(Duration::from_secs(lock_timeout))?)
             };
-            install_ctrlc();
+            STOP_GRACEFULLY.store(true, Ordering::SeqCst);
             let opts = RunOptions {
                 jobs: jobs(j),
                 device,
@@ -263,9 +276,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 offline,
                 events,
                 progress: true,
+                rehash,
             };
             let report = run::run(&p, &cache, &opts)?;
             print!("{}", run::summary(&report));
+            if let Some(e) = &report.manifest_error {
+                eprintln!("error: {e}");
+            }
             let (ran, cached) = (report.count("ran"), report.count("cached"));
             println!(
                 "{ran} ran, {cached} cached{}{}",
@@ -280,9 +297,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     String::new()
                 }
             );
-            if report.cancelled() {
-                eprintln!("interrupted: finished results are cached; run again to continue");
-                return Ok(ExitCode::from(130));
+            if let Some(code) = stopped_by_signal() {
+                eprintln!("interrupted: finished results are cached and recorded; run again to continue");
+                return Ok(code);
             }
             Ok(if report.failed() {
                 ExitCode::from(1)
@@ -290,10 +307,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Status { pipeline, json } => {
+        Command::Status {
+            pipeline,
+            json,
+            rehash,
+        } => {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
-            let statuses = status::status(&p, &cache, &vec![true; p.stages.len()])?;
+            let statuses = status::status(&p, &cache, &vec![true; p.stages.len()], rehash)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else {
@@ -373,7 +394,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
-            install_ctrlc();
+            STOP_GRACEFULLY.store(true, Ordering::SeqCst);
             let base = RunOptions {
                 jobs: jobs(j),
                 device,
@@ -385,8 +406,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 offline,
                 events: None,
                 progress: true,
+                rehash: true,
             };
             let verdicts = verify::verify(&p, &cache, &base, tolerance)?;
+            if let Some(code) = stopped_by_signal() {
+                eprintln!("interrupted: verify did not finish");
+                return Ok(code);
+            }
             let mut bad = 0;
             for (id, v) in &verdicts {
                 let text = match v {
@@ -399,6 +425,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     Verdict::NotInManifest => {
                         bad += 1;
                         "not in the manifest".to_string()
+                    }
+                    Verdict::StaleManifest => {
+                        bad += 1;
+                        "the manifest records another fingerprint (stale): run the pipeline, then verify".to_string()
                     }
                     Verdict::NotRecomputed(why) => {
                         bad += 1;
@@ -465,7 +495,7 @@ fn show_stage(
         );
     };
     let selected = p.dag.select(&[index], false);
-    let statuses = status::status(p, cache, &selected)?;
+    let statuses = status::status(p, cache, &selected, false)?;
     if let Some(s) = statuses
         .iter()
         .find(|s| s.stage == stage && s.state != State::Fresh)
@@ -544,13 +574,53 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// First Ctrl-C: stop starting stages, let running ones notice, exit 130. Second: exit now (the
-/// cache stays consistent either way: every write is atomic).
-fn install_ctrlc() {
-    let _ = ctrlc::set_handler(|| {
-        if run::CANCELLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
+/// Which signal asked us to stop (0: none yet).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Set by commands that stop gracefully (run, verify); the others exit at once on a signal.
+static STOP_GRACEFULLY: AtomicBool = AtomicBool::new(false);
+
+/// Installed first thing, so no signal finds the default handler. For `run` and `verify`: the
+/// first SIGINT (Ctrl-C), SIGTERM (`timeout`, CI cancellation, `docker stop`) or SIGHUP (a
+/// closed terminal): stop starting stages, let running ones notice, record what finished in the
+/// manifest, exit 128 + the signal's number (130, 143, 129). A second one: exit at once — the
+/// cache stays consistent either way, since every write is atomic.
+fn install_signal_handlers() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if !STOP_GRACEFULLY.load(Ordering::SeqCst) || run::CANCELLED.swap(true, Ordering::SeqCst)
+            {
+                std::process::exit(128 + signal);
+            }
+            STOP_SIGNAL.store(signal, Ordering::SeqCst);
+            let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+            // A closed terminal must not turn this message into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{name}: stopping after running stages notice (send it again to quit now)"
+            );
         }
-        eprintln!("\ninterrupted: stopping after running stages notice (Ctrl-C again to quit now)");
     });
+}
+
+/// The exit code for a run a signal stopped: 128 + its number, as shells report it.
+fn stopped_by_signal() -> Option<ExitCode> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(ExitCode::from((128 + signal) as u8)),
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`cairn metrics P | head`) would panic.
+/// Restore the default: the process ends quietly, as other Unix tools do. Every cache write is
+/// atomic, so dying mid-print never leaves a half-written entry.
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread starts; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -32,7 +32,10 @@ pub struct StageRecord {
     pub outputs: BTreeMap<String, OutputRecord>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, serde_json::Value>,
+    /// The run record: when and how fast it ran. Timing never enters outputs or metrics.
     pub wall_time_s: f64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub run_facts: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ pub fn plan(
     let mut externals = BTreeMap::new();
     for ext in &stage.externals {
         let digest = stats
-            .digest(&ext.path)
+            .external_digest(&ext.path, ext.files.as_deref())
             .map_err(|e| format!("cannot read `{}`: {e}", ext.shown))?;
         externals.insert(
             ext.field.clone(),
@@ -124,12 +124,13 @@ pub fn plan(
 
 /// With `repair`, corrupt objects are removed (so the rerun can store good ones).
 pub fn lookup(cache: &Cache, planned: &Planned, stats: &mut StatCache, repair: bool) -> Lookup {
-    match cache.read_entry(&planned.fingerprint) {
-        None => Lookup::Miss,
-        Some(entry) => match cache.check(&entry, stats, repair) {
+    match cache.read_entry(&planned.fingerprint, repair) {
+        Ok(None) => Lookup::Miss,
+        Ok(Some(entry)) => match cache.check(&entry, stats, repair) {
             Ok(()) => Lookup::Hit(entry),
             Err(damage) => Lookup::Damaged(damage),
         },
+        Err(damage) => Lookup::Damaged(damage),
     }
 }
 
@@ -145,6 +146,7 @@ pub fn record(stage: &StageSpec, planned: &Planned, entry: &Entry) -> StageRecor
         outputs: entry.outputs.clone(),
         metrics: entry.metrics.clone(),
         wall_time_s: entry.wall_time_s,
+        run_facts: entry.run_facts.clone(),
     }
 }
 

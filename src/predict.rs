@@ -117,7 +117,7 @@ fn fresh_record(p: &Pipeline, cache: &Cache, stage: &str) -> anyhow::Result<(Sta
         bail!("stage `{stage}` has not run yet: `{run_hint}`");
     };
     let selected = p.dag.select(&[index], false);
-    let statuses = status::status(p, cache, &selected)?;
+    let statuses = status::status(p, cache, &selected, false)?;
     if let Some(s) = statuses
         .iter()
         .find(|s| s.stage == stage && s.state != State::Fresh)

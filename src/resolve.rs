@@ -89,7 +89,13 @@ pub fn parse_device(text: &str) -> Result<Option<Device>, String> {
 struct Resolver<'a> {
     source: &'a SourceFile,
     errors: Vec<Diagnostic>,
+    /// What `${params.x}` references have produced so far, in [`yaml_len`] units.
+    substituted: usize,
 }
+
+/// The most that `${params.x}` references may produce in one pipeline. Without a cap, a short
+/// file referencing a long param many times makes the resolved params quadratically large.
+const MAX_SUBSTITUTED: usize = 16 << 20;
 
 impl Resolver<'_> {
     fn error(
@@ -112,10 +118,33 @@ impl Resolver<'_> {
     /// Replaces `${params.name}` in every string of `value`. A string that is exactly one
     /// reference takes the param's value with its type; otherwise the param is spliced in as text.
     fn substitute(&mut self, value: &mut Yaml, path: &mut Vec<String>, stage: &str) {
+        if self.substituted > MAX_SUBSTITUTED {
+            return; // reported once, where it happened
+        }
         match value {
-            Yaml::String(s) if s.contains("${") => match expand(s, &self.source.raw.params) {
-                Ok(v) => *value = v,
-                Err(name) => {
+            Yaml::String(s) if s.contains("${") => match expand(
+                s,
+                &self.source.raw.params,
+                MAX_SUBSTITUTED - self.substituted,
+            ) {
+                Ok(v) => {
+                    self.substituted += yaml_len(&v);
+                    *value = v;
+                }
+                Err(Unexpanded::TooLong(name)) => {
+                    self.substituted = MAX_SUBSTITUTED + 1;
+                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                    self.error(
+                        self.source.locations.value(&refs),
+                        Some(stage),
+                        format!(
+                            "`${{params.{name}}}` makes the substituted params longer than {} MiB",
+                            MAX_SUBSTITUTED >> 20
+                        ),
+                        Some("reference long params fewer times".into()),
+                    );
+                }
+                Err(Unexpanded::Unknown(name)) => {
                     let refs: Vec<&str> = path.iter().map(String::as_str).collect();
                     let pos = self.source.locations.value(&refs);
                     let known: Vec<String> = self
@@ -159,9 +188,37 @@ impl Resolver<'_> {
     }
 }
 
-/// Expands references in one string; Err(name) names the first unknown param.
-fn expand(s: &str, params: &serde_yaml::Mapping) -> Result<Yaml, String> {
-    let lookup = |name: &str| params.get(name).cloned().ok_or_else(|| name.to_string());
+/// Why a string's `${params.x}` references cannot be expanded.
+#[derive(Debug, PartialEq)]
+enum Unexpanded {
+    /// No param has this name.
+    Unknown(String),
+    /// Expanding this param went past the budget.
+    TooLong(String),
+}
+
+/// A value's size for [`MAX_SUBSTITUTED`]: string bytes, 1 per other node. Costs at most what it
+/// returns, so the budget bounds the work too.
+fn yaml_len(v: &Yaml) -> usize {
+    match v {
+        Yaml::String(s) => s.len().max(1),
+        Yaml::Sequence(items) => items.iter().map(yaml_len).fold(1, usize::saturating_add),
+        Yaml::Mapping(m) => m
+            .iter()
+            .map(|(k, v)| yaml_len(k).saturating_add(yaml_len(v)))
+            .fold(1, usize::saturating_add),
+        Yaml::Tagged(t) => yaml_len(&t.value).saturating_add(1),
+        _ => 1,
+    }
+}
+
+/// Expands references in one string, producing at most `budget` ([`yaml_len`]).
+fn expand(s: &str, params: &serde_yaml::Mapping, budget: usize) -> Result<Yaml, Unexpanded> {
+    let lookup = |name: &str| match params.get(name) {
+        None => Err(Unexpanded::Unknown(name.to_string())),
+        Some(v) if yaml_len(v) > budget => Err(Unexpanded::TooLong(name.to_string())),
+        Some(v) => Ok(v.clone()),
+    };
     let whole = s
         .strip_prefix("${params.")
         .and_then(|r| r.strip_suffix('}'));
@@ -174,7 +231,7 @@ fn expand(s: &str, params: &serde_yaml::Mapping) -> Result<Yaml, String> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(after.to_string());
+            return Err(Unexpanded::Unknown(after.to_string()));
         };
         let reference = &after[..end];
         let name = reference.strip_prefix("params.").unwrap_or(reference);
@@ -182,7 +239,10 @@ fn expand(s: &str, params: &serde_yaml::Mapping) -> Result<Yaml, String> {
             Yaml::String(v) => out.push_str(&v),
             Yaml::Number(n) => out.push_str(&n.to_string()),
             Yaml::Bool(b) => out.push_str(&b.to_string()),
-            _ => return Err(name.to_string()),
+            _ => return Err(Unexpanded::Unknown(name.to_string())),
+        }
+        if out.len() > budget {
+            return Err(Unexpanded::TooLong(name.to_string()));
         }
         rest = &after[end + 1..];
     }
@@ -203,6 +263,7 @@ pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnosti
     let mut r = Resolver {
         source,
         errors: Vec::new(),
+        substituted: 0,
     };
 
     if !valid_id(&raw.name) {
@@ -585,11 +646,40 @@ mod tests {
     #[test]
     fn expands_whole_and_embedded_references() {
         let params: serde_yaml::Mapping = serde_yaml::from_str("n: 64\nm: mini").unwrap();
-        assert_eq!(expand("${params.n}", &params), Ok(Yaml::Number(64.into())));
+        let expand = |s: &str| expand(s, &params, MAX_SUBSTITUTED);
+        assert_eq!(expand("${params.n}"), Ok(Yaml::Number(64.into())));
         assert_eq!(
-            expand("models/${params.m}-${params.n}", &params),
+            expand("models/${params.m}-${params.n}"),
             Ok(Yaml::String("models/mini-64".into()))
         );
-        assert_eq!(expand("${params.x}", &params), Err("x".into()));
+        assert_eq!(expand("${params.x}"), Err(Unexpanded::Unknown("x".into())));
+    }
+
+    #[test]
+    fn many_references_to_a_long_param_are_refused_not_expanded_quadratically() {
+        // Probing fuzz/pipeline with big inputs: a 133 KB file splicing a 100 KB param 3000
+        // times took 930 MB; ten times the references would take ten times that.
+        let long = "x".repeat(100_000);
+        let refs = "${params.a}".repeat(3000);
+        let text = format!(
+            "name: p\nparams: {{a: {long}}}\nstages:\n  s:\n    kind: load\n    delimiter: \"{refs}\"\n"
+        );
+        let source = SourceFile::parse(Path::new("p.yaml"), &text).unwrap();
+        let Err(d) = resolve(&source, true) else {
+            panic!("resolved")
+        };
+        let d = d.to_string();
+        assert!(
+            d.contains("`${params.a}` makes the substituted params longer than 16 MiB")
+                && d.contains("p.yaml:6:16"),
+            "{d}"
+        );
+        // The same reference a few times is fine.
+        let params: serde_yaml::Mapping = serde_yaml::from_str(&format!("a: {long}")).unwrap();
+        assert!(expand(&"${params.a}".repeat(100), &params, MAX_SUBSTITUTED).is_ok());
+        assert_eq!(
+            expand(&"${params.a}".repeat(200), &params, MAX_SUBSTITUTED),
+            Err(Unexpanded::TooLong("a".into()))
+        );
     }
 }

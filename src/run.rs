@@ -2,7 +2,7 @@
 //! side up to `--jobs`; device stages share one device queue (one at a time). A failed stage
 //! skips its dependents while independent branches finish; the exit code is decided at the end.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,7 +22,7 @@ use crate::plan::{self, Lookup, Planned};
 use crate::resolve::Pipeline;
 use crate::tables;
 
-/// Set by Ctrl-C; running stages see it through their context.
+/// Set by the first SIGINT/SIGTERM/SIGHUP; running stages see it through their context.
 pub static CANCELLED: AtomicBool = AtomicBool::new(false);
 
 pub struct RunOptions {
@@ -37,6 +37,8 @@ pub struct RunOptions {
     /// Writes begin/end events (JSON lines) here, for tests and post-mortems.
     pub events: Option<PathBuf>,
     pub progress: bool,
+    /// Hash every file and cached object by content, ignoring the stat cache.
+    pub rehash: bool,
 }
 
 /// How a stage ended.
@@ -81,13 +83,17 @@ pub struct StageReport {
 pub struct RunReport {
     pub stages: Vec<StageReport>,
     pub manifest_written: bool,
+    /// The manifest could not be written (the results are cached all the same).
+    pub manifest_error: Option<String>,
 }
 
 impl RunReport {
     pub fn failed(&self) -> bool {
-        self.stages
-            .iter()
-            .any(|s| matches!(s.outcome, Outcome::Failed(_) | Outcome::Skipped(_)))
+        self.manifest_error.is_some()
+            || self
+                .stages
+                .iter()
+                .any(|s| matches!(s.outcome, Outcome::Failed(_) | Outcome::Skipped(_)))
     }
     pub fn cancelled(&self) -> bool {
         self.stages.iter().any(|s| s.outcome == Outcome::Cancelled)
@@ -142,7 +148,22 @@ enum State {
 /// What a worker thread sends back.
 struct Finished {
     index: usize,
-    result: Result<Entry, String>,
+    result: Result<Entry, ExecError>,
+}
+
+/// Why a stage produced no result.
+enum ExecError {
+    Cancelled,
+    /// An upstream object failed its digest check as the stage read it (changed on disk behind
+    /// the stat cache's back): the upstream stage is recomputed, then this one.
+    UpstreamDamaged { upstream: usize, message: String },
+    Failed(String),
+}
+
+impl From<String> for ExecError {
+    fn from(message: String) -> Self {
+        ExecError::Failed(message)
+    }
 }
 
 struct BarProgress(ProgressBar);
@@ -162,7 +183,7 @@ impl Progress for BarProgress {
     }
     fn println(&self, line: &str) {
         if self.0.is_hidden() {
-            eprintln!("{line}");
+            warn(line);
         } else {
             self.0.println(line);
         }
@@ -177,7 +198,9 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
             anyhow::bail!("--force {f}: no such stage in {}", pipeline.file.display());
         }
     }
-    let mut stats = StatCache::load(&cache.stat_cache_path());
+    // A manifest that cannot be read (a bad merge) is reported before hours of work, not after.
+    Manifest::load(&cache.manifest_path(&pipeline.name))?;
+    let mut stats = StatCache::open(&cache.stat_cache_path(), opts.rehash);
     let events = EventLog::open(opts.events.as_deref())?;
     let multi = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
@@ -199,6 +222,8 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
     let mut device_busy = false;
     let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
     let mut wall: BTreeMap<usize, f64> = BTreeMap::new();
+    // Stages whose cached result proved corrupt when a consumer read it: rerun once each.
+    let mut recompute: BTreeSet<usize> = BTreeSet::new();
     let (tx, rx) = mpsc::channel::<Finished>();
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -216,7 +241,7 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
                         continue;
                     }
                     changed = true;
-                    state[i] = settle(pipeline, cache, opts, &mut stats, &state, i);
+                    state[i] = settle(pipeline, cache, opts, &mut stats, &state, &recompute, i);
                     match &state[i] {
                         State::Queued(..) if pipeline.stages[i].kind.uses_device => {
                             device_queue.push_back(i)
@@ -323,10 +348,22 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
                     let _ = multi.println(format!("  ran {id} in {}", human_duration(elapsed)));
                     State::Done(Outcome::Ran, Some((planned, entry)), note)
                 }
-                Err(e) if e == "cancelled" => State::Done(Outcome::Cancelled, None, note),
-                Err(e) => {
-                    let _ = multi.println(format!("  FAILED {id}: {e}"));
-                    State::Done(Outcome::Failed(e), None, note)
+                Err(ExecError::Cancelled) => State::Done(Outcome::Cancelled, None, note),
+                Err(ExecError::UpstreamDamaged { upstream, message })
+                    if recompute.insert(upstream) =>
+                {
+                    let up = &pipeline.stages[upstream].id;
+                    say(
+                        &multi,
+                        &format!("  warning: {id}: {message}; recomputing {up}, then {id}"),
+                    );
+                    // Both settle again: the upstream stage reruns, this one waits for it.
+                    state[upstream] = State::Waiting;
+                    State::Waiting
+                }
+                Err(ExecError::UpstreamDamaged { message, .. } | ExecError::Failed(message)) => {
+                    say(&multi, &format!("  FAILED {id}: {message}"));
+                    State::Done(Outcome::Failed(message), None, note)
                 }
             };
         }
@@ -335,31 +372,14 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
 
     let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
 
-    // Record every stage that has a result; keep old records of the others.
-    let mut manifest_written = false;
-    if !opts.dry_run {
-        let path = cache.manifest_path(&pipeline.name);
-        let old = Manifest::load(&path)?.unwrap_or_default();
-        let mut manifest = Manifest {
-            pipeline: pipeline.name.clone(),
-            cairn_version: env!("CARGO_PKG_VERSION").to_string(),
-            stages: Default::default(),
-        };
-        for (i, stage) in pipeline.stages.iter().enumerate() {
-            let record = match &state[i] {
-                State::Done(_, Some((planned, entry)), _) => {
-                    Some(plan::record(stage, planned, entry))
-                }
-                _ => old.stages.get(&stage.id).cloned(),
-            };
-            if let Some(r) = record {
-                manifest.stages.insert(stage.id.clone(), r);
-            }
+    let (manifest_written, manifest_error) = if opts.dry_run {
+        (false, None)
+    } else {
+        match record_results(pipeline, cache, &state) {
+            Ok(written) => (written, None),
+            Err(e) => (false, Some(e)),
         }
-        if manifest != old || !path.exists() {
-            manifest_written = manifest.save(cache)?;
-        }
-    }
+    };
 
     let stages = pipeline
         .stages
@@ -386,6 +406,42 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
     Ok(RunReport {
         stages,
         manifest_written,
+        manifest_error,
+    })
+}
+
+/// Writes the manifest: every stage that has a result now, old records of the others. Nothing
+/// is written when nothing changed, nor a first manifest with no stage in it (a run that failed
+/// at once leaves no trace).
+fn record_results(pipeline: &Pipeline, cache: &Cache, state: &[State]) -> Result<bool, String> {
+    let path = cache.manifest_path(&pipeline.name);
+    let old = Manifest::load(&path).map_err(|e| format!("cannot update the manifest: {e:#}"))?;
+    let mut manifest = Manifest {
+        pipeline: pipeline.name.clone(),
+        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
+        stages: Default::default(),
+    };
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        let record = match &state[i] {
+            State::Done(_, Some((planned, entry)), _) => Some(plan::record(stage, planned, entry)),
+            _ => old.as_ref().and_then(|m| m.stages.get(&stage.id).cloned()),
+        };
+        if let Some(r) = record {
+            manifest.stages.insert(stage.id.clone(), r);
+        }
+    }
+    let changed = match &old {
+        Some(old) => *old != manifest,
+        None => !manifest.stages.is_empty(),
+    };
+    if !changed {
+        return Ok(false);
+    }
+    manifest.save(cache).map_err(|e| {
+        format!(
+            "cannot write the manifest {}: {e}\nhint: the results are cached; free space or fix permissions, then run again to record them",
+            path.display()
+        )
     })
 }
 
@@ -396,6 +452,7 @@ fn settle(
     opts: &RunOptions,
     stats: &mut StatCache,
     state: &[State],
+    recompute: &BTreeSet<usize>,
     i: usize,
 ) -> State {
     let stage = &pipeline.stages[i];
@@ -431,20 +488,26 @@ fn settle(
         Ok(p) => p,
         Err(e) => return State::Done(Outcome::Failed(e), None, None),
     };
-    let forced = opts.force_all || opts.force.contains(&stage.id);
-    let mut note = forced.then(|| "forced".to_string());
-    if !forced {
+    let mut note = if recompute.contains(&i) {
+        Some("cached output found corrupt by a consumer".to_string())
+    } else if opts.force_all || opts.force.contains(&stage.id) {
+        Some("forced".to_string())
+    } else {
+        None
+    };
+    if note.is_none() {
         match plan::lookup(cache, &planned, stats, true) {
             Lookup::Hit(entry) => {
                 return State::Done(Outcome::Cached, Some((planned, entry)), None);
             }
-            Lookup::Damaged(Damage::Missing(o)) => note = Some(format!("output missing: {o}")),
-            Lookup::Damaged(Damage::Corrupt(o)) => {
-                eprintln!(
-                    "warning: stage {}: cached output {o} is corrupt (digest mismatch); recomputing",
-                    stage.id
-                );
-                note = Some(format!("output corrupt: {o}"));
+            Lookup::Damaged(damage) => {
+                if !matches!(damage, Damage::Missing(_)) {
+                    warn(&format!(
+                        "warning: stage {}: {damage}; removed, recomputing",
+                        stage.id
+                    ));
+                }
+                note = Some(damage.to_string());
             }
             Lookup::Miss => {}
         }
@@ -481,7 +544,7 @@ fn execute(
     device: Device,
     offline: bool,
     progress: &dyn Progress,
-) -> Result<Entry, String> {
+) -> Result<Entry, ExecError> {
     let stage = &pipeline.stages[i];
     let start = Instant::now();
     let inputs = load_inputs(pipeline, cache, i, upstream)?;
@@ -506,9 +569,12 @@ fn execute(
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            format!("the stage panicked: {msg}")
+            ExecError::Failed(format!("the stage panicked: {msg}"))
         })?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            cairn_stages::StageError::Cancelled => ExecError::Cancelled,
+            other => ExecError::Failed(other.to_string()),
+        })?;
 
     let mut outputs = BTreeMap::new();
     for (split, batch) in &output.tables {
@@ -552,6 +618,7 @@ fn execute(
         outputs,
         metrics: output.metrics,
         wall_time_s: (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        run_facts: output.run_facts,
     };
     // The entry last: until it exists, the objects above are unreferenced and the stage reruns.
     cache
@@ -573,18 +640,25 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Upstream outputs as the stage sees them: tables decoded (each object's digest checked) and
-/// files as paths into the store.
+/// Upstream outputs as the stage sees them: tables decoded and files as paths into the store,
+/// every object's digest checked by content first (the stat cache may have been fooled).
 fn load_inputs(
     pipeline: &Pipeline,
     cache: &Cache,
     i: usize,
     upstream: &[Entry],
-) -> Result<Vec<Input>, String> {
+) -> Result<Vec<Input>, ExecError> {
     let stage = &pipeline.stages[i];
     let mut inputs = Vec::new();
     for (input, entry) in stage.inputs.iter().zip(upstream) {
         plan::input_digest(entry, input)?;
+        let damaged = |name: &str, d: Damage| ExecError::UpstreamDamaged {
+            upstream: pipeline.index_of(&input.stage).expect("resolved input"),
+            message: format!("the cached output {name} of stage {} is {}", input.stage, match d {
+                Damage::Missing(_) => "missing",
+                _ => "corrupt (removed)",
+            }),
+        };
         let mut loaded = Input {
             stage: input.stage.clone(),
             ..Default::default()
@@ -596,7 +670,7 @@ fn load_inputs(
                 }
                 let bytes = cache
                     .read_verified(&out.digest)
-                    .map_err(|d| damaged(&input.stage, name, &d))?;
+                    .map_err(|d| damaged(name, d))?;
                 let batch = tables::from_parquet(bytes)
                     .map_err(|e| format!("input {input}: cannot read {name}: {e}"))?;
                 loaded.tables.insert(split.to_string(), batch);
@@ -604,11 +678,12 @@ fn load_inputs(
                 if input.split.is_some() {
                     continue;
                 }
-                loaded
-                    .files
-                    .insert(rel.to_string(), cache.object_path(&out.digest));
+                let path = cache
+                    .verified_object_path(&out.digest)
+                    .map_err(|d| damaged(name, d))?;
+                loaded.files.insert(rel.to_string(), path);
             } else if !name.starts_with(TABLE_PREFIX) {
-                return Err(format!("input {input}: unknown output {name}"));
+                return Err(format!("input {input}: unknown output {name}").into());
             }
         }
         inputs.push(loaded);
@@ -616,15 +691,19 @@ fn load_inputs(
     Ok(inputs)
 }
 
-fn damaged(stage: &str, name: &str, d: &Damage) -> String {
-    match d {
-        Damage::Missing(_) => {
-            format!("the cached output {name} of stage {stage} vanished while running; run again")
-        }
-        Damage::Corrupt(_) => format!(
-            "the cached output {name} of stage {stage} is corrupt (removed); run again to recompute it"
-        ),
+/// A lasting line above the progress bars, or on stderr when there are none (not a terminal):
+/// a failure's whole message, with its hint, must reach CI logs too.
+fn say(multi: &MultiProgress, line: &str) {
+    if multi.is_hidden() {
+        warn(line);
+    } else {
+        let _ = multi.println(line);
     }
+}
+
+/// Writes a warning to stderr; a closed terminal (SIGHUP) must not turn it into a panic.
+fn warn(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 pub fn human_duration(s: f64) -> String {

@@ -174,6 +174,16 @@ impl SourceFile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<SourceFile, Diagnostics> {
+        if let Some(pos) = too_deep(text) {
+            return Err(Diagnostics(vec![
+                Diagnostic::new(
+                    path,
+                    Some(pos),
+                    format!("the YAML nests more than {MAX_FLOW_DEPTH} `[`/`{{` deep"),
+                )
+                .hint("look for an unclosed `[` or `{`"),
+            ]));
+        }
         let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| {
             let pos = e.location().map(|l| Pos {
                 line: l.line(),
@@ -206,6 +216,31 @@ impl SourceFile {
     }
 }
 
+/// Deeper `[`/`{` nesting is refused before parsing: libyaml (under serde_yaml) takes time
+/// quadratic in the depth (32 000 `[` took 8 s), and serde_yaml gives up at 128 levels anyway.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Where `[`/`{` first nest deeper than [`MAX_FLOW_DEPTH`]. Brackets in quotes and comments
+/// count too: only a file with a thousand unclosed ones in its strings is refused wrongly.
+fn too_deep(text: &str) -> Option<Pos> {
+    let (mut depth, mut line, mut col) = (0usize, 1, 0);
+    for c in text.chars() {
+        col += 1;
+        match c {
+            '\n' => (line, col) = (line + 1, 0),
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(Pos { line, col });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// serde_yaml appends " at line L column C"; we print the location ourselves.
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
@@ -231,6 +266,27 @@ fn top_level_hint(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_quadratic_parse() {
+        // Probing fuzz/pipeline with big inputs: 32 000 `[` took 8 s in serde_yaml's parser,
+        // 200 000 several minutes.
+        let text = format!(
+            "name: p\nstages: {{a: 1}}\nparams: {}\n",
+            "[".repeat(200_000)
+        );
+        let start = std::time::Instant::now();
+        let e = SourceFile::parse(Path::new("p.yaml"), &text).unwrap_err();
+        assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+        assert_eq!(e.0[0].pos, Some(Pos { line: 3, col: 1009 }));
+        assert!(e.0[0].message.contains("nests more than 1000"), "{e}");
+        // Nesting that closes again does not add up.
+        let text = format!(
+            "name: p\nstages: {{a: 1}}\nparams: {{x: {}}}\n",
+            "[1], ".repeat(5000)
+        );
+        assert!(too_deep(&text).is_none());
+    }
 
     #[test]
     fn locations_point_at_keys_and_values() {

@@ -44,9 +44,10 @@ pub fn status(
     pipeline: &Pipeline,
     cache: &Cache,
     selected: &[bool],
+    rehash: bool,
 ) -> anyhow::Result<Vec<StageStatus>> {
     let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?.unwrap_or_default();
-    let mut stats = StatCache::load(&cache.stat_cache_path());
+    let mut stats = StatCache::open(&cache.stat_cache_path(), rehash);
     let n = pipeline.stages.len();
     let mut results: Vec<Option<Entry>> = vec![None; n];
     let mut out: Vec<Option<StageStatus>> = vec![None; n];
@@ -105,14 +106,17 @@ pub fn status(
                         cache, &planned, &mut stats, false,
                     ) {
                         Lookup::Hit(entry) => {
-                            results[i] = Some(entry);
                             let note = match last {
                                 Some(l) if l.fingerprint != planned.fingerprint => {
                                     vec!["restored from the cache on the next run (the manifest records another result)".to_string()]
                                 }
                                 None => vec!["in the cache; not yet in the manifest".to_string()],
+                                Some(l) if !record_matches(l, &entry) => {
+                                    vec!["the manifest's record differs from the cached result (edited?); the next run rewrites it".to_string()]
+                                }
                                 _ => vec![],
                             };
+                            results[i] = Some(entry);
                             (State::Fresh, note)
                         }
                         Lookup::Damaged(Damage::Missing(o)) => (
@@ -123,6 +127,9 @@ pub fn status(
                             State::OutputCorrupt,
                             vec![format!("{o} fails its digest check")],
                         ),
+                        Lookup::Damaged(Damage::BadEntry(why)) => {
+                            (State::OutputCorrupt, vec![format!("cache entry: {why}")])
+                        }
                         Lookup::Miss => {
                             match last {
                                 None => (State::NeverRun, vec![]),
@@ -150,6 +157,11 @@ pub fn status(
     }
     let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Whether a manifest record states what the cache entry holds (outputs and metrics).
+fn record_matches(record: &crate::manifest::StageRecord, entry: &Entry) -> bool {
+    record.outputs == entry.outputs && record.metrics == entry.metrics
 }
 
 pub fn render(statuses: &[StageStatus]) -> String {

@@ -6,16 +6,20 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::cache::Cache;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, StageRecord};
 use crate::resolve::Pipeline;
 use crate::run::{self, Outcome, RunOptions};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// The same output bytes and exactly the same metrics.
     Identical,
+    /// Output bytes differ (another CPU or thread count), every metric within tolerance.
     SameMetrics,
     Different(String),
     NotInManifest,
+    /// The manifest records a result for another fingerprint: it is not this pipeline's.
+    StaleManifest,
     NotRecomputed(String),
 }
 
@@ -45,47 +49,79 @@ pub fn verify(
         offline: base.offline,
         events: None,
         progress: base.progress,
+        rehash: true,
     };
     let report = run::run(pipeline, &fresh, &opts)?;
     let recomputed = Manifest::load(&fresh.manifest_path(&pipeline.name))?.unwrap_or_default();
-    let mut verdicts = Vec::new();
-    for s in &report.stages {
-        let verdict = match (
-            &s.outcome,
-            manifest.stages.get(&s.id),
-            recomputed.stages.get(&s.id),
-        ) {
-            (_, None, _) => Verdict::NotInManifest,
-            (Outcome::Ran, Some(want), Some(got)) => {
-                let digests = |r: &crate::manifest::StageRecord| -> BTreeMap<String, String> {
-                    r.outputs
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.digest.clone()))
-                        .collect()
-                };
-                if digests(want) == digests(got) {
-                    Verdict::Identical
-                } else if want.metrics.is_empty() {
-                    Verdict::Different("outputs differ and the stage records no metrics".into())
-                } else {
-                    match metrics_differ(&want.metrics, &got.metrics, tolerance) {
-                        None => Verdict::SameMetrics,
-                        Some(d) => Verdict::Different(d),
-                    }
-                }
-            }
-            (other, _, _) => Verdict::NotRecomputed(format!(
-                "{} {}",
-                other.label(),
-                s.note.clone().unwrap_or_default()
-            )),
-        };
-        verdicts.push((s.id.clone(), verdict));
-    }
+    let verdicts = report
+        .stages
+        .iter()
+        .map(|s| {
+            let verdict = match (
+                &s.outcome,
+                manifest.stages.get(&s.id),
+                recomputed.stages.get(&s.id),
+            ) {
+                (_, None, _) => Verdict::NotInManifest,
+                (Outcome::Ran, Some(want), Some(got)) => compare(want, got, tolerance),
+                (other, _, _) => Verdict::NotRecomputed(format!(
+                    "{} {}",
+                    other.label(),
+                    s.note.clone().unwrap_or_default()
+                )),
+            };
+            (s.id.clone(), verdict)
+        })
+        .collect();
     Ok(verdicts)
 }
 
-/// The first metric that differs by more than `tol` (relative to its magnitude, at least 1).
+/// A recorded result against its recomputation. Equal bytes must come with exactly equal
+/// metrics: otherwise the manifest or the cache was edited, or a metric is not deterministic.
+fn compare(want: &StageRecord, got: &StageRecord, tolerance: f64) -> Verdict {
+    if want.fingerprint != got.fingerprint {
+        return Verdict::StaleManifest;
+    }
+    let digests = |r: &StageRecord| -> BTreeMap<String, String> {
+        r.outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.clone()))
+            .collect()
+    };
+    if digests(want) == digests(got) {
+        return match metrics_differ(&want.metrics, &got.metrics, 0.0) {
+            None => Verdict::Identical,
+            Some(d) => Verdict::Different(format!(
+                "outputs are identical but {d} (manifest vs recomputed): the record was edited, or the metric is not deterministic"
+            )),
+        };
+    }
+    let changed: Vec<&String> = want
+        .outputs
+        .iter()
+        .filter(|(k, v)| got.outputs.get(*k).map(|g| &g.digest) != Some(&v.digest))
+        .map(|(k, _)| k)
+        .chain(got.outputs.keys().filter(|k| !want.outputs.contains_key(*k)))
+        .collect();
+    let outputs = changed
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if want.metrics.is_empty() {
+        return Verdict::Different(format!(
+            "outputs differ ({outputs}) and the stage records no metrics"
+        ));
+    }
+    match metrics_differ(&want.metrics, &got.metrics, tolerance) {
+        None => Verdict::SameMetrics,
+        Some(d) => Verdict::Different(format!("outputs differ ({outputs}); {d}")),
+    }
+}
+
+/// The first metric that differs (manifest vs recomputed). Tolerance by metric kind: integers
+/// (counts, steps, iterations), strings and booleans must be equal; a float may differ by
+/// `tol` relative to its magnitude, or absolutely below 1: `|a − b| ≤ tol · max(1, |a|)`.
 fn metrics_differ(
     want: &BTreeMap<String, Value>,
     got: &BTreeMap<String, Value>,
@@ -93,25 +129,35 @@ fn metrics_differ(
 ) -> Option<String> {
     for (k, w) in want {
         let Some(g) = got.get(k) else {
-            return Some(format!("metric {k} missing"));
+            return Some(format!("metric {k} is missing"));
         };
         if let Some(d) = value_differs(w, g, tol) {
             return Some(format!("metric {k}: {d}"));
         }
     }
-    None
+    got.keys()
+        .find(|k| !want.contains_key(*k))
+        .map(|k| format!("metric {k} is new"))
 }
 
 fn value_differs(w: &Value, g: &Value, tol: f64) -> Option<String> {
     match (w, g) {
-        (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64()?, b.as_f64()?);
-            ((a - b).abs() > tol * a.abs().max(1.0)).then(|| format!("{a} vs {b}"))
+        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+            let (x, y) = (a.as_f64()?, b.as_f64()?);
+            ((x - y).abs() > tol * x.abs().max(1.0) || (x - y).is_nan())
+                .then(|| format!("{a} vs {b}"))
         }
-        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, x)| match b.get(k) {
-            Some(y) => value_differs(x, y, tol).map(|d| format!("{k}: {d}")),
-            None => Some(format!("{k} missing")),
-        }),
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .find_map(|(k, x)| match b.get(k) {
+                Some(y) => value_differs(x, y, tol).map(|d| format!("{k}: {d}")),
+                None => Some(format!("{k} missing")),
+            })
+            .or_else(|| {
+                b.keys()
+                    .find(|k| !a.contains_key(*k))
+                    .map(|k| format!("{k} is new"))
+            }),
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
             .iter()
             .zip(b)

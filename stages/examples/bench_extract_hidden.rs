@@ -40,6 +40,7 @@ fn main() {
     let model = cairn_stages::model::ResolvedModel {
         shown: MODEL.into(),
         dir: dir.clone(),
+        files: Vec::new(),
     };
     let mut tok = Pretrained::load(&model).unwrap();
     tok.set_truncation(Some(512)).unwrap();

@@ -47,8 +47,12 @@ pub struct Input {
 #[derive(Debug, Default)]
 pub struct Output {
     pub tables: Tables,
-    /// Numbers (or small JSON values) worth recording in the manifest, e.g. accuracy.
+    /// Numbers (or small JSON values) worth recording in the manifest, e.g. accuracy. They are
+    /// results: the same inputs must give the same metrics, and `cairn verify` compares them.
     pub metrics: BTreeMap<String, serde_json::Value>,
+    /// How the run went (seconds, samples per second, threads): recorded in the manifest's run
+    /// record for people, never part of an output, never compared by `cairn verify`.
+    pub run_facts: BTreeMap<String, serde_json::Value>,
 }
 
 /// Progress reporting for a running stage; the engine draws it.
@@ -126,6 +130,10 @@ pub struct External {
     /// (a model named by Hub id or by local directory), the engine leaves `field` out of the
     /// fingerprinted params.
     pub content_only: bool,
+    /// For a directory: the files in it (relative paths) the stage reads, the only ones hashed
+    /// (a model's README does not rerun anything). A listed file that is missing is an error.
+    /// `None`: every file under `path`.
+    pub files: Option<Vec<String>>,
 }
 
 /// How many upstream stages a kind takes.

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod kinds;
 pub mod labels;
 pub mod lbfgs;
+pub mod limits;
 pub mod logreg;
 pub mod manifold;
 pub mod matrix;

@@ -13,7 +13,8 @@
 //! `~/.cache/huggingface/hub`.
 //!
 //! A resolved model becomes an [`External`] with `content_only: true`: the fingerprint covers
-//! the digest of the snapshot's files, never the name the pipeline used.
+//! the digest of the files the stage reads (its required and optional files), never the name
+//! the pipeline used nor the snapshot's other files (a README).
 
 use std::path::{Path, PathBuf};
 
@@ -271,16 +272,21 @@ pub struct ResolvedModel {
     pub shown: String,
     /// The directory holding the model's files (a Hub snapshot or a local directory).
     pub dir: PathBuf,
+    /// The files of `dir` the stage reads, relative: what its fingerprint covers, so that
+    /// editing a README or adding an unrelated file reruns nothing. Empty: the whole directory.
+    pub files: Vec<String>,
 }
 
 impl ResolvedModel {
-    /// The external the engine hashes: the directory's content only, not its name.
+    /// The external the engine hashes: the content of the files the stage reads, not the
+    /// directory's name.
     pub fn external(&self, field: &str) -> External {
         External {
             field: field.to_string(),
             shown: self.shown.clone(),
             path: self.dir.clone(),
             content_only: true,
+            files: (!self.files.is_empty()).then(|| self.files.clone()),
         }
     }
 
@@ -338,9 +344,17 @@ pub fn resolve(
         };
         repo.fetch(required, optional, offline, field)?
     };
+    // What the stage reads: the required files and whichever optional ones are there.
+    let files = required
+        .iter()
+        .chain(optional)
+        .filter(|f| dir.join(f).is_file())
+        .map(|f| f.to_string())
+        .collect();
     Ok(ResolvedModel {
         shown: spec.to_string(),
         dir,
+        files,
     })
 }
 
@@ -386,6 +400,20 @@ mod tests {
         .unwrap();
         assert_eq!(m.dir, root.path().join("owner/tok"));
         assert!(m.external("tokenizer").content_only);
+        std::fs::write(root.path().join("owner/tok/README.md"), "# tok").unwrap();
+        let m = resolve(
+            "owner/tok",
+            root.path(),
+            true,
+            "tokenizer",
+            &["tokenizer.json"],
+            &["tokenizer_config.json"],
+        )
+        .unwrap();
+        assert_eq!(
+            m.external("tokenizer").files,
+            Some(vec!["tokenizer.json".to_string()])
+        );
         let e = resolve(
             "owner/tok",
             root.path(),

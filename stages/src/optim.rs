@@ -6,10 +6,28 @@
 //! `candle_nn::AdamW` makes a temporary tensor per operation per parameter, which costs about a
 //! second per step for a 22.7 M-parameter model on two cores. On other devices the update is
 //! made of tensor ops.
+//!
+//! Deterministic on the CPU whatever the thread count: the update is elementwise, and the one
+//! reduction, the global gradient norm, adds f64 partial sums of fixed [`CHUNK`]-element
+//! slices in slice order (rayon computes the partials; it never decides the order they are
+//! added in).
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use rayon::prelude::*;
+
+/// Elements per parallel task, and per partial sum of the gradient norm. Fixed, so the norm's
+/// rounding does not depend on how many threads there are.
+const CHUNK: usize = 4096;
+
+/// Σ x² in f64, in a fixed order: partial sums of [`CHUNK`]-element slices, added in sequence.
+pub fn sum_of_squares(x: &[f32]) -> f64 {
+    let partials: Vec<f64> = x
+        .par_chunks(CHUNK)
+        .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+        .collect();
+    partials.iter().sum()
+}
 
 /// HF's rule for which parameters decay: not biases, not LayerNorm weights.
 pub fn decays(name: &str) -> bool {
@@ -62,7 +80,8 @@ pub struct AdamW {
 /// What one step saw.
 #[derive(Debug, Clone, Copy)]
 pub struct StepInfo {
-    /// The global gradient norm before clipping.
+    /// The global gradient norm before clipping. When it is not finite the step changed
+    /// nothing: the caller decides whether to stop (finetune does) or go on.
     pub grad_norm: f64,
 }
 
@@ -116,7 +135,7 @@ impl AdamW {
 
     /// Clips the gradients to global norm `max_norm` (when given), then takes one step at
     /// learning rate `lr`. A parameter without a gradient is an error: it would silently
-    /// never train.
+    /// never train. A non-finite gradient norm leaves every parameter and moment as it was.
     pub fn step(&mut self, grads: &GradStore, lr: f64, max_norm: Option<f64>) -> Result<StepInfo> {
         let mut gs = Vec::with_capacity(self.slots.len());
         let mut sq = 0f64;
@@ -124,14 +143,28 @@ impl AdamW {
             let g = grads.get(s.var.as_tensor()).ok_or_else(|| {
                 candle_core::Error::Msg(format!("no gradient reached `{}`", s.name))
             })?;
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
-                .to_scalar::<f64>()?;
+            // Parameters in name order, each in fixed chunks: the same sum every run.
+            let g = match s.moments {
+                Moments::Host { .. } => {
+                    let host = g.flatten_all()?.to_vec1::<f32>()?;
+                    sq += sum_of_squares(&host);
+                    Grad::Host(host)
+                }
+                Moments::Device { .. } => {
+                    sq += g
+                        .to_dtype(candle_core::DType::F64)?
+                        .sqr()?
+                        .sum_all()?
+                        .to_scalar::<f64>()?;
+                    Grad::Device(g.clone())
+                }
+            };
             gs.push(g);
         }
         let grad_norm = sq.sqrt();
+        if !grad_norm.is_finite() {
+            return Ok(StepInfo { grad_norm });
+        }
         // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
         let clip = match max_norm {
             Some(m) => (m / (grad_norm + 1e-6)).min(1.0),
@@ -147,18 +180,17 @@ impl AdamW {
             } else {
                 1.0
             };
-            match &mut s.moments {
-                Moments::Host { value, m, v } => {
-                    let g = g.flatten_all()?.to_vec1::<f32>()?;
+            match (&mut s.moments, g) {
+                (Moments::Host { value, m, v }, Grad::Host(g)) => {
                     let (clip, shrink) = (clip as f32, shrink as f32);
                     let (b1, b2, eps) = (b1 as f32, b2 as f32, eps as f32);
                     let step_size = (lr / bc1) as f32;
                     let bc2_sqrt = bc2.sqrt() as f32;
                     value
-                        .par_chunks_mut(4096)
-                        .zip(m.par_chunks_mut(4096))
-                        .zip(v.par_chunks_mut(4096))
-                        .zip(g.par_chunks(4096))
+                        .par_chunks_mut(CHUNK)
+                        .zip(m.par_chunks_mut(CHUNK))
+                        .zip(v.par_chunks_mut(CHUNK))
+                        .zip(g.par_chunks(CHUNK))
                         .for_each(|(((p, m), v), g)| {
                             for i in 0..p.len() {
                                 let gi = g[i] * clip;
@@ -172,7 +204,7 @@ impl AdamW {
                     s.var
                         .set(&Tensor::from_slice(value, t.shape(), t.device())?)?;
                 }
-                Moments::Device { m, v } => {
+                (Moments::Device { m, v }, Grad::Device(g)) => {
                     let g = (g * clip)?;
                     *m = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
                     *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
@@ -181,10 +213,17 @@ impl AdamW {
                     let next = ((s.var.as_tensor() * shrink)? - update)?;
                     s.var.set(&next)?;
                 }
+                _ => unreachable!("a gradient is read where its moments live"),
             }
         }
         Ok(StepInfo { grad_norm })
     }
+}
+
+/// One parameter's gradient, where its moments live.
+enum Grad {
+    Host(Vec<f32>),
+    Device(Tensor),
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Saved, StageError> {
     let mut tokenizer = Pretrained::load(&ResolvedModel {
         shown: dir.display().to_string(),
         dir: dir.to_path_buf(),
+        files: Vec::new(),
     })?;
     let max = tokenizer.model_max_length;
     tokenizer.set_truncation(max)?;

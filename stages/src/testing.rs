@@ -78,6 +78,7 @@ impl Stage for TestSource {
                 shown: f.clone(),
                 path: env.root.join(f),
                 content_only: false,
+                files: None,
             })
             .collect())
     }

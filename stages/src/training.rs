@@ -2,6 +2,16 @@
 //! pretrained checkpoint turned into trainable variables with HF task names, length-grouped
 //! shuffled batches with dynamic padding, the cross-entropy that skips label -100, one
 //! optimizer step, and evaluation-mode logits in the original row order.
+//!
+//! Training is deterministic: the same seed, data and machine give bitwise the same weights and
+//! losses, whatever the thread count. Dropout, shuffling and head initialisation draw from the
+//! seed, and every float sum has a fixed order: candle's CPU reductions (the loss, bias
+//! gradients) are sequential loops; its matmul (the `gemm` crate) splits the work over output
+//! tiles and walks K in blocks sized from the CPU's caches, never from the thread count; the
+//! fused kernels ([`crate::encoders::train_kernels`]) and the gradient norm ([`crate::optim`])
+//! add fixed-size blocks in block order; micro-batch gradients are added in micro-batch order.
+//! Another CPU may round differently (gemm picks its AVX-512 / AVX2 microkernel and block sizes
+//! at run time).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -525,6 +535,80 @@ mod tests {
                         .unwrap();
                     assert!(moved > 0.0, "{family} {task:?}: `{name}` did not change");
                 }
+            }
+        }
+    }
+
+    /// A fine-tune is a function of its seed: a few steps (shuffled, length-grouped batches cut
+    /// into micro-batches, dropout on, clipping, weight decay) twice on a pool of 2 threads give
+    /// bitwise the same losses, gradient norms and weights, and so do pools of 1 and 3 threads.
+    #[test]
+    fn training_is_bitwise_reproducible_across_runs_and_thread_counts() {
+        type Bits = (Vec<u64>, Vec<(String, Vec<u32>)>);
+        let run = |threads: usize| -> Bits {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let dev = Device::Cpu;
+                let t = load_trainable(&fixture("bert"), Task::SequenceClassification, 3, 11, &dev)
+                    .unwrap();
+                let mut rng = Rng::new(4);
+                let ids: Vec<Vec<i64>> = (0..48)
+                    .map(|_| {
+                        let len = 3 + rng.below(30);
+                        (0..len).map(|_| 4 + rng.below(96) as i64).collect()
+                    })
+                    .collect();
+                let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+                let ex = Examples {
+                    ids,
+                    types: None,
+                    targets: Targets::Sequence((0..48).map(|i| (i % 3) as i64).collect()),
+                };
+                let vars: Vec<Var> = t.named_vars().into_iter().map(|(_, v)| v).collect();
+                let mut opt = crate::optim::AdamW::new(t.named_vars(), 0.01, true).unwrap();
+                crate::encoders::seed_dropout(9);
+                let mut trace = Vec::new();
+                for idx in epoch_batches(&lengths, 16, true, &mut rng) {
+                    let (grads, loss) =
+                        batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 200).unwrap();
+                    let info = opt.step(&grads, 1e-3, Some(0.5)).unwrap();
+                    trace.extend([loss.to_bits(), info.grad_norm.to_bits()]);
+                }
+                let weights = t
+                    .named_vars()
+                    .into_iter()
+                    .map(|(name, v)| {
+                        let values = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>();
+                        (
+                            name,
+                            values.unwrap().into_iter().map(f32::to_bits).collect(),
+                        )
+                    })
+                    .collect();
+                (trace, weights)
+            })
+        };
+        let first = run(2);
+        assert_eq!(first.0.len(), 6, "three steps");
+        for (label, other) in [
+            ("again", run(2)),
+            ("1 thread", run(1)),
+            ("3 threads", run(3)),
+        ] {
+            let losses = |b: &Bits| b.0.iter().map(|&x| f64::from_bits(x)).collect::<Vec<_>>();
+            assert_eq!(
+                other.0,
+                first.0,
+                "{label}: losses and norms {:?} vs {:?}",
+                losses(&other),
+                losses(&first)
+            );
+            for ((name, a), (_, b)) in other.1.iter().zip(&first.1) {
+                let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+                assert_eq!(differ, 0, "{label}: {differ} values of `{name}` differ");
             }
         }
     }

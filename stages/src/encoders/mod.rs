@@ -4,9 +4,10 @@
 //! Why our own and not candle-transformers': its DistilBERT inverts the mask and uses the tanh
 //! GELU where HF uses erf, and the fine-tuning stage needs encoders that train. So every block
 //! here has two paths chosen by `train`:
-//! - `train = true`: only ops with a backward pass (on CPU the fused kernels of
+//! - `train = true`: only ops with a backward pass (for f32 on CPU always the fused kernels of
 //!   [`train_kernels`], elsewhere a layer norm and a softmax written from elementwise ops;
-//!   dropout on);
+//!   dropout on). There is no switch between the two on CPU: nothing outside a stage's
+//!   fingerprint may change what it trains;
 //! - `train = false`: the fast inference kernels (`candle_nn::ops::layer_norm`,
 //!   `softmax_last_dim`, which have no backward in candle 0.11), dropout off.
 //!
@@ -52,9 +53,7 @@ impl Activation {
             Activation::Gelu if !train && fast_cpu(xs) => {
                 xs.contiguous()?.apply_op1_no_bwd(&cpu_kernels::GeluErf)
             }
-            Activation::Gelu if fused_train(xs, "gelu") => {
-                xs.contiguous()?.apply_op1(train_kernels::Gelu)
-            }
+            Activation::Gelu if fast_cpu(xs) => xs.contiguous()?.apply_op1(train_kernels::Gelu),
             Activation::Gelu => xs.gelu_erf(),
             Activation::GeluNew => xs.gelu(),
             Activation::Relu => xs.relu(),
@@ -65,17 +64,6 @@ impl Activation {
 /// Whether the CPU inference kernels apply (f32 on CPU).
 fn fast_cpu(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
-}
-
-/// Whether fused CPU training kernel `which` (`ln`, `gelu`, `softmax`) applies: f32 on CPU,
-/// and named in `CAIRN_TRAIN_KERNELS` (default all three; `none` gives candle's composite ops)
-/// so the two can be compared — at these sizes they measure within noise of each other.
-fn fused_train(x: &Tensor, which: &str) -> bool {
-    static ON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let on = ON.get_or_init(|| {
-        std::env::var("CAIRN_TRAIN_KERNELS").unwrap_or_else(|_| "ln,gelu,softmax".into())
-    });
-    fast_cpu(x) && on.split(',').any(|k| k == which)
 }
 
 /// Which family a `config.json` describes (its `model_type`).
@@ -332,7 +320,7 @@ impl LayerNorm {
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let _e = self.span.enter();
-        if train && fused_train(x, "ln") {
+        if train && fast_cpu(x) {
             x.contiguous()?.apply_op3(
                 &self.weight,
                 &self.bias,
@@ -360,7 +348,7 @@ impl LayerNorm {
 
 /// Softmax over the last dimension: differentiable ops in training, the fused kernel otherwise.
 pub fn softmax_last(x: &Tensor, train: bool) -> Result<Tensor> {
-    if train && fused_train(x, "softmax") {
+    if train && fast_cpu(x) {
         x.contiguous()?.apply_op1(train_kernels::Softmax)
     } else if train {
         let max = x.max_keepdim(D::Minus1)?;

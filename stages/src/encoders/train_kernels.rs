@@ -4,6 +4,10 @@
 //! GELU (candle's computes a scalar libm `erf` per element, twice in backward). Each is one
 //! pass over rows in parallel, forward and backward. f32, CPU only; other devices and dtypes
 //! keep the composite ops, which these are tested against.
+//!
+//! Deterministic whatever the thread count: every kernel works row by row except the layer
+//! norm's weight and bias gradients, which sum over rows as partial sums of fixed
+//! [`ROWS_PER_TASK`]-row blocks, added up in block order after rayon has computed them.
 
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
@@ -12,7 +16,8 @@ use rayon::prelude::*;
 
 use super::cpu_kernels::erf_f32;
 
-/// Rows handed to one rayon task.
+/// Rows handed to one rayon task. A constant, never derived from the thread count: the layer
+/// norm's weight and bias gradients are sums over blocks of this many rows.
 const ROWS_PER_TASK: usize = 64;
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -266,7 +271,8 @@ impl CustomOp3 for LayerNormGrad {
         let mut out = vec![0f32; (rows + 2) * h];
         let (dx, sums) = out.split_at_mut(rows * h);
         let chunk = h * ROWS_PER_TASK;
-        // dx per row; dw and db as per-task partial sums, added up after.
+        // dx per row; dw and db as per-block partial sums (collect keeps block order), added
+        // up in block order.
         let partials: Vec<Vec<f32>> = dx
             .par_chunks_mut(chunk)
             .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))

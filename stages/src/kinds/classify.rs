@@ -17,7 +17,7 @@ use std::time::Instant;
 use arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
 };
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -109,57 +109,8 @@ impl ClassifyParams {
     }
 }
 
-/// A `fixed_size_list<float>` (or `list<float>` of equal lengths) column as a row-major f64
-/// matrix and its width.
-pub fn matrix(
-    batch: &RecordBatch,
-    name: &str,
-    split: &str,
-) -> Result<(Vec<f64>, usize), StageError> {
-    let col = table::column(batch, name, split)?;
-    let wrong = || {
-        StageError::failed(format!(
-            "column `{name}` of split `{split}` is {}, expected fixed_size_list<float32>",
-            col.data_type()
-        ))
-    };
-    if col.null_count() > 0 {
-        return Err(StageError::failed(format!(
-            "column `{name}` of split `{split}` has {} null rows",
-            col.null_count()
-        )));
-    }
-    let (values, width) = match col.data_type() {
-        DataType::FixedSizeList(f, w) if f.data_type().is_floating() => {
-            let list = col.as_fixed_size_list();
-            let w = *w as usize;
-            let start = list.offset() * w;
-            (list.values().slice(start, list.len() * w), w)
-        }
-        DataType::List(f) if f.data_type().is_floating() => {
-            let list = col.as_list::<i32>();
-            let offsets = list.value_offsets();
-            let w = if list.is_empty() {
-                0
-            } else {
-                (offsets[1] - offsets[0]) as usize
-            };
-            if offsets.windows(2).any(|o| (o[1] - o[0]) as usize != w) {
-                return Err(StageError::failed(format!(
-                    "column `{name}` of split `{split}` has lists of different lengths"
-                )));
-            }
-            let start = offsets[0] as usize;
-            (list.values().slice(start, list.len() * w), w)
-        }
-        _ => return Err(wrong()),
-    };
-    let values = arrow::compute::cast(&values, &DataType::Float64)?;
-    Ok((
-        values.as_primitive::<Float64Type>().values().to_vec(),
-        width,
-    ))
-}
+/// Feature, probability and logit columns as f64 matrices (non-finite values refused).
+pub use crate::matrix::read_f64 as matrix;
 
 /// An integer column as `Option<i64>` per row.
 pub fn ids(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Option<i64>>, StageError> {

@@ -36,7 +36,10 @@ use crate::{labels, plot, seqeval, table};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EvaluateParams {
-    /// The splits to score. Default: every split but `train` (all of them if that leaves none).
+    /// The splits to score. Default: every split with labels but `train`; `train` only when no
+    /// other split has labels (and the stage says so). Splits without labels are skipped and
+    /// listed (printed, in `report.txt` and in the metric `skipped`); none with labels is an
+    /// error.
     #[serde(default)]
     pub splits: Option<Vec<String>>,
     /// The true label ids. Default `label`.
@@ -75,10 +78,11 @@ fn example_loss(
     split: &str,
     truth: &[i64],
 ) -> Result<Option<Vec<f64>>, StageError> {
-    if let Some(col) = batch.column_by_name("loss") {
-        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Float64)?;
-        let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(&col);
-        return Ok(Some(col.iter().map(|v| v.unwrap_or(f64::NAN)).collect()));
+    if batch.column_by_name("loss").is_some() {
+        let loss = crate::matrix::read_scalars(batch, "loss", split)?;
+        return Ok(Some(
+            loss.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+        ));
     }
     let scores = |name: &str| -> Result<Option<(Vec<f64>, usize)>, StageError> {
         if batch.column_by_name(name).is_none() {
@@ -262,19 +266,78 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// The splits scored by default, and why others were not.
+#[derive(Debug, PartialEq)]
+struct DefaultSplits {
+    splits: Vec<String>,
+    /// Prediction tables without labels: (split, why).
+    skipped: Vec<(String, String)>,
+    /// Only `train` has labels, so only it is scored.
+    training_only: bool,
+}
+
+/// Every labelled split but `train`, or `train` when it is the only labelled one (said so, never
+/// silently). Prediction tables without labels are skipped with a reason; tables that hold no
+/// predictions (e.g. a fine-tune's `history`) are not splits to score. No labelled split at all
+/// is an error.
+fn default_splits(
+    tables: &crate::api::Tables,
+    p: &EvaluateParams,
+    input: &str,
+) -> Result<DefaultSplits, StageError> {
+    let mut labelled = Vec::new();
+    let mut skipped = Vec::new();
+    for (split, t) in tables {
+        let has = |c: &str| t.column_by_name(c).is_some();
+        if has(&p.label) {
+            labelled.push(split.clone());
+        } else if has(&p.pred) || has("probs") || has("logits") {
+            skipped.push((split.clone(), format!("no `{}` column", p.label)));
+        }
+    }
+    let held_out: Vec<String> = labelled.iter().filter(|s| *s != "train").cloned().collect();
+    if !held_out.is_empty() {
+        return Ok(DefaultSplits {
+            splits: held_out,
+            skipped,
+            training_only: false,
+        });
+    }
+    if labelled.is_empty() {
+        return Err(StageError::param(
+            "label",
+            format!(
+                "no split of input `{input}` has a `{}` column, so there is nothing to score (splits: {})",
+                p.label,
+                tables.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Some("evaluate compares predictions with true labels: set `label:` to the column that holds them".into()),
+        ));
+    }
+    Ok(DefaultSplits {
+        splits: labelled,
+        skipped,
+        training_only: true,
+    })
+}
+
 /// `evaluate`: scores, report, confusion matrix and error analysis.
 pub struct Evaluate;
 
 impl Stage for Evaluate {
     type Params = EvaluateParams;
     const KIND: &'static str = "evaluate";
-    /// Bump when a score, table or file changes.
-    const VERSION: u32 = 1;
+    /// Bump when a score, table or file changes. 2: splits skipped for want of labels are
+    /// named (report.txt, metric `skipped`), never silently replaced by `train`.
+    const VERSION: u32 = 2;
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str = "accuracy, F1, classification report, confusion matrix (table + PNG) and highest/lowest-loss examples";
 
     fn run(p: &EvaluateParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
+        // Splits left out by default, and what to tell about the choice.
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
         let splits: Vec<String> = match &p.splits {
             Some(list) => {
                 for s in list {
@@ -293,23 +356,21 @@ impl Stage for Evaluate {
                 list.clone()
             }
             None => {
-                // Tables without labels (e.g. a fine-tune's `history`) are not predictions.
-                let labelled: Vec<&String> = input
-                    .tables
-                    .iter()
-                    .filter(|(_, t)| t.column_by_name(&p.label).is_some())
-                    .map(|(s, _)| s)
-                    .collect();
-                let rest: Vec<String> = labelled
-                    .iter()
-                    .filter(|s| **s != "train")
-                    .map(|s| s.to_string())
-                    .collect();
-                if rest.is_empty() {
-                    labelled.into_iter().cloned().collect()
-                } else {
-                    rest
+                let chosen = default_splits(&input.tables, p, &input.stage)?;
+                for (split, why) in &chosen.skipped {
+                    notes.push(format!("skipped split `{split}`: {why}"));
                 }
+                if chosen.training_only {
+                    notes.push(
+                        "only `train` has labels: these scores measure fit, not generalisation"
+                            .into(),
+                    );
+                }
+                for n in &notes {
+                    ctx.progress.println(&format!("{}: {n}", ctx.stage));
+                }
+                skipped = chosen.skipped;
+                chosen.splits
             }
         };
 
@@ -521,6 +582,19 @@ impl Stage for Evaluate {
                 }
             }
             output.metrics.insert(split.clone(), m);
+        }
+
+        if !notes.is_empty() {
+            report_txt.insert_str(0, &format!("{}\n\n", notes.join("\n")));
+        }
+        if !skipped.is_empty() {
+            output.metrics.insert(
+                "skipped".into(),
+                skipped
+                    .iter()
+                    .map(|(s, why)| (s.clone(), json!(why)))
+                    .collect(),
+            );
         }
 
         let strings = |v: &Vec<String>| Arc::new(StringArray::from(v.clone())) as ArrayRef;
@@ -789,6 +863,63 @@ mod tests {
         assert_eq!(
             out.metrics["validation"]["accuracy"],
             json!(correct as f64 / y.len() as f64)
+        );
+    }
+
+    /// Regression: a validation split without labels made the default fall back, silently, to
+    /// scoring `train` (training accuracy 1.0 as the only metric).
+    #[test]
+    fn default_splits_skip_unlabelled_ones_and_say_so() {
+        let p: EvaluateParams = crate::params_from_yaml("top-k: 1");
+        let ids = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+        let with_labels =
+            RecordBatch::try_from_iter([("label", ids(vec![0])), ("pred", ids(vec![0]))]).unwrap();
+        let without = RecordBatch::try_from_iter([("pred", ids(vec![1]))]).unwrap();
+        let history = RecordBatch::try_from_iter([("epoch", ids(vec![1]))]).unwrap();
+        let tables = |v: Vec<(&str, &RecordBatch)>| -> crate::api::Tables {
+            v.into_iter()
+                .map(|(s, b)| (s.to_string(), b.clone()))
+                .collect()
+        };
+
+        let got = default_splits(
+            &tables(vec![
+                ("train", &with_labels),
+                ("validation", &without),
+                ("history", &history),
+            ]),
+            &p,
+            "lr",
+        )
+        .unwrap();
+        assert_eq!(got.splits, ["train"]);
+        assert!(got.training_only);
+        assert_eq!(
+            got.skipped,
+            [("validation".to_string(), "no `label` column".to_string())]
+        );
+
+        let got = default_splits(
+            &tables(vec![
+                ("train", &with_labels),
+                ("validation", &with_labels),
+                ("test", &without),
+            ]),
+            &p,
+            "lr",
+        )
+        .unwrap();
+        assert_eq!(
+            (got.splits, got.training_only),
+            (vec!["validation".to_string()], false)
+        );
+        assert_eq!(got.skipped.len(), 1);
+
+        let err = default_splits(&tables(vec![("validation", &without)]), &p, "lr").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no split of input `lr` has a `label` column"),
+            "{err}"
         );
     }
 }

@@ -22,7 +22,7 @@ use crate::api::{Arity, Context, Device, External, Output, PrepareEnv, Stage, St
 use crate::encoders::{Config, Encoder};
 use crate::kinds::tokenize::{PAD_ID_KEY, VOCAB_SIZE_KEY};
 use crate::model::{self, ResolvedModel};
-use crate::table;
+use crate::{limits, matrix, table};
 
 /// The files a model reference needs.
 const REQUIRED: &[&str] = &["config.json", "model.safetensors"];
@@ -262,6 +262,7 @@ impl Stage for ExtractHidden {
             }
         };
         let resolved = resolve(&p.model, ctx.root, ctx.offline)?;
+        limits::check_token_columns(&resolved.dir, &p.model, input, Some(splits.as_slice()))?;
         let device = candle_device(ctx.device)?;
         let (encoder, cfg) = Encoder::from_dir(&resolved.dir, DType::F32, &device)
             .map_err(|e| StageError::failed(format!("model `{}`: {e}", p.model)))?;
@@ -293,6 +294,12 @@ impl Stage for ExtractHidden {
                     ctx.check_cancelled()
                 },
             )?;
+            matrix::check_finite(&out, Some(hidden), HIDDEN_STATE, split).map_err(|e| {
+                StageError::failed(format!(
+                    "model `{}` produced a non-finite value: {e}",
+                    p.model
+                ))
+            })?;
             let values = Float32Array::from(out);
             let field = Arc::new(Field::new_list_field(DataType::Float32, false));
             let vectors: ArrayRef = Arc::new(FixedSizeListArray::new(

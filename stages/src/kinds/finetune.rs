@@ -15,8 +15,12 @@
 //! - a table per predicted split: the input's non-token columns plus `pred`, `loss` (per
 //!   example; mean over scored tokens for the token task) and `logits` (sequence task), which
 //!   `evaluate` consumes;
-//! - table `history`: one row per epoch (training loss, validation loss and scores, time);
-//! - metrics: the best epoch's validation scores, throughput.
+//! - table `history`: one row per epoch (training loss, validation loss and scores);
+//! - metrics: the best epoch's validation scores and the step count.
+//!
+//! Outputs and metrics are results: the same inputs, seed and machine give the same bytes (see
+//! [`crate::training`] on determinism), so a forced rerun leaves downstream stages cached.
+//! Timing goes to the run record ([`Output::run_facts`]), never into a table or a metric.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -206,8 +210,6 @@ struct EpochRecord {
     step: usize,
     train_loss: f64,
     eval: EvalScores,
-    seconds: f64,
-    samples_per_second: f64,
 }
 
 /// A split read for training or prediction.
@@ -220,8 +222,9 @@ impl Stage for Finetune {
     type Params = FinetuneParams;
     const KIND: &'static str = "finetune";
     /// Bump when what is trained or written changes. 2: fused CPU training kernels (the same
-    /// math, other float rounding).
-    const VERSION: u32 = 2;
+    /// math, other float rounding). 3: no timing in `history` or the metrics (it made every
+    /// rerun's output differ); a non-finite loss or gradient norm stops the stage.
+    const VERSION: u32 = 3;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::predict::predict_texts);
@@ -263,6 +266,9 @@ impl Stage for Finetune {
 
     fn run(p: &FinetuneParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
+        // Token ids and lengths the model cannot take fail here, not deep inside training.
+        let model_dir = resolve(&p.model, ctx.root, ctx.offline)?.dir;
+        crate::limits::check_token_columns(&model_dir, &p.model, input, None)?;
         let label_col = p.label.clone().unwrap_or_else(|| match p.task {
             Task::SequenceClassification => "label".into(),
             Task::TokenClassification => "labels".into(),
@@ -361,14 +367,16 @@ impl Stage for Finetune {
                 )
                 .map_err(failed("training step"))?;
                 let lr = p.learning_rate * linear_schedule(step, total_steps, p.warmup_steps);
-                opt.step(&grads, lr, Some(p.max_grad_norm))
+                let at = Diverged {
+                    epoch,
+                    step: step + 1,
+                    lr,
+                };
+                at.check("the training loss", l)?;
+                let info = opt
+                    .step(&grads, lr, Some(p.max_grad_norm))
                     .map_err(failed("optimizer step"))?;
-                if !l.is_finite() {
-                    return Err(StageError::failed(format!(
-                        "the training loss became {l} at step {} (epoch {epoch}); try a lower learning-rate",
-                        step + 1
-                    )));
-                }
+                at.check("the gradient norm", info.grad_norm)?;
                 loss_sum += l;
                 loss_n += 1;
                 step += 1;
@@ -380,8 +388,7 @@ impl Stage for Finetune {
                     loss_sum / loss_n as f64
                 ));
             }
-            let epoch_seconds = started.elapsed().as_secs_f64();
-            train_seconds += epoch_seconds;
+            train_seconds += started.elapsed().as_secs_f64();
             let train_loss = loss_sum / loss_n.max(1) as f64;
 
             ctx.progress
@@ -420,9 +427,6 @@ impl Stage for Finetune {
                 step,
                 train_loss,
                 eval: scores,
-                seconds: epoch_seconds,
-                samples_per_second: batches.iter().map(Vec::len).sum::<usize>() as f64
-                    / epoch_seconds,
             });
         }
         let (best_epoch, _, snap) = best.expect("at least one epoch ran");
@@ -478,12 +482,41 @@ impl Stage for Finetune {
             serde_json::to_value(best_scores).expect("scores"),
         );
         output.metrics.insert("steps".into(), step.into());
-        output.metrics.insert(
+        // How fast it went depends on the machine and its load: the run record, not a result.
+        output
+            .run_facts
+            .insert("train_seconds".into(), json!(round(train_seconds, 2)));
+        output.run_facts.insert(
             "train_samples_per_second".into(),
             json!(round(samples as f64 / train_seconds, 2)),
         );
+        output
+            .run_facts
+            .insert("threads".into(), rayon::current_num_threads().into());
         tracing::info!(stage = ctx.stage, "\n{table_text}");
         Ok(output)
+    }
+}
+
+/// Where training stands, to say where a loss or gradient norm stopped being finite.
+struct Diverged {
+    epoch: usize,
+    /// The optimizer step being taken (1-based, counted over all epochs, as `history.step`).
+    step: usize,
+    lr: f64,
+}
+
+impl Diverged {
+    /// An error when `value` is NaN or infinite: one such step can turn every weight NaN, and
+    /// training on would save a model that predicts nothing.
+    fn check(&self, what: &str, value: f64) -> Result<(), StageError> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(StageError::failed(format!(
+            "{what} became {value} at epoch {} step {}; lower the learning-rate (it was {:.2e} at that step), keep max-grad-norm on, or check the inputs",
+            self.epoch, self.step, self.lr
+        )))
     }
 }
 
@@ -826,8 +859,6 @@ fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
         cols.push(("precision", f64s(&|h| h.eval.precision.unwrap_or(f64::NAN))));
         cols.push(("recall", f64s(&|h| h.eval.recall.unwrap_or(f64::NAN))));
     }
-    cols.push(("seconds", f64s(&|h| h.seconds)));
-    cols.push(("train_samples_per_second", f64s(&|h| h.samples_per_second)));
     Ok(RecordBatch::try_from_iter(cols)?)
 }
 
@@ -950,17 +981,15 @@ mod tests {
             "validation accuracy {acc:?}"
         );
 
-        // Same seed, same result: shuffling, head init and dropout are all seeded.
-        let (again, _dir2) = crate::run_for_test::<Finetune>(&p, tables).unwrap();
-        let again_loss = again.tables["history"]
-            .column(2)
-            .as_primitive::<arrow::datatypes::Float64Type>()
-            .values()
-            .to_vec();
-        for (a, b) in again_loss.iter().zip(&train_loss) {
-            // Equal up to the order of parallel float sums.
-            assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
-        }
+        // Same seed, same bytes: shuffling, head init and dropout are seeded and every float
+        // sum has a fixed order, so every table, metric and weight is identical.
+        let (again, dir2) = crate::run_for_test::<Finetune>(&p, tables).unwrap();
+        assert_eq!(again.tables, out.tables);
+        assert_eq!(again.metrics, out.metrics);
+        let weights = |d: &tempfile::TempDir| {
+            std::fs::read(d.path().join("model/model.safetensors")).unwrap()
+        };
+        assert!(weights(&dir2) == weights(&dir), "the saved weights differ");
 
         // The saved directory reloads (as `cairn predict` and `transformers` load it) and
         // gives the logits the stage wrote.
@@ -1061,6 +1090,65 @@ mod tests {
         assert!(
             text.contains("w70/") && text.contains("w5/") && text.contains("w80/"),
             "{text}"
+        );
+    }
+
+    /// Regression: `seconds` and `train_samples_per_second` in `history` and the metrics made
+    /// every rerun's output differ, so nothing downstream could stay cached.
+    #[test]
+    fn history_and_metrics_have_no_timing() {
+        let model = tiny_model();
+        let p = params(model.path(), "epochs: 2\nbatch-size: 16\nmax-steps: 3");
+        let (out, _dir) = crate::run_for_test::<Finetune>(
+            &p,
+            [
+                ("train".to_string(), toy_split(32, 1)),
+                ("validation".to_string(), toy_split(8, 2)),
+            ],
+        )
+        .unwrap();
+        let history = out.tables["history"].schema();
+        let columns: Vec<&str> = history.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            columns,
+            ["epoch", "step", "train_loss", "eval_loss", "accuracy", "f1"]
+        );
+        let metrics: Vec<&str> = out.metrics.keys().map(String::as_str).collect();
+        assert_eq!(metrics, ["best_epoch", "steps", "validation"]);
+        let facts: Vec<&str> = out.run_facts.keys().map(String::as_str).collect();
+        assert_eq!(
+            facts,
+            ["threads", "train_samples_per_second", "train_seconds"]
+        );
+    }
+
+    /// A NaN loss stops the stage at the step where it appears, naming epoch and step, instead
+    /// of training on and saving a NaN model.
+    #[test]
+    fn a_nan_loss_stops_training_naming_epoch_and_step() {
+        let model = tiny_model();
+        // NaN in the classifier's input: the embeddings' LayerNorm weight.
+        let file = model.path().join("model.safetensors");
+        let mut tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).unwrap();
+        let name = "embeddings.LayerNorm.weight";
+        let w = &tensors[name];
+        let nan = (w.ones_like().unwrap() * f64::NAN).unwrap();
+        tensors.insert(name.to_string(), nan);
+        candle_core::safetensors::save(&tensors, &file).unwrap();
+        let p = params(model.path(), "batch-size: 16\nlearning-rate: 0.001");
+        let err = crate::run_for_test::<Finetune>(
+            &p,
+            [
+                ("train".to_string(), toy_split(32, 1)),
+                ("validation".to_string(), toy_split(8, 2)),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("the training loss became NaN at epoch 1 step 1;")
+                && err.contains("lower the learning-rate"),
+            "{err}"
         );
     }
 

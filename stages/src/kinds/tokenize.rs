@@ -397,15 +397,21 @@ impl Stage for Tokenize {
                 let model = pretrained::resolve(spec, ctx.root, ctx.offline, "tokenizer")?;
                 let mut t = Pretrained::load(&model)?;
                 let max_length = if p.truncation {
-                    match p.max_length.or(t.model_max_length) {
-                        Some(m) => Some(m),
-                        None => {
+                    match (p.max_length, t.model_max_length) {
+                        (Some(m), _) => Some(m),
+                        (None, Some(m)) => {
+                            if let Some(note) = &t.max_length_note {
+                                ctx.progress.println(&format!("{}: {note}", ctx.stage));
+                            }
+                            Some(m)
+                        }
+                        (None, None) => {
                             return Err(StageError::param(
                                 "max-length",
                                 format!(
-                                    "`{spec}` declares no model_max_length: set `max-length:` (or `truncation: false`)"
+                                    "`{spec}` declares no model_max_length (unset, or transformers' 1e30 for \"no limit\") and has no config.json with max_position_embeddings beside it: set `max-length:` (or `truncation: false`)"
                                 ),
-                                None,
+                                Some("e.g. `max-length: 512`, the positions of most BERT-size models".into()),
                             ));
                         }
                     }

@@ -203,6 +203,33 @@ mod tests {
         assert_eq!(knn_low_dim(&x, 2), vec![1, 2, 0, 2, 1, 0, 2, 1]);
     }
 
+    /// gemm (behind every distance here, and candle's matmul) parallelises over output tiles
+    /// and walks K in blocks sized from the CPU's caches, so its result does not depend on the
+    /// thread count: K = 1500 spans several K blocks, 200 × 200 outputs many tiles.
+    #[test]
+    fn gemm_results_do_not_depend_on_the_thread_count() {
+        let (m, n, k) = (200, 200, 1500);
+        let mut rng = crate::manifold::rng::Rng::new(1);
+        let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
+        let (a, b) = (draw(m * k), draw(n * k));
+        let product = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![0f32; m * n];
+            pool.install(|| matmul_transposed(&a, &b, &mut c, m, n, k, 1.0f32));
+            c.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+        };
+        let one = product(1);
+        for threads in [2, 3, 4] {
+            assert!(
+                product(threads) == one,
+                "{threads} threads round differently"
+            );
+        }
+    }
+
     #[test]
     fn cosine_ignores_length() {
         let x = Matrix::new(3, 2, vec![1.0, 0.0, 10.0, 1.0, 0.0, 1.0]);

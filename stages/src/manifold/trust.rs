@@ -7,6 +7,9 @@
 //! matrix; here each original-space distance row comes from a block matmul and the ranks of the
 //! k layout neighbours are counted against it, so memory stays at one block. Cost: one more
 //! n² · d pass (as much as the exact kNN) plus an n² pass in the layout.
+//!
+//! The penalties are integers and are summed as integers, so the score does not depend on how
+//! rayon splits the rows.
 
 use rayon::prelude::*;
 
@@ -32,7 +35,7 @@ pub fn trustworthiness(
     let prep = Prepared::new(x, metric);
     let block = prep.block_rows();
     let mut buf = vec![0.0f32; block * n];
-    let mut penalty = 0.0f64;
+    let mut penalty = 0u64;
     let mut start = 0;
     while start < n {
         if cancelled() {
@@ -47,17 +50,17 @@ pub fn trustworthiness(
                 let i = start + r;
                 row_penalty(row, i, &neighbours[i * k..(i + 1) * k], k)
             })
-            .sum::<f64>();
+            .sum::<u64>();
         start += len;
     }
     let (nf, kf) = (n as f64, k as f64);
-    Some(1.0 - penalty * 2.0 / (nf * kf * (2.0 * nf - 3.0 * kf - 1.0)))
+    Some(1.0 - penalty as f64 * 2.0 / (nf * kf * (2.0 * nf - 3.0 * kf - 1.0)))
 }
 
 /// Σ max(0, rank − k) over `targets` for one point whose original-space distances are `row`.
 /// rank(j) = 1 + #{l ≠ i : d(i, l) < d(i, j)} (ties go to j; numpy's unstable argsort may
 /// order exact ties either way).
-fn row_penalty(row: &[f32], i: usize, targets: &[u32], k: usize) -> f64 {
+fn row_penalty(row: &[f32], i: usize, targets: &[u32], k: usize) -> u64 {
     let mut thresholds: Vec<f32> = targets.iter().map(|&j| row[j as usize]).collect();
     thresholds.sort_by(f32::total_cmp);
     // hist[p] = how many distances have exactly p thresholds ≤ them, i.e. are below
@@ -78,7 +81,7 @@ fn row_penalty(row: &[f32], i: usize, targets: &[u32], k: usize) -> f64 {
     }
     below
         .iter()
-        .map(|&b| (b as i64 + 1 - k as i64).max(0) as f64)
+        .map(|&b| (u64::from(b) + 1).saturating_sub(k as u64))
         .sum()
 }
 

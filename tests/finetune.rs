@@ -1,0 +1,207 @@
+//! `finetune` run by the real `cairn` binary on a tiny random BERT (tests/fixtures/encoders/bert)
+//! with a word-level tokenizer and a toy task: its outputs are results, so forcing it to rerun
+//! gives byte-identical outputs and metrics, and the stage after it stays cached (early cutoff);
+//! a NaN loss fails the stage with where it happened.
+
+mod common;
+
+use std::path::PathBuf;
+
+use cairn::cache::Cache;
+use cairn::manifest::{Manifest, StageRecord};
+use common::Project;
+use serde_json::json;
+
+/// The tiny BERT fixture plus a word-level tokenizer over its 100 ids (`[PAD]` `[UNK]` `[CLS]`
+/// `[SEP]`, then `w4` … `w99`), into `model/`.
+fn write_tiny_model(p: &Project) {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoders/bert");
+    std::fs::create_dir_all(p.path("model")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), p.path("model").join(f)).unwrap();
+    }
+    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+    let mut vocab = serde_json::Map::new();
+    for (i, s) in specials.iter().enumerate() {
+        vocab.insert(s.to_string(), json!(i));
+    }
+    for i in 4..100 {
+        vocab.insert(format!("w{i}"), json!(i));
+    }
+    let added: Vec<_> = specials
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    p.write("model/tokenizer.json", &tokenizer.to_string());
+}
+
+/// `n` lines `text;label` of a learnable toy task: `high` when every word is ≥ w60.
+fn toy_lines(n: usize, seed: u64) -> String {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut below = |m: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
+    };
+    let mut out = String::new();
+    for _ in 0..n {
+        let high = below(2) == 1;
+        let len = 2 + below(10);
+        let (lo, span) = if high { (60, 40) } else { (4, 56) };
+        let words: Vec<String> = (0..len).map(|_| format!("w{}", lo + below(span))).collect();
+        let label = if high { "high" } else { "other" };
+        out.push_str(&format!("{};{label}\n", words.join(" ")));
+    }
+    out
+}
+
+fn project(extra_finetune: &str) -> Project {
+    let p = Project::new();
+    write_tiny_model(&p);
+    p.write("data/train.txt", &toy_lines(96, 1));
+    p.write("data/validation.txt", &toy_lines(32, 2));
+    p.write(
+        "p.yaml",
+        &format!(
+            r#"
+name: ft
+stages:
+  load:
+    kind: load
+    format: delimited
+    delimiter: ";"
+    columns: [text, label]
+    labels: [other, high]
+    splits: {{train: data/train.txt, validation: data/validation.txt}}
+  tok: {{kind: tokenize, inputs: [load], tokenizer: ./model, max-length: 32}}
+  ft: {{kind: finetune, inputs: [tok], model: ./model, epochs: 2, batch-size: 8, learning-rate: 0.005, seed: 3{extra_finetune}}}
+  eval: {{kind: evaluate, inputs: [ft.validation]}}
+"#
+        ),
+    );
+    p
+}
+
+fn record(p: &Project, stage: &str) -> StageRecord {
+    let cache = Cache::new(&p.path("cache"));
+    let m = Manifest::load(&cache.manifest_path("ft"))
+        .unwrap()
+        .expect("manifest");
+    m.stages[stage].clone()
+}
+
+/// Regression: the history table and the metrics carried the training time, so every rerun of
+/// a fine-tune produced another output digest, its evaluation reran, and `cairn verify` said
+/// DIFFERENT.
+#[test]
+fn forced_finetune_rerun_is_identical_and_keeps_downstream_cached() {
+    let p = project("");
+    let run = p.cairn(&["run", "p.yaml"]).ok();
+    assert_eq!(
+        outcomes(&run),
+        [
+            ("load", "ran"),
+            ("tok", "ran"),
+            ("ft", "ran"),
+            ("eval", "ran")
+        ],
+        "{}",
+        run.stdout
+    );
+    let first = record(&p, "ft");
+    assert!(
+        first.outputs.contains_key("files/model/model.safetensors"),
+        "{:?}",
+        first.outputs.keys()
+    );
+    assert!(first.metrics.contains_key("validation"));
+    assert!(
+        first.run_facts.contains_key("train_seconds"),
+        "timing belongs in the run record: {:?}",
+        first.run_facts
+    );
+    let eval = record(&p, "eval");
+
+    let run = p.cairn(&["run", "--force", "ft", "p.yaml"]).ok();
+    assert_eq!(
+        outcomes(&run),
+        [
+            ("load", "cached"),
+            ("tok", "cached"),
+            ("ft", "ran"),
+            ("eval", "cached")
+        ],
+        "only the forced stage runs; its unchanged output leaves `eval` cached\n{}",
+        run.stdout
+    );
+    let again = record(&p, "ft");
+    assert_eq!(again.outputs, first.outputs, "output digests changed");
+    assert_eq!(again.metrics, first.metrics, "metrics changed");
+    assert_eq!(record(&p, "eval"), eval);
+
+    // And `cairn verify` recomputes it from scratch with the same bytes.
+    let verify = p.cairn(&["verify", "p.yaml"]);
+    assert!(
+        verify.stdout.lines().any(|l| l == "ft: identical"),
+        "{}\n{}",
+        verify.stdout,
+        verify.stderr
+    );
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+}
+
+/// A NaN loss fails the stage at once, saying where, and its dependents are skipped.
+#[test]
+fn a_nan_loss_fails_the_stage_with_epoch_and_step() {
+    let p = project("");
+    nan_layer_norm(&p.path("model/model.safetensors"));
+    let run = p.cairn(&["run", "p.yaml"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let all = format!("{}\n{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("the training loss became NaN at epoch 1 step 1;"),
+        "{all}"
+    );
+    let outcomes = outcomes(&run);
+    assert_eq!(outcomes[2], ("ft", "FAILED"), "{}", run.stdout);
+    assert_eq!(outcomes[3], ("eval", "skipped"), "{}", run.stdout);
+}
+
+/// (stage, outcome) per row of `cairn run`'s table, in pipeline order.
+fn outcomes(run: &common::Run) -> Vec<(&str, &str)> {
+    run.stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("stage "))
+        .skip(1)
+        .map_while(|l| {
+            let mut words = l.split_whitespace();
+            let stage = words.next()?;
+            let outcome = words.next()?;
+            (!stage.starts_with(|c: char| c.is_ascii_digit())).then_some((stage, outcome))
+        })
+        .collect()
+}
+
+/// Sets every value of the embeddings' LayerNorm weight in a safetensors file to NaN, in place
+/// (the format: an 8-byte little-endian header length, a JSON header, then the raw data).
+fn nan_layer_norm(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let info = &header["embeddings.LayerNorm.weight"];
+    assert_eq!(info["dtype"], "F32");
+    let [a, b] = [0, 1].map(|i| info["data_offsets"][i].as_u64().unwrap() as usize);
+    for c in bytes[8 + n + a..8 + n + b].chunks_exact_mut(4) {
+        c.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
