@@ -1,8 +1,8 @@
 //! The `cairn` command line: parse arguments, choose the cache and the device, call the engine,
 //! turn its results into text and an exit code.
 
-use std::path::{Path, PathBuf};
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
@@ -298,7 +298,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             );
             if let Some(code) = stopped_by_signal() {
-                eprintln!("interrupted: finished results are cached and recorded; run again to continue");
+                eprintln!(
+                    "interrupted: finished results are cached and recorded; run again to continue"
+                );
                 return Ok(code);
             }
             Ok(if report.failed() {
@@ -592,7 +594,8 @@ fn install_signal_handlers() {
     };
     std::thread::spawn(move || {
         for signal in signals.forever() {
-            if !STOP_GRACEFULLY.load(Ordering::SeqCst) || run::CANCELLED.swap(true, Ordering::SeqCst)
+            if !STOP_GRACEFULLY.load(Ordering::SeqCst)
+                || run::CANCELLED.swap(true, Ordering::SeqCst)
             {
                 std::process::exit(128 + signal);
             }

@@ -57,10 +57,38 @@ impl Manifest {
     /// None when there is no manifest yet; an unreadable one is an error (it is checked in and
     /// may have been merged badly).
     pub fn load(path: &Path) -> anyhow::Result<Option<Manifest>> {
+        let unreadable = |why: String| {
+            anyhow::anyhow!(
+                "{}: the manifest cannot be read: {why}\nhint: restore it from git or delete it to start afresh",
+                path.display()
+            )
+        };
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_yaml::from_str(&text)
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!("{}: the manifest cannot be read: {e}\nhint: restore it from git or delete it to start afresh", path.display())),
+            Ok(text) => {
+                if let Some(line) = text.lines().position(|l| {
+                    ["<<<<<<<", "=======", ">>>>>>>"]
+                        .iter()
+                        .any(|m| l.starts_with(m))
+                }) {
+                    return Err(unreadable(format!(
+                        "it has merge-conflict markers at line {}",
+                        line + 1
+                    )));
+                }
+                let manifest: Manifest =
+                    serde_yaml::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+                let expected = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                if manifest.pipeline != expected {
+                    return Err(unreadable(format!(
+                        "it records pipeline `{}`, not `{expected}`",
+                        manifest.pipeline
+                    )));
+                }
+                Ok(Some(manifest))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
         }

@@ -480,6 +480,18 @@ fn resolve_stage(
     let mut device = None;
     if let Some(d) = map.get("device") {
         match d.as_str().map(parse_device) {
+            Some(Ok(_)) if !kind.uses_device => {
+                r.error(
+                    loc.value(&["stages", id, "device"]),
+                    Some(id),
+                    format!(
+                        "`{}` stages run on the CPU; `device:` applies only to device stages",
+                        kind.name
+                    ),
+                    Some("remove `device:` here (`cairn kinds` marks the device stages)".into()),
+                );
+                ok = false;
+            }
             Some(Ok(dev)) => device = dev,
             _ => {
                 r.error(

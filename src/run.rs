@@ -156,7 +156,10 @@ enum ExecError {
     Cancelled,
     /// An upstream object failed its digest check as the stage read it (changed on disk behind
     /// the stat cache's back): the upstream stage is recomputed, then this one.
-    UpstreamDamaged { upstream: usize, message: String },
+    UpstreamDamaged {
+        upstream: usize,
+        message: String,
+    },
     Failed(String),
 }
 
@@ -486,7 +489,10 @@ fn settle(
     let refs: Vec<&Entry> = entries.iter().collect();
     let planned = match plan::plan(stage, &refs, stats) {
         Ok(p) => p,
-        Err(e) => return State::Done(Outcome::Failed(e), None, None),
+        Err(e) => {
+            warn(&format!("  FAILED {}: {e}", stage.id));
+            return State::Done(Outcome::Failed(e), None, None);
+        }
     };
     let mut note = if recompute.contains(&i) {
         Some("cached output found corrupt by a consumer".to_string())
@@ -654,10 +660,14 @@ fn load_inputs(
         plan::input_digest(entry, input)?;
         let damaged = |name: &str, d: Damage| ExecError::UpstreamDamaged {
             upstream: pipeline.index_of(&input.stage).expect("resolved input"),
-            message: format!("the cached output {name} of stage {} is {}", input.stage, match d {
-                Damage::Missing(_) => "missing",
-                _ => "corrupt (removed)",
-            }),
+            message: format!(
+                "the cached output {name} of stage {} is {}",
+                input.stage,
+                match d {
+                    Damage::Missing(_) => "missing",
+                    _ => "corrupt (removed)",
+                }
+            ),
         };
         let mut loaded = Input {
             stage: input.stage.clone(),

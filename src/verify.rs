@@ -101,7 +101,11 @@ fn compare(want: &StageRecord, got: &StageRecord, tolerance: f64) -> Verdict {
         .iter()
         .filter(|(k, v)| got.outputs.get(*k).map(|g| &g.digest) != Some(&v.digest))
         .map(|(k, _)| k)
-        .chain(got.outputs.keys().filter(|k| !want.outputs.contains_key(*k)))
+        .chain(
+            got.outputs
+                .keys()
+                .filter(|k| !want.outputs.contains_key(*k)),
+        )
         .collect();
     let outputs = changed
         .iter()

@@ -12,35 +12,9 @@ use cairn::manifest::{Manifest, StageRecord};
 use common::Project;
 use serde_json::json;
 
-/// The tiny BERT fixture plus a word-level tokenizer over its 100 ids (`[PAD]` `[UNK]` `[CLS]`
-/// `[SEP]`, then `w4` … `w99`), into `model/`.
+/// The tiny BERT fixture plus a word-level tokenizer over its 100 ids, into `model/`.
 fn write_tiny_model(p: &Project) {
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoders/bert");
-    std::fs::create_dir_all(p.path("model")).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture.join(f), p.path("model").join(f)).unwrap();
-    }
-    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
-    let mut vocab = serde_json::Map::new();
-    for (i, s) in specials.iter().enumerate() {
-        vocab.insert(s.to_string(), json!(i));
-    }
-    for i in 4..100 {
-        vocab.insert(format!("w{i}"), json!(i));
-    }
-    let added: Vec<_> = specials
-        .iter()
-        .enumerate()
-        .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    p.write("model/tokenizer.json", &tokenizer.to_string());
+    common::write_tiny_bert(p, "model", &[]);
 }
 
 /// `n` lines `text;label` of a learnable toy task: `high` when every word is ≥ w60.

@@ -62,7 +62,11 @@ fn first_object(p: &Project, stage: &str) -> std::path::PathBuf {
     let m = manifest(p);
     let outputs = m["stages"][stage]["outputs"].as_mapping().unwrap();
     let digest = outputs.values().next().unwrap()["digest"].as_str().unwrap();
-    p.path(&format!("cache/v1/objects/{}/{}", &digest[..2], &digest[2..]))
+    p.path(&format!(
+        "cache/v1/objects/{}/{}",
+        &digest[..2],
+        &digest[2..]
+    ))
 }
 
 /// Rewrites a file in place with the same size and restores its mtime, as `rsync -t` or
@@ -178,7 +182,11 @@ fn rehash_sees_files_and_objects_changed_with_their_mtime_restored() {
         "{}",
         status.stdout
     );
-    assert!(status.stdout.contains("output corrupt"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("output corrupt"),
+        "{}",
+        status.stdout
+    );
     p.cairn(&["run", "pipeline.yaml", "--rehash"]).ok();
     assert_eq!(p.executions(), sorted(&["mapped", "scored", "src"]));
     let again = p.cairn(&["status", "pipeline.yaml", "--rehash"]).ok();

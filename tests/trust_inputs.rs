@@ -186,33 +186,7 @@ stages:
 /// `[CLS]` `[SEP]`, `w4` … `w99`, and `big` with id 150, beyond the model's vocabulary.
 /// `tokenizer_config` is written as `tokenizer_config.json` when given.
 fn tiny_model(p: &Project, dir: &str, tokenizer_config: Option<serde_json::Value>) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoders/bert");
-    std::fs::create_dir_all(p.path(dir)).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture.join(f), p.path(dir).join(f)).unwrap();
-    }
-    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
-    let mut vocab = serde_json::Map::new();
-    for (i, s) in specials.iter().enumerate() {
-        vocab.insert(s.to_string(), json!(i));
-    }
-    for i in 4..100 {
-        vocab.insert(format!("w{i}"), json!(i));
-    }
-    vocab.insert("big".into(), json!(150));
-    let added: Vec<_> = specials
-        .iter()
-        .enumerate()
-        .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    p.write(&format!("{dir}/tokenizer.json"), &tokenizer.to_string());
+    common::write_tiny_bert(p, dir, &[("big", 150)]);
     if let Some(c) = tokenizer_config {
         p.write(&format!("{dir}/tokenizer_config.json"), &c.to_string());
     }

@@ -15,7 +15,10 @@ fn pipeline_path() -> &'static PathBuf {
     PATH.get_or_init(|| {
         let root = tempfile::tempdir().expect("tempdir").keep();
         for (file, text) in [
-            ("data/emotion/train.txt", "i feel fine;joy\ni am sad;sadness\n"),
+            (
+                "data/emotion/train.txt",
+                "i feel fine;joy\ni am sad;sadness\n",
+            ),
             ("data/emotion/validation.txt", "so glad;joy\n"),
             ("data/emotion/test.txt", "down;sadness\n"),
             ("data/wikiann/en/train", "en:John\tB-PER\nen:runs\tO\n"),

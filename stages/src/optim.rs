@@ -304,6 +304,38 @@ mod tests {
         assert!((want[0][0] - 0.1).abs() > 0.1);
     }
 
+    /// A NaN gradient norm leaves the parameters and moments as they were (the caller stops),
+    /// and the next finite step is an ordinary first step.
+    #[test]
+    fn a_non_finite_gradient_norm_changes_nothing() {
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[3.0f32, 4.0], &dev).unwrap()).unwrap();
+        let mut opt = AdamW::new(vec![("w.weight".into(), w.clone())], 0.01, true).unwrap();
+        let poisoned = (w.as_tensor() * f64::NAN)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let info = opt.step(&poisoned, 0.1, Some(1.0)).unwrap();
+        assert!(info.grad_norm.is_nan());
+        assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), [3.0, 4.0]);
+        let grads = (w.as_tensor().sqr().unwrap() * 0.5)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let info = opt.step(&grads, 0.1, None).unwrap();
+        assert!((info.grad_norm - 5.0).abs() < 1e-9);
+        // First Adam step: each weight moves by lr (after decay), as if the NaN step never was.
+        let got = w.as_tensor().to_vec1::<f32>().unwrap();
+        for (g, start) in got.iter().zip([3.0f32, 4.0]) {
+            let want = start * (1.0 - 0.1 * 0.01) - 0.1;
+            assert!((g - want).abs() < 1e-6, "{g} vs {want}");
+        }
+    }
+
     #[test]
     fn clipping_scales_to_the_max_norm() {
         let dev = Device::Cpu;

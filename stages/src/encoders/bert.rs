@@ -146,7 +146,7 @@ pub fn check(c: &Config) -> Result<()> {
     {
         candle_core::bail!("position_embedding_type `{t}` is not supported (only `absolute`)");
     }
-    if c.hidden_size % c.num_attention_heads != 0 {
+    if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         candle_core::bail!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             c.hidden_size,

@@ -59,7 +59,7 @@ pub struct DistilBertModel {
 impl DistilBertModel {
     /// Loads from `vb` at the root (`DistilBertModel`) or under `distilbert.`.
     pub fn load(vb: VarBuilder, c: &Config) -> Result<DistilBertModel> {
-        if c.dim % c.n_heads != 0 {
+        if !c.dim.is_multiple_of(c.n_heads) {
             candle_core::bail!("dim {} is not a multiple of n_heads {}", c.dim, c.n_heads);
         }
         let vb = super::base_builder(vb, &["distilbert"], "embeddings.word_embeddings.weight");

@@ -187,7 +187,7 @@ impl Stage for Classify {
     type Params = ClassifyParams;
     const KIND: &'static str = "classify";
     /// Bump when the fit or the outputs change.
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2; // 2: non-finite numbers are refused, never turned into a result
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str = "fit logistic regression or a most-frequent baseline on feature vectors; predict every split";
 

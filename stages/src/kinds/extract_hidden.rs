@@ -224,7 +224,7 @@ impl Stage for ExtractHidden {
     type Params = ExtractHiddenParams;
     const KIND: &'static str = "extract-hidden";
     /// Bump when the vectors computed change.
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2; // 2: non-finite numbers are refused, never turned into a result
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str =

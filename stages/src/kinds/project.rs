@@ -208,7 +208,7 @@ impl Stage for Project {
     type Params = ProjectParams;
     const KIND: &'static str = "project";
     /// Bump when the layout computation changes.
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2; // 2: non-finite numbers are refused, never turned into a result
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str =
         "UMAP or PCA of a vector column to x, y; hexbin figure per label; trustworthiness";

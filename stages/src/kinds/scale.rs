@@ -214,7 +214,7 @@ impl Stage for Scale {
     type Params = ScaleParams;
     const KIND: &'static str = "scale";
     /// Bump when the scaling arithmetic changes.
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2; // 2: non-finite numbers are refused, never turned into a result
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str =
         "min-max or standard scaling of a vector column, fitted on one split (scikit-learn's)";
