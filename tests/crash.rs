@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use common::Project;
@@ -77,6 +78,7 @@ fn sigterm_at_random_moments_leaves_a_message_and_a_consistent_manifest() {
     let p = Project::new();
     let mut rng = Rng(0x2545f4914f6cdd1d);
     let mut stopped = 0;
+    let mut early = 0;
     for i in 0..iterations {
         p.write("pipeline.yaml", &pipeline(rng.next()));
         let child = p
@@ -85,7 +87,8 @@ fn sigterm_at_random_moments_leaves_a_message_and_a_consistent_manifest() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.next() % 400));
+        let delay = rng.next() % 400;
+        std::thread::sleep(Duration::from_millis(delay));
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -103,13 +106,16 @@ fn sigterm_at_random_moments_leaves_a_message_and_a_consistent_manifest() {
                     "iteration {i}: no message:\n{stderr}"
                 );
             }
-            other => panic!("iteration {i}: exit {other:?}:\n{stderr}"),
+            // Sent before cairn's main installed its handler (process start-up takes a few
+            // ms): the default action ends it before it has touched anything.
+            None if delay < 20 && out.status.signal() == Some(15) => early += 1,
+            other => panic!("iteration {i}: exit {other:?} after {delay} ms:\n{stderr}"),
         }
         manifest_records_only_cached_results(&p, i);
         rerun_completes_and_cache_is_sound(&p, i);
     }
     eprintln!(
-        "{iterations} SIGTERMs ({stopped} stopped a running cairn, the rest came after it finished); every stop printed its message, every manifest was consistent"
+        "{iterations} SIGTERMs ({stopped} stopped a running cairn, {early} came before its main started, the rest after it finished); every stop printed its message, every manifest was consistent"
     );
 }
 

@@ -972,7 +972,7 @@ fn hub_label_names(schema: &Schema, column: &str) -> Option<Vec<String>> {
 /// file claiming 10^9 values asked for 8.6 GB). Only the first page of each column chunk can be
 /// a dictionary, so this reads one small page per column.
 fn check_dictionary_pages(file: &std::fs::File) -> Result<(), String> {
-    use parquet::column::page::{Page, PageReader};
+    use parquet::column::page::Page;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let reader = SerializedFileReader::new(file.try_clone().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
