@@ -1604,6 +1604,24 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_page_claiming_more_values_than_its_bytes_is_refused_before_allocating() {
+        // Found by fuzz/load_parquet: 961 bytes whose dictionary page claims ~10^9 values made
+        // the parquet crate ask for 8.6 GB before reading any.
+        let bytes =
+            include_bytes!("../../../tests/fixtures/parquet/dictionary-claims-1e9-values.parquet");
+        let dir = tempfile::tempdir().unwrap();
+        let p = params("{splits: {train: x.parquet}}");
+        let e = load(&p, &file(dir.path(), "bomb.parquet", bytes))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("data/bomb.parquet: not a readable Parquet file")
+                && e.contains("dictionary page claims"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn parquet_with_a_corrupt_delta_encoded_page_is_an_error_naming_the_file() {
         // Found by fuzz/load_parquet: an overlong varint in a DELTA_BINARY_PACKED page panicked
         // inside the parquet crate (`Num of bytes exceed MAX_VLQ_BYTE_LEN`).
