@@ -179,3 +179,28 @@ fn nan_layer_norm(path: &std::path::Path) {
     }
     std::fs::write(path, bytes).unwrap();
 }
+
+/// Regression: `CAIRN_TRAIN_KERNELS` switched the training kernels, so the same pipeline gave
+/// other weights depending on the environment, outside the fingerprint. Nothing outside it may
+/// change an output: not that variable (gone), not the thread count.
+#[test]
+fn the_environment_changes_no_trained_output() {
+    let digests = |env: &[(&str, &str)]| {
+        let p = project("");
+        let mut cmd = p.command(&["run", "p.yaml"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ft = record(&p, "ft");
+        (ft.fingerprint, ft.outputs, ft.metrics)
+    };
+    let plain = digests(&[]);
+    let switched = digests(&[("CAIRN_TRAIN_KERNELS", "none"), ("RAYON_NUM_THREADS", "1")]);
+    assert_eq!(plain, switched);
+}
