@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use cairn::cache::Cache;
 use cairn::manifest::{Manifest, StageRecord};
 use common::Project;
-use serde_json::json;
 
 /// The tiny BERT fixture plus a word-level tokenizer over its 100 ids, into `model/`.
 fn write_tiny_model(p: &Project) {
