@@ -326,7 +326,7 @@ impl Cache {
     }
 
     /// Every entry (fingerprint, file) and object (digest, file, bytes) in the store.
-    pub fn inventory(&self) -> std::io::Result<(Vec<(Digest, PathBuf)>, Vec<StoredObject>)> {
+    pub fn inventory(&self) -> std::io::Result<(Vec<StoredEntryFile>, Vec<StoredObject>)> {
         let mut entries = Vec::new();
         if let Ok(items) = std::fs::read_dir(self.layout.join("entries")) {
             for item in items.flatten() {
@@ -350,6 +350,9 @@ impl Cache {
         Ok((entries, objects))
     }
 }
+
+/// An entry file: its fingerprint and path.
+pub type StoredEntryFile = (Digest, PathBuf);
 
 /// An object file: its digest, path and size.
 pub type StoredObject = (Digest, PathBuf, u64);

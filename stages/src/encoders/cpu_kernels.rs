@@ -19,7 +19,7 @@ pub fn erf_f32(x: f32) -> f32 {
     p = x2.mul_add(p, -2.101_024e-6);
     p = x2.mul_add(p, -5.692_506_4e-5);
     p = x2.mul_add(p, -7.349_906e-4);
-    p = x2.mul_add(p, -2.954_600e-3);
+    p = x2.mul_add(p, -2.954_6e-3);
     p = x2.mul_add(p, -1.609_603_3e-2);
     p *= x;
     let mut q = x2.mul_add(-1.456_607_2e-5, -2.133_740_6e-4);

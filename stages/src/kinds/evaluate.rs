@@ -32,6 +32,9 @@ use crate::logreg::argmax;
 use crate::scores::Report;
 use crate::{labels, plot, seqeval, table};
 
+/// Picks the gold or the predicted tag ids of a scored row.
+type PickTags = fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>;
+
 /// Params of `evaluate`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -422,7 +425,7 @@ impl Stage for Evaluate {
             };
             if let Some(rows) = &scored.rows {
                 // Token classification: entities as seqeval scores them.
-                let tags = |pick: fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>| -> Vec<Vec<String>> {
+                let tags = |pick: PickTags| -> Vec<Vec<String>> {
                     rows.iter()
                         .map(|r| pick(r).iter().map(|&i| name(i)).collect())
                         .collect()

@@ -77,6 +77,9 @@ pub enum BestBy {
     Last,
 }
 
+/// The best epoch so far: its number, its score and a copy of its weights.
+type BestEpoch = (usize, f64, Vec<(String, candle_core::Tensor)>);
+
 /// Params of `finetune`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -251,7 +254,8 @@ impl Stage for Finetune {
             };
             return Err(StageError::param(field, "must be at least 1", None));
         }
-        if !(p.learning_rate > 0.0) {
+        // Written to refuse NaN as well.
+        if p.learning_rate.is_nan() || p.learning_rate <= 0.0 {
             return Err(StageError::param("learning-rate", "must be positive", None));
         }
         if let Some(d) = p.dropout
@@ -340,7 +344,7 @@ impl Stage for Finetune {
         crate::encoders::seed_dropout(p.seed);
 
         let mut history: Vec<EpochRecord> = Vec::new();
-        let mut best: Option<(usize, f64, Vec<(String, candle_core::Tensor)>)> = None;
+        let mut best: Option<BestEpoch> = None;
         let mut table_text = String::new();
         let mut step = 0usize;
         let mut train_seconds = 0.0;
