@@ -306,7 +306,8 @@ pub fn resolve(
     required: &[&str],
     optional: &[&str],
 ) -> Result<ResolvedModel, StageError> {
-    let local = root.join(spec);
+    // `./models/x` under the root `.` reads `./models/x`, not `././models/x`.
+    let local: PathBuf = root.join(spec).components().collect();
     let looks_local = spec.starts_with('.') || spec.starts_with('/') || local.exists();
     let dir = if looks_local {
         if !local.is_dir() {
