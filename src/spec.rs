@@ -190,6 +190,16 @@ impl SourceFile {
                 col: l.column(),
             });
             let message = strip_location(&e.to_string());
+            // Say what the file is, not which Rust type it failed to become.
+            let message = match message
+                .strip_prefix("invalid type: ")
+                .and_then(|m| m.strip_suffix(", expected struct RawPipeline"))
+            {
+                Some(found) => format!(
+                    "the file holds a {found}, but a pipeline is a mapping with `name:` and `stages:`"
+                ),
+                None => message,
+            };
             let hint = top_level_hint(&message);
             let mut d = Diagnostic::new(path, pos, message.clone());
             if let Some(h) = hint {
@@ -256,6 +266,8 @@ fn top_level_hint(message: &str) -> Option<String> {
         Some("every pipeline needs `name:` and `stages:`".into())
     } else if message.starts_with("duplicate entry") {
         Some("each key (and each stage id) may appear only once".into())
+    } else if message.starts_with("the file holds") {
+        Some("write `name: ...` and `stages: ...` as top-level keys (no leading `- `)".into())
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
         None
     } else {
