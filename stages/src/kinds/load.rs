@@ -763,7 +763,16 @@ fn read_jsonl(
             break;
         }
         let obj: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| {
-            StageError::failed(format!("{}:{line}: not a JSON object: {e}", f.shown))
+            // serde_json counts lines within this one line: keep its column, drop its "line 1".
+            let full = e.to_string();
+            let what = full
+                .rsplit_once(" at line ")
+                .map_or(full.as_str(), |(w, _)| w);
+            StageError::failed(format!(
+                "{}:{line}:{}: not a JSON object: {what}",
+                f.shown,
+                e.column()
+            ))
         })?;
         if p.columns.is_none() {
             for k in obj.keys() {
