@@ -102,6 +102,10 @@ pub enum LoadError {
     Config { path: String, message: String },
     #[error("{path}: model_type `{model_type}` is not supported (bert, distilbert, xlm-roberta)")]
     Unsupported { path: String, model_type: String },
+    #[error(
+        "{path}: not readable safetensors ({message}); the file is damaged or a git-lfs pointer: download the model again"
+    )]
+    Weights { path: String, message: String },
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -199,7 +203,18 @@ impl Encoder {
         let cfg = Config::from_file(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is mapped read-only; cairn never writes into model directories.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device)? };
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
+            .map_err(|e| LoadError::Weights {
+                path: weights.display().to_string(),
+                // candle repeats the path; keep its reason.
+                message: e
+                    .to_string()
+                    .rsplit('"')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            })?;
         Ok((Encoder::load(vb, &cfg)?, cfg))
     }
 
