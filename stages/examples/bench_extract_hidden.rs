@@ -10,9 +10,10 @@
 use std::time::Instant;
 
 use cairn_stages::encoders::Encoder;
-use cairn_stages::kinds::extract_hidden::{Pooling, Tokens, encode_rows};
+use cairn_stages::kinds::extract_hidden::{Pooling, encode_rows};
 use cairn_stages::model::{HubRepo, RepoKind, hub_cache_dir};
 use cairn_stages::pretrained::Pretrained;
+use cairn_stages::tokens::Tokens;
 
 const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 

@@ -28,6 +28,7 @@ pub mod seqeval;
 pub mod table;
 #[cfg(feature = "test-kinds")]
 mod testing;
+pub mod tokens;
 pub mod training;
 
 pub use api::*;

@@ -275,6 +275,17 @@ pub fn matmul_transposed<T: Copy + Default + 'static>(
     }
 }
 
+/// `fixed_size_list<float32>[width]` from row-major values.
+pub fn fixed_size_list_f32(values: Vec<f32>, width: usize) -> ArrayRef {
+    let field = Arc::new(Field::new_list_field(DataType::Float32, false));
+    Arc::new(FixedSizeListArray::new(
+        field,
+        width as i32,
+        Arc::new(Float32Array::from(values)),
+        None,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,6 +255,32 @@ pub fn with_columns(
     )?)
 }
 
+/// An integer column as `Option<i64>` per row.
+pub fn ids(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Option<i64>>, StageError> {
+    let col = column(batch, name, split)?;
+    if !col.data_type().is_integer() {
+        return Err(StageError::failed(format!(
+            "column `{name}` of split `{split}` is {}, expected integer label ids",
+            col.data_type()
+        )));
+    }
+    let col = arrow::compute::cast(col, &DataType::Int64)?;
+    Ok(col
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .iter()
+        .collect())
+}
+
+/// Serde default of a `features` param: the column extract-hidden writes.
+pub(crate) fn hidden_state() -> String {
+    "hidden_state".into()
+}
+
+/// Serde default of a fit-split param.
+pub(crate) fn train() -> String {
+    "train".into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

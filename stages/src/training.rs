@@ -204,7 +204,7 @@ impl Examples {
         with_types: bool,
         device: &Device,
     ) -> Result<Batch> {
-        let (ids, mask, types) = crate::kinds::extract_hidden::pad_rows(
+        let (ids, mask, types) = crate::tokens::pad_rows(
             &self.ids,
             None,
             self.types.as_deref(),
@@ -313,7 +313,7 @@ pub fn batch_gradients(
             .sum(),
     };
     let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
-    let parts = crate::kinds::extract_hidden::plan_batches(&lengths, idx.len(), Some(max_tokens));
+    let parts = crate::tokens::plan_batches(&lengths, idx.len(), Some(max_tokens));
     let mut summed: Option<candle_core::backprop::GradStore> = None;
     let mut loss = 0.0;
     for part in parts {

@@ -572,3 +572,20 @@ pub fn base_builder<'a>(vb: VarBuilder<'a>, prefixes: &[&str], probe: &str) -> V
 
 #[cfg(test)]
 mod tests;
+
+/// The candle device for the engine's choice.
+pub fn candle_device(
+    device: crate::api::Device,
+) -> std::result::Result<candle_core::Device, crate::api::StageError> {
+    use crate::api::{Device, StageError};
+    match device {
+        Device::Cpu => Ok(candle_core::Device::Cpu),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(i) => candle_core::Device::new_cuda(i)
+            .map_err(|e| StageError::failed(format!("cannot open cuda:{i}: {e}"))),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(i) => Err(StageError::failed(format!(
+            "cuda:{i} asked for, but this cairn was built without the `cuda` feature"
+        ))),
+    }
+}

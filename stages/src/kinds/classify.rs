@@ -14,15 +14,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
-};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::array::{ArrayRef, Float32Array, Int64Array, RecordBatch};
+use arrow::datatypes::Schema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, Output, PrepareEnv, Stage, StageError};
 use crate::logreg::{self, argmax};
+use crate::matrix::{fixed_size_list_f32, read_f64 as matrix};
+use crate::table::ids;
 use crate::{labels, table};
 
 /// Which classifier.
@@ -107,33 +107,6 @@ impl ClassifyParams {
         }
         Ok(())
     }
-}
-
-/// Feature, probability and logit columns as f64 matrices (non-finite values refused).
-pub use crate::matrix::read_f64 as matrix;
-
-/// An integer column as `Option<i64>` per row.
-pub fn ids(batch: &RecordBatch, name: &str, split: &str) -> Result<Vec<Option<i64>>, StageError> {
-    let col = table::column(batch, name, split)?;
-    if !col.data_type().is_integer() {
-        return Err(StageError::failed(format!(
-            "column `{name}` of split `{split}` is {}, expected integer label ids",
-            col.data_type()
-        )));
-    }
-    let col = arrow::compute::cast(col, &DataType::Int64)?;
-    Ok(col.as_primitive::<Int64Type>().iter().collect())
-}
-
-/// `fixed_size_list<float32>[width]` from row-major values.
-pub fn fixed_size_list_f32(values: Vec<f32>, width: usize) -> ArrayRef {
-    let field = Arc::new(Field::new_list_field(DataType::Float32, false));
-    Arc::new(FixedSizeListArray::new(
-        field,
-        width as i32,
-        Arc::new(Float32Array::from(values)),
-        None,
-    ))
 }
 
 /// What was fitted, as written to `model.json`.
@@ -449,7 +422,9 @@ fn without_column(
 #[cfg(test)]
 mod tests {
 
+    use arrow::array::AsArray;
     use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field};
 
     use super::*;
 

@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
-use crate::kinds::classify::{ids, matrix};
 use crate::logreg::argmax;
+use crate::matrix::read_f64 as matrix;
 use crate::scores::Report;
+use crate::table::ids;
 use crate::{labels, plot, seqeval, table};
 
 /// Picks the gold or the predicted tag ids of a scored row.
@@ -673,7 +674,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
     use super::*;
-    use crate::kinds::classify::fixed_size_list_f32;
+    use crate::matrix::fixed_size_list_f32;
 
     fn fixture() -> serde_json::Value {
         let path = concat!(

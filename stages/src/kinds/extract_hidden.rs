@@ -18,11 +18,12 @@ use arrow::record_batch::RecordBatch;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Arity, Context, Device, External, Output, PrepareEnv, Stage, StageError};
+use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::encoders::candle_device;
 use crate::encoders::{Config, Encoder};
-use crate::kinds::tokenize::{PAD_ID_KEY, VOCAB_SIZE_KEY};
 use crate::model::{self, ResolvedModel};
-use crate::{limits, matrix, table};
+use crate::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, pad_rows, plan_batches};
+use crate::{limits, matrix};
 
 /// The files a model reference needs.
 const REQUIRED: &[&str] = &["config.json", "model.safetensors"];
@@ -89,69 +90,6 @@ fn candle_err(what: &str) -> impl Fn(candle_core::Error) -> StageError + '_ {
     move |e| StageError::failed(format!("{what}: {e}"))
 }
 
-/// The candle device for the engine's choice.
-pub fn candle_device(device: Device) -> Result<candle_core::Device, StageError> {
-    match device {
-        Device::Cpu => Ok(candle_core::Device::Cpu),
-        #[cfg(feature = "cuda")]
-        Device::Cuda(i) => candle_core::Device::new_cuda(i)
-            .map_err(|e| StageError::failed(format!("cannot open cuda:{i}: {e}"))),
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda(i) => Err(StageError::failed(format!(
-            "cuda:{i} asked for, but this cairn was built without the `cuda` feature"
-        ))),
-    }
-}
-
-/// Row indices in batches: sorted by length (stable), at most `batch_size` rows and, with
-/// `max_tokens`, at most that many padded tokens (a longer single row still gets a batch).
-pub fn plan_batches(
-    lengths: &[usize],
-    batch_size: usize,
-    max_tokens: Option<usize>,
-) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    let mut batches = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for i in order {
-        // Sorted ascending: the padded length of `current + i` is `lengths[i]`.
-        let too_many = current.len() >= batch_size.max(1);
-        let too_long = max_tokens.is_some_and(|m| (current.len() + 1) * lengths[i] > m);
-        if !current.is_empty() && (too_many || too_long) {
-            batches.push(std::mem::take(&mut current));
-        }
-        current.push(i);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    batches
-}
-
-/// The token columns of one split, unpadded.
-pub struct Tokens {
-    pub ids: Vec<Vec<i64>>,
-    pub mask: Option<Vec<Vec<i64>>>,
-    pub types: Option<Vec<Vec<i64>>>,
-}
-
-impl Tokens {
-    pub fn read(batch: &RecordBatch, split: &str) -> Result<Tokens, StageError> {
-        let opt = |name: &str| -> Result<Option<Vec<Vec<i64>>>, StageError> {
-            match batch.column_by_name(name) {
-                Some(_) => Ok(Some(table::int_lists(batch, name, split)?)),
-                None => Ok(None),
-            }
-        };
-        Ok(Tokens {
-            ids: table::int_lists(batch, "input_ids", split)?,
-            mask: opt("attention_mask")?,
-            types: opt("token_type_ids")?,
-        })
-    }
-}
-
 /// Pads the rows `idx` of `tokens` into `[b, t]` tensors (ids, mask, types).
 fn pad_batch(
     tokens: &Tokens,
@@ -169,42 +107,6 @@ fn pad_batch(
         with_types,
         device,
     )
-}
-
-/// Pads rows `idx` to their longest: ids `[b, t]` (u32, `pad_id` after each row), the f32
-/// attention mask (`mask` where given, else 1 on real tokens) and, with `with_types` and
-/// `types`, the token types. Shared by inference and training batches.
-pub fn pad_rows(
-    ids: &[Vec<i64>],
-    mask: Option<&[Vec<i64>]>,
-    types: Option<&[Vec<i64>]>,
-    idx: &[usize],
-    pad_id: u32,
-    with_types: bool,
-    device: &candle_core::Device,
-) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
-    let t = idx.iter().map(|&i| ids[i].len()).max().unwrap_or(0);
-    let b = idx.len();
-    let mut padded = vec![pad_id; b * t];
-    let mut m = vec![0f32; b * t];
-    let mut ty = vec![0u32; b * t];
-    for (r, &i) in idx.iter().enumerate() {
-        for (j, &id) in ids[i].iter().enumerate() {
-            padded[r * t + j] = id as u32;
-            m[r * t + j] = mask.map_or(1.0, |m| m[i][j] as f32);
-            if let Some(types) = types {
-                ty[r * t + j] = types[i][j] as u32;
-            }
-        }
-    }
-    let ids = Tensor::from_vec(padded, (b, t), device)?;
-    let mask = Tensor::from_vec(m, (b, t), device)?;
-    let types = if with_types && types.is_some() {
-        Some(Tensor::from_vec(ty, (b, t), device)?)
-    } else {
-        None
-    };
-    Ok((ids, mask, types))
 }
 
 /// `[b, t, h]` hidden states to `[b, h]`.

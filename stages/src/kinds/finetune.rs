@@ -34,13 +34,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::encoders::candle_device;
 use crate::encoders::classifier::Task;
-use crate::kinds::extract_hidden::{Tokens, candle_device, plan_batches};
-use crate::kinds::tokenize::{PAD_ID_KEY, VOCAB_SIZE_KEY};
 use crate::manifold::rng::Rng;
 use crate::model::{self, ResolvedModel};
 use crate::optim::{AdamW, linear_schedule};
 use crate::scores::Report;
+use crate::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, plan_batches};
 use crate::training::{self, Examples, IGNORE, Targets, Trainable};
 use crate::{labels, seqeval, table};
 
@@ -1001,7 +1001,7 @@ mod tests {
             crate::predict::load(&dir.path().join("model"), &candle_core::Device::Cpu).unwrap();
         assert_eq!(saved.labels, ["other", "high"]);
         let val = &out.tables["validation"];
-        let written = crate::kinds::classify::matrix(val, "logits", "validation")
+        let written = crate::matrix::read_f64(val, "logits", "validation")
             .unwrap()
             .0;
         assert!(

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
 use crate::figure::{self, Panel};
-use crate::kinds::scale::{hidden_state, train};
 use crate::labels;
 use crate::manifold::knn::Metric;
 use crate::manifold::pca::Pca;
@@ -28,6 +27,7 @@ use crate::manifold::trust::trustworthiness;
 use crate::manifold::umap::{self, Hooks, Init, UmapConfig};
 use crate::matrix::{self, Matrix};
 use crate::table;
+use crate::table::{hidden_state, train};
 
 /// How to project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

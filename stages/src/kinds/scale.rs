@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
 use crate::matrix::{self, Matrix};
-use crate::table;
+use crate::table::{self, hidden_state, train};
 
 /// How to scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +42,6 @@ pub struct ScaleParams {
 
 fn min_max() -> ScaleMethod {
     ScaleMethod::MinMax
-}
-pub(crate) fn hidden_state() -> String {
-    "hidden_state".into()
-}
-pub(crate) fn train() -> String {
-    "train".into()
 }
 
 /// A fitted scaler: `y = f32((x − offset) / scale)` for standard, `y = x · mul + add` (f32) for

@@ -29,11 +29,7 @@ use tokenizers::{EncodeInput, Encoding};
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
 use crate::pretrained::{self, Pretrained};
 use crate::table;
-
-/// Metadata key: the id of the padding token.
-pub const PAD_ID_KEY: &str = "cairn.pad-token-id";
-/// Metadata key: the vocabulary size.
-pub const VOCAB_SIZE_KEY: &str = "cairn.vocab-size";
+use crate::tokens::{PAD_ID_KEY, VOCAB_SIZE_KEY};
 
 /// Params of `tokenize`.
 #[derive(Debug, Serialize, Deserialize)]
