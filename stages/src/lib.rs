@@ -9,6 +9,8 @@
 pub mod api;
 pub mod encoders;
 pub mod figure;
+#[cfg(any(test, feature = "test-kinds"))]
+pub mod fixtures;
 pub mod inspect;
 pub mod kinds;
 pub mod labels;

@@ -106,38 +106,8 @@ pub fn sorted(v: &[&str]) -> Vec<String> {
     v
 }
 
-/// The tiny random BERT fixture (vocabulary 100, 64 positions) with a word-level tokenizer over
-/// its ids, written into `dir` of the project: `[PAD]` `[UNK]` `[CLS]` `[SEP]`, `w4` … `w99`,
-/// plus `extra` (word, id) entries (an id ≥ 100 is beyond the model's vocabulary).
+/// The tiny random BERT with a word-level tokenizer, in `dir` of the project (see
+/// `cairn_stages::fixtures::write_tiny_bert`).
 pub fn write_tiny_bert(p: &Project, dir: &str, extra: &[(&str, u32)]) {
-    use serde_json::json;
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encoders/bert");
-    std::fs::create_dir_all(p.path(dir)).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture.join(f), p.path(dir).join(f)).unwrap();
-    }
-    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
-    let mut vocab = serde_json::Map::new();
-    for (i, s) in specials.iter().enumerate() {
-        vocab.insert(s.to_string(), json!(i));
-    }
-    for i in 4..100 {
-        vocab.insert(format!("w{i}"), json!(i));
-    }
-    for (word, id) in extra {
-        vocab.insert(word.to_string(), json!(id));
-    }
-    let added: Vec<_> = specials
-        .iter()
-        .enumerate()
-        .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-        .collect();
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    p.write(&format!("{dir}/tokenizer.json"), &tokenizer.to_string());
+    cairn_stages::fixtures::write_tiny_bert(&p.path(dir), extra);
 }

@@ -876,32 +876,7 @@ mod tests {
     /// (`[PAD]` `[UNK]` `[CLS]` `[SEP]`, then `w4` … `w99`).
     fn tiny_model() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/encoders/bert");
-        for f in ["config.json", "model.safetensors"] {
-            std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
-        }
-        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
-        let mut vocab = serde_json::Map::new();
-        for (i, s) in specials.iter().enumerate() {
-            vocab.insert(s.to_string(), json!(i));
-        }
-        for i in 4..100 {
-            vocab.insert(format!("w{i}"), json!(i));
-        }
-        let added: Vec<_> = specials
-            .iter()
-            .enumerate()
-            .map(|(i, s)| json!({"id": i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
-            .collect();
-        let tokenizer = json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-            "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-            "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-            "decoder": null,
-            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-        });
-        std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+        crate::fixtures::write_tiny_bert(dir.path(), &[]);
         dir
     }
 
