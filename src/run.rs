@@ -202,7 +202,7 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
         }
     }
     // A manifest that cannot be read (a bad merge) is reported before hours of work, not after.
-    Manifest::load(&cache.manifest_path(&pipeline.name))?;
+    let recorded = Manifest::load(&cache.manifest_path(&pipeline.name))?;
     let mut stats = StatCache::open(&cache.stat_cache_path(), opts.rehash);
     let events = EventLog::open(opts.events.as_deref())?;
     let multi = MultiProgress::with_draw_target(if opts.progress {
@@ -378,7 +378,7 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
     let (manifest_written, manifest_error) = if opts.dry_run {
         (false, None)
     } else {
-        match record_results(pipeline, cache, &state) {
+        match record_results(pipeline, cache, recorded.as_ref(), &state) {
             Ok(written) => (written, None),
             Err(e) => (false, Some(e)),
         }
@@ -416,9 +416,14 @@ pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Res
 /// Writes the manifest: every stage that has a result now, old records of the others. Nothing
 /// is written when nothing changed, nor a first manifest with no stage in it (a run that failed
 /// at once leaves no trace).
-fn record_results(pipeline: &Pipeline, cache: &Cache, state: &[State]) -> Result<bool, String> {
+/// `old` is the manifest as read before the run (the cache lock keeps it current).
+fn record_results(
+    pipeline: &Pipeline,
+    cache: &Cache,
+    old: Option<&Manifest>,
+    state: &[State],
+) -> Result<bool, String> {
     let path = cache.manifest_path(&pipeline.name);
-    let old = Manifest::load(&path).map_err(|e| format!("cannot update the manifest: {e:#}"))?;
     let mut manifest = Manifest {
         pipeline: pipeline.name.clone(),
         cairn_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -427,13 +432,13 @@ fn record_results(pipeline: &Pipeline, cache: &Cache, state: &[State]) -> Result
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let record = match &state[i] {
             State::Done(_, Some((planned, entry)), _) => Some(plan::record(stage, planned, entry)),
-            _ => old.as_ref().and_then(|m| m.stages.get(&stage.id).cloned()),
+            _ => old.and_then(|m| m.stages.get(&stage.id).cloned()),
         };
         if let Some(r) = record {
             manifest.stages.insert(stage.id.clone(), r);
         }
     }
-    let changed = match &old {
+    let changed = match old {
         Some(old) => *old != manifest,
         None => !manifest.stages.is_empty(),
     };
