@@ -976,15 +976,66 @@ fn hub_label_names(schema: &Schema, column: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// A Parquet file held in memory, whose sequential reads fail at the end of the file instead of
+/// returning 0 bytes. The parquet crate skips a page header's unknown Thrift fields with
+/// `io::copy(reader.take(n))`, which stops silently at end of file, so a header declaring a list
+/// of 2^31 byte strings ran 2^31 empty reads (fuzz/load_parquet: 2.7 KB, 78 s). A page header
+/// never legitimately runs into the end of the file (the footer follows the pages), so an error
+/// there only ever ends a corrupt read early.
+#[derive(Clone)]
+struct ParquetBytes(bytes::Bytes);
+
+struct StrictEofReader(bytes::Bytes);
+
+impl std::io::Read for StrictEofReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past the end of the file",
+            ));
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0.split_to(n));
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::Length for ParquetBytes {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+impl parquet::file::reader::ChunkReader for ParquetBytes {
+    type T = StrictEofReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<StrictEofReader> {
+        let rest = usize::try_from(start)
+            .ok()
+            .and_then(|start| self.0.get(start..))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::EOF(format!(
+                    "offset {start} is past the end of the file ({} bytes)",
+                    self.0.len()
+                ))
+            })?;
+        Ok(StrictEofReader(self.0.slice_ref(rest)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.0.get_bytes(start, length)
+    }
+}
+
 /// Refuses a dictionary page that claims more values than its bytes can hold. The parquet
 /// crate allocates room for the claimed count before decoding (fuzz/load_parquet: a 961-byte
 /// file claiming 10^9 values asked for 8.6 GB). Only the first page of each column chunk can be
 /// a dictionary, so this reads one small page per column.
-fn check_dictionary_pages(file: &std::fs::File) -> Result<(), String> {
+fn check_dictionary_pages(file: &ParquetBytes) -> Result<(), String> {
     use parquet::column::page::Page;
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let reader = SerializedFileReader::new(file.try_clone().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file.clone()).map_err(|e| e.to_string())?;
     for g in 0..reader.metadata().num_row_groups() {
         let group = reader.get_row_group(g).map_err(|e| e.to_string())?;
         for c in 0..group.num_columns() {
@@ -1016,8 +1067,7 @@ fn read_parquet(
     labeler: &Labeler,
 ) -> Result<RecordBatch, StageError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(&f.path)
-        .map_err(|e| StageError::failed(format!("{}: cannot read: {e}", f.shown)))?;
+    let file = ParquetBytes(read_bytes(f)?.into());
     let bad = |e: &dyn std::fmt::Display| {
         StageError::failed(format!("{}: not a readable Parquet file: {e}", f.shown))
     };
@@ -1626,6 +1676,23 @@ mod tests {
         assert!(
             e.starts_with("data/bomb.parquet: not a readable Parquet file")
                 && e.contains("dictionary page claims"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_page_header_that_runs_past_the_end_of_the_file_is_refused_not_skipped_forever() {
+        // Found by fuzz/load_parquet: 2.7 KB whose page header declares a list of ~2^31 byte
+        // strings; skipping them read an empty file tail once per element (78 s).
+        let bytes =
+            include_bytes!("../../../tests/fixtures/parquet/page-header-skips-past-eof.parquet");
+        let dir = tempfile::tempdir().unwrap();
+        let p = params("{splits: {train: x.parquet}}");
+        let e = load(&p, &file(dir.path(), "bomb.parquet", bytes))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("data/bomb.parquet: not a readable Parquet file"),
             "{e}"
         );
     }
