@@ -540,7 +540,7 @@ fn show_stage(
             print!("{}", show::head(&batch, head, &columns)?);
         }
         // What a summary means depends on the data, so the stages crate writes it.
-        View::Stats => print!("{}", cairn_stages::inspect::describe(&batch)),
+        View::Stats => print!("{}", cairn_stages::columns::inspect::describe(&batch)),
     }
     Ok(ExitCode::SUCCESS)
 }

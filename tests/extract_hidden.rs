@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Float32Type};
 use arrow::record_batch::RecordBatch;
 use cairn::cache::{Cache, table_output_name};
 use cairn::manifest::Manifest;
-use cairn_stages::labels;
+use cairn_stages::columns::labels;
 use common::Project;
 
 const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";

@@ -10,7 +10,7 @@ use std::process::Command;
 use arrow::record_batch::RecordBatch;
 use cairn::cache::{Cache, table_output_name};
 use cairn::manifest::Manifest;
-use cairn_stages::{labels, table};
+use cairn_stages::{columns::labels, columns::table};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -34,13 +34,14 @@ fn data_dir() -> PathBuf {
 
 /// Fails with what to do when the model is not in the Hugging Face cache.
 fn require_model() {
-    let snapshot = cairn_stages::model::HubRepo::parse(cairn_stages::model::RepoKind::Model, MODEL)
-        .unwrap()
-        .cached_snapshot(&cairn_stages::model::hub_cache_dir());
+    let snapshot =
+        cairn_stages::hub::model::HubRepo::parse(cairn_stages::hub::model::RepoKind::Model, MODEL)
+            .unwrap()
+            .cached_snapshot(&cairn_stages::hub::model::hub_cache_dir());
     assert!(
         snapshot.is_some_and(|s| s.join("tokenizer.json").is_file()),
         "{MODEL} is not in the Hugging Face cache ({}): run scripts/setup.sh",
-        cairn_stages::model::hub_cache_dir().display()
+        cairn_stages::hub::model::hub_cache_dir().display()
     );
 }
 
@@ -466,7 +467,7 @@ fn describe_shows_the_class_distribution_of_emotion() {
         data.display()
     ))
     .ok();
-    let text = cairn_stages::inspect::describe(&p.table("e", "load", "train"));
+    let text = cairn_stages::columns::inspect::describe(&p.table("e", "load", "train"));
     let raw = std::fs::read_to_string(data.join("emotion/train.txt")).unwrap();
     let joy = raw.lines().filter(|l| l.ends_with(";joy")).count();
     let line = text.lines().nth(2).unwrap(); // header, then the most frequent class

@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
-use cairn_stages::encoders::Encoder;
+use cairn_stages::columns::tokens::Tokens;
+use cairn_stages::hub::model::{HubRepo, RepoKind, hub_cache_dir};
+use cairn_stages::hub::pretrained::Pretrained;
 use cairn_stages::kinds::extract_hidden::{Pooling, encode_rows};
-use cairn_stages::model::{HubRepo, RepoKind, hub_cache_dir};
-use cairn_stages::pretrained::Pretrained;
-use cairn_stages::tokens::Tokens;
+use cairn_stages::nn::encoders::Encoder;
 
 const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
@@ -38,7 +38,7 @@ fn main() {
         .unwrap()
         .cached_snapshot(&hub_cache_dir())
         .expect("the model is not in the HF cache: run scripts/setup.sh");
-    let model = cairn_stages::model::ResolvedModel {
+    let model = cairn_stages::hub::model::ResolvedModel {
         shown: MODEL.into(),
         dir: dir.clone(),
         files: Vec::new(),

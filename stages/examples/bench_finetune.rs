@@ -12,12 +12,12 @@
 
 use std::time::Instant;
 
-use cairn_stages::encoders::classifier::Task;
-use cairn_stages::manifold::rng::Rng;
-use cairn_stages::model::{HubRepo, RepoKind, hub_cache_dir};
-use cairn_stages::optim::{AdamW, linear_schedule};
-use cairn_stages::pretrained::Pretrained;
-use cairn_stages::training::{self, Examples, Targets};
+use cairn_stages::hub::model::{HubRepo, RepoKind, hub_cache_dir};
+use cairn_stages::hub::pretrained::Pretrained;
+use cairn_stages::ml::rng::Rng;
+use cairn_stages::nn::encoders::classifier::Task;
+use cairn_stages::nn::optim::{AdamW, linear_schedule};
+use cairn_stages::nn::training::{self, Examples, Targets};
 
 const MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const LABELS: [&str; 6] = ["sadness", "joy", "love", "anger", "fear", "surprise"];
@@ -44,7 +44,7 @@ fn main() {
         .unwrap()
         .cached_snapshot(&hub_cache_dir())
         .expect("the model is not in the HF cache: run scripts/setup.sh");
-    let model = cairn_stages::model::ResolvedModel {
+    let model = cairn_stages::hub::model::ResolvedModel {
         shown: MODEL.into(),
         dir: dir.clone(),
         files: Vec::new(),
@@ -92,7 +92,7 @@ fn main() {
     let mut opt = AdamW::new(t.named_vars(), 0.01, true).unwrap();
     let lengths: Vec<usize> = examples.ids.iter().map(Vec::len).collect();
     let batches = training::epoch_batches(&lengths, batch, true, &mut Rng::new(42));
-    cairn_stages::encoders::seed_dropout(42);
+    cairn_stages::nn::encoders::seed_dropout(42);
 
     let (mut fwd, mut bwd, mut upd, mut tokens, mut samples) = (0.0, 0.0, 0.0, 0usize, 0usize);
     let started = Instant::now();

@@ -23,7 +23,7 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use cairn_stages::kinds::classify::{Classify, ClassifyParams};
 use cairn_stages::kinds::evaluate::{Evaluate, EvaluateParams};
-use cairn_stages::{Context, Device, Input, NoProgress, Output, Stage, Tables, labels};
+use cairn_stages::{Context, Device, Input, NoProgress, Output, Stage, Tables, columns::labels};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const NAMES: [&str; 6] = ["sadness", "joy", "love", "anger", "fear", "surprise"];

@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use cairn_stages::model;
-use cairn_stages::pretrained::{self, Pretrained};
+use cairn_stages::hub::model;
+use cairn_stages::hub::pretrained::{self, Pretrained};
 
 fn main() {
     let mut args = std::env::args().skip(1);

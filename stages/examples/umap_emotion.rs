@@ -19,12 +19,12 @@ use std::time::Instant;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use cairn_stages::api::{Context, Device, Input, Progress, Stage};
+use cairn_stages::columns::matrix::{self, Matrix};
 use cairn_stages::kinds::project::{self, Project, ProjectParams};
 use cairn_stages::kinds::scale::{ScaleMethod, Scaler};
-use cairn_stages::manifold::knn::Metric;
-use cairn_stages::manifold::trust::trustworthiness;
-use cairn_stages::matrix::{self, Matrix};
-use cairn_stages::{labels, table};
+use cairn_stages::ml::manifold::knn::Metric;
+use cairn_stages::ml::manifold::trust::trustworthiness;
+use cairn_stages::{columns::labels, columns::table};
 
 const LABELS: [&str; 6] = ["sadness", "joy", "love", "anger", "fear", "surprise"];
 

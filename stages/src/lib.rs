@@ -7,31 +7,18 @@
 //! Adding a kind: write one module implementing [`Stage`], add one line to [`registry::KINDS`].
 
 pub mod api;
-pub mod encoders;
-pub mod figure;
+pub mod columns;
+pub mod figures;
 #[cfg(any(test, feature = "test-kinds"))]
 pub mod fixtures;
-pub mod inspect;
+pub mod hub;
 pub mod kinds;
-pub mod labels;
-pub mod lbfgs;
-pub mod limits;
-pub mod logreg;
-pub mod manifold;
-pub mod matrix;
-pub mod model;
-pub mod optim;
-pub mod plot;
-pub mod predict;
-pub mod pretrained;
+pub mod metrics;
+pub mod ml;
+pub mod nn;
 pub mod registry;
-pub mod scores;
-pub mod seqeval;
-pub mod table;
 #[cfg(feature = "test-kinds")]
 mod testing;
-pub mod tokens;
-pub mod training;
 
 pub use api::*;
 

@@ -12,9 +12,9 @@ use std::sync::atomic::AtomicBool;
 
 use arrow::record_batch::RecordBatch;
 use cairn_stages::api::{Context, Device, Input, NoProgress, Stage};
+use cairn_stages::columns::{matrix, table};
 use cairn_stages::kinds::project::{Project, ProjectParams};
 use cairn_stages::kinds::scale::{ScaleMethod, Scaler};
-use cairn_stages::{matrix, table};
 
 #[test]
 #[ignore = "needs the reference features; slow in debug builds"]

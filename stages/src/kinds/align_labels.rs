@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
-use crate::table;
+use crate::columns::table;
 
 /// Params of `align-labels`.
 #[derive(Debug, Serialize, Deserialize)]

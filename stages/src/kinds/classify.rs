@@ -1,6 +1,6 @@
 //! `classify`: the chapter's classifiers on feature vectors (the hidden states of a frozen
 //! encoder): `logistic-regression` (scikit-learn's `LogisticRegression`, multinomial, L2,
-//! lbfgs; see [`crate::logreg`]) and `most-frequent` (`DummyClassifier(strategy=
+//! lbfgs; see [`crate::ml::logreg`]) and `most-frequent` (`DummyClassifier(strategy=
 //! "most_frequent")`, the baseline). Fits on one split, predicts every split.
 //!
 //! Output per split: the input's columns less the features, plus `pred: int64` (label id),
@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, Output, PrepareEnv, Stage, StageError};
-use crate::logreg::{self, argmax};
-use crate::matrix::{fixed_size_list_f32, read_f64 as matrix};
-use crate::table::ids;
-use crate::{labels, table};
+use crate::columns::matrix::{fixed_size_list_f32, read_f64 as matrix};
+use crate::columns::table::ids;
+use crate::ml::logreg::{self, argmax};
+use crate::{columns::labels, columns::table};
 
 /// Which classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! Input: one table per split with the true label ids and either predicted ids (`pred`) or
 //! scores to take the argmax of (`probs` or `logits`, `fixed_size_list<float>[k]`), e.g. the
 //! output of `classify` or of a fine-tuning stage (`label`, `pred`, `logits`, `loss`, `text`).
-//! Label names come from the schema metadata (see [`crate::labels`]).
+//! Label names come from the schema metadata (see [`crate::columns::labels`]).
 //!
 //! Token labels (list columns, e.g. a token-classification `finetune`'s `labels` and `pred`,
 //! -100 where unscored): the report and confusion matrix count the scored tokens, and the
@@ -27,11 +27,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
-use crate::logreg::argmax;
-use crate::matrix::read_f64 as matrix;
-use crate::scores::Report;
-use crate::table::ids;
-use crate::{labels, plot, seqeval, table};
+use crate::columns::matrix::read_f64 as matrix;
+use crate::columns::table::ids;
+use crate::metrics::scores::Report;
+use crate::ml::logreg::argmax;
+use crate::{columns::labels, columns::table, figures::heatmap, metrics::seqeval};
 
 /// Picks the gold or the predicted tag ids of a scored row.
 type PickTags = fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>;
@@ -83,7 +83,7 @@ fn example_loss(
     truth: &[i64],
 ) -> Result<Option<Vec<f64>>, StageError> {
     if batch.column_by_name("loss").is_some() {
-        let loss = crate::matrix::read_scalars(batch, "loss", split)?;
+        let loss = crate::columns::matrix::read_scalars(batch, "loss", split)?;
         return Ok(Some(
             loss.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
         ));
@@ -520,7 +520,7 @@ impl Stage for Evaluate {
                     .collect();
                 conf_rows.push((split.clone(), n.clone(), cells));
             }
-            plot::confusion_heatmap(
+            heatmap::confusion_heatmap(
                 &ctx.out_dir.join(format!("confusion-{split}.png")),
                 &normalized,
                 &report.names,
@@ -674,7 +674,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
     use super::*;
-    use crate::matrix::fixed_size_list_f32;
+    use crate::columns::matrix::fixed_size_list_f32;
 
     fn fixture() -> serde_json::Value {
         let path = concat!(

@@ -19,11 +19,11 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::encoders::candle_device;
-use crate::encoders::{Config, Encoder};
-use crate::model::{self, ResolvedModel};
-use crate::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, pad_rows, plan_batches};
-use crate::{limits, matrix};
+use crate::columns::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, pad_rows, plan_batches};
+use crate::hub::model::{self, ResolvedModel};
+use crate::nn::encoders::candle_device;
+use crate::nn::encoders::{Config, Encoder};
+use crate::{columns::matrix, nn::limits};
 
 /// The files a model reference needs.
 const REQUIRED: &[&str] = &["config.json", "model.safetensors"];

@@ -19,7 +19,7 @@
 //! - metrics: the best epoch's validation scores and the step count.
 //!
 //! Outputs and metrics are results: the same inputs, seed and machine give the same bytes (see
-//! [`crate::training`] on determinism), so a forced rerun leaves downstream stages cached.
+//! [`crate::nn::training`] on determinism), so a forced rerun leaves downstream stages cached.
 //! Timing goes to the run record ([`Output::run_facts`]), never into a table or a metric.
 
 use std::fmt::Write as _;
@@ -34,15 +34,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::encoders::candle_device;
-use crate::encoders::classifier::Task;
-use crate::manifold::rng::Rng;
-use crate::model::{self, ResolvedModel};
-use crate::optim::{AdamW, linear_schedule};
-use crate::scores::Report;
-use crate::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, plan_batches};
-use crate::training::{self, Examples, IGNORE, Targets, Trainable};
-use crate::{labels, seqeval, table};
+use crate::columns::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, plan_batches};
+use crate::hub::model::{self, ResolvedModel};
+use crate::metrics::scores::Report;
+use crate::ml::rng::Rng;
+use crate::nn::encoders::candle_device;
+use crate::nn::encoders::classifier::Task;
+use crate::nn::optim::{AdamW, linear_schedule};
+use crate::nn::training::{self, Examples, IGNORE, Targets, Trainable};
+use crate::{columns::labels, columns::table, metrics::seqeval};
 
 /// The files a model reference needs.
 const REQUIRED: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
@@ -230,7 +230,7 @@ impl Stage for Finetune {
     const VERSION: u32 = 3;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
-    const PREDICT: Option<crate::api::PredictFn> = Some(crate::predict::predict_texts);
+    const PREDICT: Option<crate::api::PredictFn> = Some(crate::nn::predict::predict_texts);
     const SUMMARY: &'static str = "fine-tunes an encoder + classification head (sequence or token) end to end; writes an HF model directory and predictions";
 
     fn externals(p: &FinetuneParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
@@ -272,7 +272,7 @@ impl Stage for Finetune {
         let input = ctx.single_input()?;
         // Token ids and lengths the model cannot take fail here, not deep inside training.
         let model_dir = resolve(&p.model, ctx.root, ctx.offline)?.dir;
-        crate::limits::check_token_columns(&model_dir, &p.model, input, None)?;
+        crate::nn::limits::check_token_columns(&model_dir, &p.model, input, None)?;
         let label_col = p.label.clone().unwrap_or_else(|| match p.task {
             Task::SequenceClassification => "label".into(),
             Task::TokenClassification => "labels".into(),
@@ -341,7 +341,7 @@ impl Stage for Finetune {
         let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
         let train_lengths: Vec<usize> = train.examples.ids.iter().map(Vec::len).collect();
         let mut rng = Rng::new(p.seed);
-        crate::encoders::seed_dropout(p.seed);
+        crate::nn::encoders::seed_dropout(p.seed);
 
         let mut history: Vec<EpochRecord> = Vec::new();
         let mut best: Option<BestEpoch> = None;
@@ -869,7 +869,7 @@ fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifold::rng::Rng;
+    use crate::ml::rng::Rng;
     use arrow::array::AsArray;
 
     /// The tiny random BERT fixture plus a word-level tokenizer over its 100 ids
@@ -973,10 +973,10 @@ mod tests {
         // The saved directory reloads (as `cairn predict` and `transformers` load it) and
         // gives the logits the stage wrote.
         let saved =
-            crate::predict::load(&dir.path().join("model"), &candle_core::Device::Cpu).unwrap();
+            crate::nn::predict::load(&dir.path().join("model"), &candle_core::Device::Cpu).unwrap();
         assert_eq!(saved.labels, ["other", "high"]);
         let val = &out.tables["validation"];
-        let written = crate::matrix::read_f64(val, "logits", "validation")
+        let written = crate::columns::matrix::read_f64(val, "logits", "validation")
             .unwrap()
             .0;
         assert!(
@@ -1005,7 +1005,8 @@ mod tests {
             assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
         }
         let text =
-            crate::predict::predict_texts(dir.path(), &["w70 w5".into(), "w5 w6".into()]).unwrap();
+            crate::nn::predict::predict_texts(dir.path(), &["w70 w5".into(), "w5 w6".into()])
+                .unwrap();
         assert!(
             text.contains("\"w70 w5\" → ") && text.contains("other") && text.contains("high"),
             "{text}"
@@ -1065,7 +1066,7 @@ mod tests {
         assert!(out.tables["history"].column_by_name("precision").is_some());
         let f1 = out.metrics["validation"]["f1"].as_f64().unwrap();
         assert!(f1 > 0.5, "entity F1 {f1}");
-        let text = crate::predict::predict_texts(dir.path(), &["w70 w5 w80".into()]).unwrap();
+        let text = crate::nn::predict::predict_texts(dir.path(), &["w70 w5 w80".into()]).unwrap();
         assert!(
             text.contains("w70/") && text.contains("w5/") && text.contains("w80/"),
             "{text}"

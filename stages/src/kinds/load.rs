@@ -9,7 +9,7 @@
 //!
 //! Labels: `labels: [sadness, joy, ...]` maps the label column's names to ids (`int64`, in list
 //! order); integer labels are checked against it and the names recorded. The names go into the
-//! schema metadata (see [`crate::labels`]). A Hub dataset's own `ClassLabel` names are used
+//! schema metadata (see [`crate::columns::labels`]). A Hub dataset's own `ClassLabel` names are used
 //! when `labels:` is not given.
 //!
 //! Every problem in a file is an error naming `file:line` and what was found there.
@@ -24,9 +24,9 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::labels::{self, LabelMap};
-use crate::model::{HubRepo, RepoKind};
-use crate::table;
+use crate::columns::labels::{self, LabelMap};
+use crate::columns::table;
+use crate::hub::model::{HubRepo, RepoKind};
 
 /// How the split files are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

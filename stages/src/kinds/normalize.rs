@@ -10,8 +10,8 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::pretrained::{self, Pretrained};
-use crate::table;
+use crate::columns::table;
+use crate::hub::pretrained::{self, Pretrained};
 
 /// One normalization step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ use tokenizers::{
 };
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::pretrained::{self, Pretrained};
-use crate::table;
+use crate::columns::table;
+use crate::hub::pretrained::{self, Pretrained};
 
 /// How to split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

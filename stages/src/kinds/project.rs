@@ -19,15 +19,15 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
-use crate::figure::{self, Panel};
-use crate::labels;
-use crate::manifold::knn::Metric;
-use crate::manifold::pca::Pca;
-use crate::manifold::trust::trustworthiness;
-use crate::manifold::umap::{self, Hooks, Init, UmapConfig};
-use crate::matrix::{self, Matrix};
-use crate::table;
-use crate::table::{hidden_state, train};
+use crate::columns::labels;
+use crate::columns::matrix::{self, Matrix};
+use crate::columns::table;
+use crate::columns::table::{hidden_state, train};
+use crate::figures::hexbin::{self, Panel};
+use crate::ml::manifold::knn::Metric;
+use crate::ml::manifold::pca::Pca;
+use crate::ml::manifold::trust::trustworthiness;
+use crate::ml::manifold::umap::{self, Hooks, Init, UmapConfig};
 
 /// How to project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,7 +149,7 @@ pub fn draw(
     batch: &RecordBatch,
     layout: &Matrix,
 ) -> Result<(), StageError> {
-    figure::hexbin_grid(path, &panels(batch, layout), 20)
+    hexbin::hexbin_grid(path, &panels(batch, layout), 20)
 }
 
 /// One panel per label of `batch` (by the recorded label column, else `label`), titled by the
@@ -377,7 +377,7 @@ mod tests {
 
     fn features(n: usize) -> RecordBatch {
         // Three blobs in 8-D, labels 0..3, label names in the metadata.
-        let mut rng = crate::manifold::rng::Rng::new(5);
+        let mut rng = crate::ml::rng::Rng::new(5);
         let mut data = Vec::new();
         let mut label = Vec::new();
         for i in 0..n {

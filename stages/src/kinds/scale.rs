@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
-use crate::matrix::{self, Matrix};
-use crate::table::{self, hidden_state, train};
+use crate::columns::matrix::{self, Matrix};
+use crate::columns::table::{self, hidden_state, train};
 
 /// How to scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,7 +352,7 @@ mod tests {
         use arrow::record_batch::RecordBatch;
 
         use crate::api::{Device, Input, NoProgress};
-        use crate::labels;
+        use crate::columns::labels;
 
         let names: Vec<String> = ["sadness", "joy"].map(String::from).to_vec();
         let batch = |m: Matrix| {

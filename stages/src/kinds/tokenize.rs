@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokenizers::{EncodeInput, Encoding};
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::pretrained::{self, Pretrained};
-use crate::table;
-use crate::tokens::{PAD_ID_KEY, VOCAB_SIZE_KEY};
+use crate::columns::table;
+use crate::columns::tokens::{PAD_ID_KEY, VOCAB_SIZE_KEY};
+use crate::hub::pretrained::{self, Pretrained};
 
 /// Params of `tokenize`.
 #[derive(Debug, Serialize, Deserialize)]

@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
-use crate::manifold::knn::{Metric, Prepared, knn_low_dim};
-use crate::matrix::Matrix;
+use crate::columns::matrix::Matrix;
+use crate::ml::manifold::knn::{Metric, Prepared, knn_low_dim};
 
 /// Trustworthiness of `layout` (rows of `x` placed in low dimension) with `k` neighbours.
 /// `None` when cancelled. Needs `k < n / 2`.

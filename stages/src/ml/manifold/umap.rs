@@ -14,11 +14,11 @@
 //! Deterministic for a given seed: one seeded generator, and the SGD runs on one thread in edge
 //! order (umap-learn does the same when given a `random_state`).
 
-use crate::manifold::knn::{Knn, Metric, knn};
-use crate::manifold::pca::Pca;
-use crate::manifold::rng::Rng;
-use crate::manifold::spectral::{Graph, spectral_layout};
-use crate::matrix::Matrix;
+use crate::columns::matrix::Matrix;
+use crate::ml::manifold::knn::{Knn, Metric, knn};
+use crate::ml::manifold::pca::Pca;
+use crate::ml::manifold::spectral::{Graph, spectral_layout};
+use crate::ml::rng::Rng;
 
 /// What to compute.
 #[derive(Debug, Clone)]
@@ -480,7 +480,7 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifold::knn::knn_low_dim;
+    use crate::ml::manifold::knn::knn_low_dim;
 
     #[test]
     fn ab_params_match_umap_learn() {

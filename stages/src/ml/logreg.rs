@@ -8,7 +8,7 @@
 //! - more than two classes: one weight row per class (softmax over k logits); two classes: one
 //!   row for the second class against a fixed zero logit for the first (scikit-learn's binary
 //!   model, which is *not* the k = 2 multinomial one: the penalty differs);
-//! - start at zero, minimise with [`crate::lbfgs`] (SciPy's L-BFGS-B behaviour), m = 10,
+//! - start at zero, minimise with [`crate::ml::lbfgs`] (SciPy's L-BFGS-B behaviour), m = 10,
 //!   `gtol = tol`, `ftol = 64·ε`, 50 line-search evaluations, as scikit-learn sets them.
 //!
 //! The loss and gradient run over fixed blocks of rows (X·Wᵀ and Gᵀ·X as small GEMMs), in
@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::lbfgs;
+use crate::ml::lbfgs;
 
 /// Rows per block of the loss/gradient pass: a block of 384-wide f64 features is 1.5 MiB.
 const BLOCK: usize = 512;

@@ -6,7 +6,7 @@ use arrow::record_batch::RecordBatch;
 use candle_core::Tensor;
 
 use crate::api::StageError;
-use crate::table;
+use crate::columns::table;
 
 /// Metadata key: the id of the padding token.
 pub const PAD_ID_KEY: &str = "cairn.pad-token-id";

@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 
-use crate::labels;
+use crate::columns::labels;
 
 /// min / median / mean / max of some counts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +64,7 @@ fn word_counts(batch: &RecordBatch, column: &str) -> Option<Vec<usize>> {
 }
 
 /// The class distribution and words-per-text per class when the table has labels (label
-/// names from the schema metadata, see [`crate::labels`]); else a summary of each column.
+/// names from the schema metadata, see [`crate::columns::labels`]); else a summary of each column.
 pub fn describe(batch: &RecordBatch) -> String {
     let schema = batch.schema();
     let names = labels::label_names(&schema);

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{Matrix, matmul_transposed};
+use crate::columns::matrix::{Matrix, matmul_transposed};
 
 /// A distance between feature vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn gemm_results_do_not_depend_on_the_thread_count() {
         let (m, n, k) = (200, 200, 1500);
-        let mut rng = crate::manifold::rng::Rng::new(1);
+        let mut rng = crate::ml::rng::Rng::new(1);
         let mut draw = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal() as f32).collect() };
         let (a, b) = (draw(m * k), draw(n * k));
         let product = |threads: usize| {

@@ -8,10 +8,10 @@ use candle_nn::VarBuilder;
 use tokenizers::EncodeInput;
 
 use crate::api::StageError;
-use crate::encoders::Config;
-use crate::encoders::classifier::{Classifier, Task};
-use crate::model::ResolvedModel;
-use crate::pretrained::Pretrained;
+use crate::hub::model::ResolvedModel;
+use crate::hub::pretrained::Pretrained;
+use crate::nn::encoders::Config;
+use crate::nn::encoders::classifier::{Classifier, Task};
 
 /// A saved classifier with its labels and tokenizer.
 pub struct Saved {
@@ -135,7 +135,7 @@ impl Saved {
                         if let Some(w) = w
                             && tags[*w as usize].is_none()
                         {
-                            let best = crate::training::argmax(&rows[j]);
+                            let best = crate::nn::training::argmax(&rows[j]);
                             tags[*w as usize] = Some(self.labels[best].clone());
                         }
                     }

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Float32Type, Float64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::api::StageError;
-use crate::table;
+use crate::columns::table;
 
 /// `rows × cols` values, row after row.
 #[derive(Debug, Clone, PartialEq)]

@@ -331,7 +331,7 @@ mod tests {
     }
 
     fn input(shape: (usize, usize, usize), seed: u64) -> Tensor {
-        let mut rng = crate::manifold::rng::Rng::new(seed);
+        let mut rng = crate::ml::rng::Rng::new(seed);
         let n = shape.0 * shape.1 * shape.2;
         let v: Vec<f32> = (0..n).map(|_| (rng.normal() * 2.0) as f32).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()

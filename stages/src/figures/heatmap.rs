@@ -1,5 +1,5 @@
 //! Heatmaps as PNG files, drawn with `plotters` on its bitmap backend, with the font that
-//! [`crate::figure`] embeds (no system font library needed).
+//! [`crate::figures::hexbin`] embeds (no system font library needed).
 
 use std::path::Path;
 
@@ -9,11 +9,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::api::StageError;
 
 /// The family name figures use; [`register_font`] makes it available.
-pub const FAMILY: &str = crate::figure::FONT;
+pub const FAMILY: &str = crate::figures::hexbin::FONT;
 
 /// Registers the embedded font under [`FAMILY`] (once per process).
 pub fn register_font() {
-    crate::figure::register_fonts();
+    crate::figures::hexbin::register_fonts();
 }
 
 fn draw_err(path: &Path, e: impl std::fmt::Display) -> StageError {

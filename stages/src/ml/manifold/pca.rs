@@ -3,8 +3,8 @@
 //! top eigenvectors. Signs follow scikit-learn's `svd_flip(u_based_decision=False)`: the entry
 //! of largest magnitude in each component is positive.
 
-use crate::manifold::eigen::symmetric_eigen;
-use crate::matrix::{Matrix, matmul_transposed};
+use crate::columns::matrix::{Matrix, matmul_transposed};
+use crate::ml::manifold::eigen::symmetric_eigen;
 
 /// A fitted PCA.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@
 
 use rayon::prelude::*;
 
-use crate::manifold::eigen::symmetric_eigen;
-use crate::manifold::rng::Rng;
+use crate::ml::manifold::eigen::symmetric_eigen;
+use crate::ml::rng::Rng;
 
 /// A symmetric sparse graph in CSR form.
 #[derive(Debug, Clone)]

@@ -165,12 +165,12 @@ fn unsupported_model_type_is_named() {
 /// all-MiniLM-L6-v2 (from the Hugging Face cache) on 32 real tweets padded in one batch.
 #[test]
 fn minilm_matches_transformers_on_tweets() {
-    let dir = crate::model::HubRepo::parse(
-        crate::model::RepoKind::Model,
+    let dir = crate::hub::model::HubRepo::parse(
+        crate::hub::model::RepoKind::Model,
         "sentence-transformers/all-MiniLM-L6-v2",
     )
     .unwrap()
-    .cached_snapshot(&crate::model::hub_cache_dir())
+    .cached_snapshot(&crate::hub::model::hub_cache_dir())
     .expect("all-MiniLM-L6-v2 is not in the Hugging Face cache: run scripts/setup.sh");
     let (encoder, _) = Encoder::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
     let t = read(&fixtures().join("minilm-emotion.safetensors"));

@@ -12,8 +12,8 @@ use std::path::Path;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::api::{PrepareEnv, StageError};
-use crate::limits::ModelLimits;
-use crate::model::{self, ResolvedModel};
+use crate::hub::model::{self, ResolvedModel};
+use crate::nn::limits::ModelLimits;
 
 /// The files a tokenizer reference needs, and the ones read when present (`config.json` only
 /// for its length, when the tokenizer declares none). They are what its fingerprint covers.

@@ -379,13 +379,13 @@ thread_local! {
     /// Dropout's generator. Seeded (see [`seed_dropout`]) so a fine-tune is reproducible from
     /// its `seed`; candle's own dropout draws from an unseedable generator. Thread-local
     /// because a forward pass runs on one thread (the kernels' worker threads never drop out).
-    static DROPOUT_RNG: std::cell::RefCell<crate::manifold::rng::Rng> =
-        std::cell::RefCell::new(crate::manifold::rng::Rng::new(0));
+    static DROPOUT_RNG: std::cell::RefCell<crate::ml::rng::Rng> =
+        std::cell::RefCell::new(crate::ml::rng::Rng::new(0));
 }
 
 /// Restarts this thread's dropout stream from `seed`.
 pub fn seed_dropout(seed: u64) {
-    DROPOUT_RNG.with(|r| *r.borrow_mut() = crate::manifold::rng::Rng::new(seed));
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = crate::ml::rng::Rng::new(seed));
 }
 
 /// Inverted dropout (kept values scaled by 1/(1-p)); the identity outside training.

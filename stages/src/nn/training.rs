@@ -8,7 +8,7 @@
 //! seed, and every float sum has a fixed order: candle's CPU reductions (the loss, bias
 //! gradients) are sequential loops; its matmul (the `gemm` crate) splits the work over output
 //! tiles and walks K in blocks sized from the CPU's caches, never from the thread count; the
-//! fused kernels ([`crate::encoders::train_kernels`]) and the gradient norm ([`crate::optim`])
+//! fused kernels ([`crate::nn::encoders::train_kernels`]) and the gradient norm ([`crate::nn::optim`])
 //! add fixed-size blocks in block order; micro-batch gradients are added in micro-batch order.
 //! Another CPU may round differently (gemm picks its AVX-512 / AVX2 microkernel and block sizes
 //! at run time).
@@ -19,9 +19,9 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::encoders::classifier::{Classifier, Task, head_dropout};
-use crate::encoders::{Config, LoadError};
-use crate::manifold::rng::Rng;
+use crate::ml::rng::Rng;
+use crate::nn::encoders::classifier::{Classifier, Task, head_dropout};
+use crate::nn::encoders::{Config, LoadError};
 
 /// The label the loss skips (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -204,7 +204,7 @@ impl Examples {
         with_types: bool,
         device: &Device,
     ) -> Result<Batch> {
-        let (ids, mask, types) = crate::tokens::pad_rows(
+        let (ids, mask, types) = crate::columns::tokens::pad_rows(
             &self.ids,
             None,
             self.types.as_deref(),
@@ -313,7 +313,7 @@ pub fn batch_gradients(
             .sum(),
     };
     let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
-    let parts = crate::tokens::plan_batches(&lengths, idx.len(), Some(max_tokens));
+    let parts = crate::columns::tokens::plan_batches(&lengths, idx.len(), Some(max_tokens));
     let mut summed: Option<candle_core::backprop::GradStore> = None;
     let mut loss = 0.0;
     for part in parts {
@@ -407,7 +407,7 @@ pub fn argmax(z: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoders::classifier::Task;
+    use crate::nn::encoders::classifier::Task;
     use std::path::PathBuf;
 
     fn fixture(family: &str) -> PathBuf {
@@ -512,8 +512,8 @@ mod tests {
                 let b = examples
                     .batch(&[0, 1, 2], pad, t.config.uses_token_types(), &dev)
                     .unwrap();
-                let mut opt = crate::optim::AdamW::new(t.named_vars(), 0.0, true).unwrap();
-                crate::encoders::seed_dropout(3);
+                let mut opt = crate::nn::optim::AdamW::new(t.named_vars(), 0.0, true).unwrap();
+                crate::nn::encoders::seed_dropout(3);
                 let logits = t
                     .model
                     .forward(&b.ids, &b.mask, b.types.as_ref(), true)
@@ -568,8 +568,8 @@ mod tests {
                     targets: Targets::Sequence((0..48).map(|i| (i % 3) as i64).collect()),
                 };
                 let vars: Vec<Var> = t.named_vars().into_iter().map(|(_, v)| v).collect();
-                let mut opt = crate::optim::AdamW::new(t.named_vars(), 0.01, true).unwrap();
-                crate::encoders::seed_dropout(9);
+                let mut opt = crate::nn::optim::AdamW::new(t.named_vars(), 0.01, true).unwrap();
+                crate::nn::encoders::seed_dropout(9);
                 let mut trace = Vec::new();
                 for idx in epoch_batches(&lengths, 16, true, &mut rng) {
                     let (grads, loss) =
@@ -681,7 +681,7 @@ mod tests {
         };
         let b = ex.batch(&[0], 0, false, &dev).unwrap();
         let run = |train: bool, seed: u64| {
-            crate::encoders::seed_dropout(seed);
+            crate::nn::encoders::seed_dropout(seed);
             t.model
                 .forward(&b.ids, &b.mask, None, train)
                 .unwrap()

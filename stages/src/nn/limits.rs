@@ -11,8 +11,8 @@ use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::api::{Input, StageError};
-use crate::encoders::Family;
-use crate::table;
+use crate::columns::table;
+use crate::nn::encoders::Family;
 
 /// The limits a `config.json` declares (the file stays permissive: missing keys are no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::api::StageError;
 /// The family name figures use for text.
 pub const FONT: &str = "sans-serif";
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-LatinSubset.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-LatinSubset.ttf");
 
 /// Registers the embedded font with plotters (once per process).
 pub fn register_fonts() {

@@ -8,7 +8,6 @@
 pub mod eigen;
 pub mod knn;
 pub mod pca;
-pub mod rng;
 pub mod spectral;
 pub mod trust;
 pub mod umap;
