@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cairn::cache::{Cache, split_of};
-use cairn::diagnostic::Diagnostics;
-use cairn::manifest::Manifest;
-use cairn::resolve::{Pipeline, parse_device};
-use cairn::run::{self, RunOptions};
-use cairn::status::{self, State};
-use cairn::verify::Verdict;
-use cairn::{dag, gc, show, tables, verify};
+use cairn::commands::status::{self, State};
+use cairn::commands::verify::Verdict;
+use cairn::exec::{self, RunOptions};
+use cairn::spec::diagnostic::Diagnostics;
+use cairn::spec::resolve::{Pipeline, parse_device};
+use cairn::store::cache::{Cache, split_of};
+use cairn::store::manifest::Manifest;
+use cairn::{commands::show, commands::verify, graph, store::gc, store::tables};
 use cairn_stages::Device;
 use clap::{Parser, Subcommand};
 
@@ -278,8 +278,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: true,
                 rehash,
             };
-            let report = run::run(&p, &cache, &opts)?;
-            print!("{}", run::summary(&report));
+            let report = exec::run(&p, &cache, &opts)?;
+            print!("{}", exec::summary(&report));
             if let Some(e) = &report.manifest_error {
                 eprintln!("error: {e}");
             }
@@ -326,7 +326,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dag { pipeline, format } => {
             let p = Pipeline::load(&pipeline, offline)?;
-            print!("{}", dag::render(&p.stages, &p.dag, &format, &p.name));
+            print!("{}", graph::render(&p.stages, &p.dag, &format, &p.name));
             Ok(ExitCode::SUCCESS)
         }
         Command::Show {
@@ -353,7 +353,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
-            print!("{}", cairn::predict::predict(&p, &cache, &stage, &texts)?);
+            print!(
+                "{}",
+                cairn::commands::predict::predict(&p, &cache, &stage, &texts)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -363,7 +366,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let p = Pipeline::load(&pipeline, offline)?;
             let cache = cache_for(&cli.cache_dir, &p.root);
-            for path in cairn::predict::export(&p, &cache, &stage, &dir)? {
+            for path in cairn::commands::predict::export(&p, &cache, &stage, &dir)? {
                 println!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)
@@ -526,7 +529,7 @@ fn show_stage(
         None if splits.contains(&"train") => "train".to_string(),
         None => splits[0].to_string(),
     };
-    let out = &record.outputs[&cairn::cache::table_output_name(&split)];
+    let out = &record.outputs[&cairn::store::cache::table_output_name(&split)];
     let bytes = cache.read_verified(&out.digest).map_err(|_| {
         anyhow::anyhow!(
             "the cached table {split} of {stage} is missing or corrupt: run the pipeline again"
@@ -595,7 +598,7 @@ fn install_signal_handlers() {
     std::thread::spawn(move || {
         for signal in signals.forever() {
             if !STOP_GRACEFULLY.load(Ordering::SeqCst)
-                || run::CANCELLED.swap(true, Ordering::SeqCst)
+                || exec::CANCELLED.swap(true, Ordering::SeqCst)
             {
                 std::process::exit(128 + signal);
             }

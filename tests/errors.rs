@@ -532,7 +532,7 @@ fn write_parquet(path: &Path, columns: &serde_yaml::Mapping) {
     let schema = Arc::new(arrow::datatypes::Schema::new(fields));
     let batch = RecordBatch::try_new(schema, arrays).unwrap();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, cairn::tables::to_parquet(&batch).unwrap()).unwrap();
+    std::fs::write(path, cairn::store::tables::to_parquet(&batch).unwrap()).unwrap();
 }
 
 /// What of a cache the checks look at.

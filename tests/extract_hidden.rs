@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type};
 use arrow::record_batch::RecordBatch;
-use cairn::cache::{Cache, table_output_name};
-use cairn::manifest::Manifest;
+use cairn::store::cache::{Cache, table_output_name};
+use cairn::store::manifest::Manifest;
 use cairn_stages::columns::labels;
 use common::Project;
 
@@ -69,7 +69,7 @@ fn table(p: &Project, stage: &str, split: &str) -> RecordBatch {
         .unwrap()
         .expect("manifest");
     let out = &m.stages[stage].outputs[&table_output_name(split)];
-    cairn::tables::from_parquet(cache.read_verified(&out.digest).unwrap()).unwrap()
+    cairn::store::tables::from_parquet(cache.read_verified(&out.digest).unwrap()).unwrap()
 }
 
 fn vectors(batch: &RecordBatch) -> (usize, Vec<f32>) {

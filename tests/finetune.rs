@@ -5,8 +5,8 @@
 
 mod common;
 
-use cairn::cache::Cache;
-use cairn::manifest::{Manifest, StageRecord};
+use cairn::store::cache::Cache;
+use cairn::store::manifest::{Manifest, StageRecord};
 use common::Project;
 
 /// The tiny BERT fixture plus a word-level tokenizer over its 100 ids, into `model/`.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arrow::record_batch::RecordBatch;
-use cairn::cache::{Cache, table_output_name};
-use cairn::manifest::Manifest;
+use cairn::store::cache::{Cache, table_output_name};
+use cairn::store::manifest::Manifest;
 use cairn_stages::{columns::labels, columns::table};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -120,7 +120,8 @@ impl Project {
     fn table(&self, name: &str, stage: &str, split: &str) -> RecordBatch {
         let m = self.manifest(name).expect("manifest");
         let out = &m.stages[stage].outputs[&table_output_name(split)];
-        cairn::tables::from_parquet(self.cache().read_verified(&out.digest).unwrap()).unwrap()
+        cairn::store::tables::from_parquet(self.cache().read_verified(&out.digest).unwrap())
+            .unwrap()
     }
     fn metric(&self, name: &str, stage: &str, key: &str) -> Value {
         self.manifest(name).unwrap().stages[stage].metrics[key].clone()
@@ -648,7 +649,7 @@ fn hub_dataset_loads_offline_from_the_hf_cache() {
             ],
         )
         .unwrap();
-        cairn::tables::to_parquet(&batch).unwrap()
+        cairn::store::tables::to_parquet(&batch).unwrap()
     };
     std::fs::create_dir_all(snapshot.join("split")).unwrap();
     std::fs::create_dir_all(snapshot.join("unsplit")).unwrap();

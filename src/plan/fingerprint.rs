@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atomic::write_atomic_via;
+use crate::store::atomic::write_atomic_via;
 
 /// Bump to invalidate every fingerprint (changes to what goes into them or how).
 pub const SCHEME: u32 = 1;

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::cache::{Cache, FILE_PREFIX, split_of};
-use crate::manifest::{Manifest, StageRecord};
-use crate::resolve::Pipeline;
-use crate::status::{self, State};
+use crate::commands::status::{self, State};
+use crate::spec::resolve::Pipeline;
+use crate::store::cache::{Cache, FILE_PREFIX, split_of};
+use crate::store::manifest::{Manifest, StageRecord};
 
 /// The kind's printed predictions for `texts` from stage `stage`'s cached model.
 pub fn predict(
@@ -78,7 +78,7 @@ pub fn export_outputs(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        crate::atomic::write_atomic(&path, &bytes)
+        crate::store::atomic::write_atomic(&path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
         if tables {
             // Exported files are the user's: readable as any file they would write (the

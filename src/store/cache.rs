@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{persist_file, write_atomic_via};
-use crate::fingerprint::{Digest, StatCache, digest_bytes, hash_file};
+use crate::plan::fingerprint::{Digest, StatCache, digest_bytes, hash_file};
+use crate::store::atomic::{persist_file, write_atomic_via};
 
 const LAYOUT: &str = "v1";
 

@@ -1,14 +1,16 @@
 //! Deciding whether a stage must run: its fingerprint from its params, version, external files
 //! and upstream results, and whether the cache holds a sound result for it.
 
+pub mod fingerprint;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::cache::{Cache, Damage, Entry, split_of, table_output_name};
-use crate::fingerprint::{Digest, FingerprintInputs, SCHEME, StatCache, digest_json};
-use crate::manifest::{ExternalRecord, InputRecord, StageRecord};
-use crate::resolve::{InputRef, Pipeline, StageSpec};
+use crate::plan::fingerprint::{Digest, FingerprintInputs, SCHEME, StatCache, digest_json};
+use crate::spec::resolve::{InputRef, Pipeline, StageSpec};
+use crate::store::cache::{Cache, Damage, Entry, split_of, table_output_name};
+use crate::store::manifest::{ExternalRecord, InputRecord, StageRecord};
 
 /// A stage whose fingerprint is known.
 #[derive(Debug, Clone)]
@@ -213,7 +215,8 @@ fn diff_values(path: &str, was: &Value, now: &Value, out: &mut Vec<String>) {
             }
         }
         (a, b)
-            if crate::fingerprint::canonical_bytes(a) != crate::fingerprint::canonical_bytes(b) =>
+            if crate::plan::fingerprint::canonical_bytes(a)
+                != crate::plan::fingerprint::canonical_bytes(b) =>
         {
             out.push(format!("{path} {} → {}", short(a), short(b)));
         }

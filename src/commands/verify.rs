@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::cache::Cache;
-use crate::manifest::{Manifest, StageRecord};
-use crate::resolve::Pipeline;
-use crate::run::{self, Outcome, RunOptions};
+use crate::exec::{self, Outcome, RunOptions};
+use crate::spec::resolve::Pipeline;
+use crate::store::cache::Cache;
+use crate::store::manifest::{Manifest, StageRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -51,7 +51,7 @@ pub fn verify(
         progress: base.progress,
         rehash: true,
     };
-    let report = run::run(pipeline, &fresh, &opts)?;
+    let report = exec::run(pipeline, &fresh, &opts)?;
     let recomputed = Manifest::load(&fresh.manifest_path(&pipeline.name))?.unwrap_or_default();
     let verdicts = report
         .stages

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 use cairn_stages::{Context, Device, Input, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cache::{
+use crate::plan::fingerprint::StatCache;
+use crate::plan::{self, Lookup, Planned};
+use crate::spec::resolve::Pipeline;
+use crate::store::cache::{
     Cache, Damage, Entry, FILE_PREFIX, OutputRecord, TABLE_PREFIX, table_output_name,
 };
-use crate::fingerprint::StatCache;
-use crate::manifest::Manifest;
-use crate::plan::{self, Lookup, Planned};
-use crate::resolve::Pipeline;
-use crate::tables;
+use crate::store::manifest::Manifest;
+use crate::store::tables;
 
 /// Set by the first SIGINT/SIGTERM/SIGHUP; running stages see it through their context.
 pub static CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -679,7 +679,7 @@ fn load_inputs(
             ..Default::default()
         };
         for (name, out) in &entry.outputs {
-            if let Some(split) = crate::cache::split_of(name) {
+            if let Some(split) = crate::store::cache::split_of(name) {
                 if input.split.as_deref().is_some_and(|s| s != split) {
                     continue;
                 }

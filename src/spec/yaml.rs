@@ -9,7 +9,7 @@ use serde::Deserialize;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::spec::diagnostic::{Diagnostic, Diagnostics};
 
 /// A 1-based line and column in the pipeline file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use cairn_stages::registry::{self, Kind, Parsed};
 use cairn_stages::{Device, External, PrepareEnv};
 use serde_yaml::Value as Yaml;
 
-use crate::dag::Dag;
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
-use crate::spec::{Pos, SourceFile};
+use crate::graph::Dag;
+use crate::spec::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::spec::yaml::{Pos, SourceFile};
 
 /// Keys of a stage mapping that belong to the engine; every other key is a param of the kind.
 const ENGINE_KEYS: &[&str] = &["kind", "inputs", "device", "description"];

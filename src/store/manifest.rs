@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::OutputRecord;
-use crate::fingerprint::Digest;
+use crate::plan::fingerprint::Digest;
+use crate::store::cache::OutputRecord;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -95,7 +95,7 @@ impl Manifest {
     }
 
     /// Writes only when the content changed, so a no-op run leaves git clean.
-    pub fn save(&self, cache: &crate::cache::Cache) -> std::io::Result<bool> {
+    pub fn save(&self, cache: &crate::store::cache::Cache) -> std::io::Result<bool> {
         let path = &cache.manifest_path(&self.pipeline);
         let mut text = String::from(
             "# Written by `cairn run`. Check it in with the pipeline; `cairn verify` recomputes it.\n",

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
-use crate::cache::{Cache, Damage, Entry};
-use crate::fingerprint::StatCache;
-use crate::manifest::Manifest;
+use crate::plan::fingerprint::StatCache;
 use crate::plan::{self, Lookup};
-use crate::resolve::Pipeline;
+use crate::spec::resolve::Pipeline;
+use crate::store::cache::{Cache, Damage, Entry};
+use crate::store::manifest::Manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,7 +160,7 @@ pub fn status(
 }
 
 /// Whether a manifest record states what the cache entry holds (outputs and metrics).
-fn record_matches(record: &crate::manifest::StageRecord, entry: &Entry) -> bool {
+fn record_matches(record: &crate::store::manifest::StageRecord, entry: &Entry) -> bool {
     record.outputs == entry.outputs && record.metrics == entry.metrics
 }
 

@@ -4,7 +4,7 @@
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::resolve::StageSpec;
+use crate::spec::resolve::StageSpec;
 
 pub struct Dag {
     graph: DiGraph<usize, ()>,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::spec::Pos;
+use crate::spec::yaml::Pos;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::cache::Cache;
-use crate::manifest::Manifest;
+use crate::store::cache::Cache;
+use crate::store::manifest::Manifest;
 
 pub struct GcReport {
     pub entries_removed: usize,
