@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use cairn::resolve::resolve;
-use cairn::spec::SourceFile;
+use cairn::spec::resolve::resolve;
+use cairn::spec::yaml::SourceFile;
 
 /// `<tmp>/pipelines/fuzz.yaml`, with a small `<tmp>/data/` so seeds written like the real
 /// pipelines (`root: ..`, `data/emotion/train.txt`) resolve past the file checks.
