@@ -283,7 +283,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(e) = &report.manifest_error {
                 eprintln!("error: {e}");
             }
-            let (ran, cached) = (report.count("ran"), report.count("cached"));
+            let ran = report.count(&exec::Outcome::Ran);
+            let cached = report.count(&exec::Outcome::Cached);
             println!(
                 "{ran} ran, {cached} cached{}{}",
                 if report.failed() {

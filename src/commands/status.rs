@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::plan::fingerprint::StatCache;
-use crate::plan::{self, Lookup};
-use crate::spec::resolve::Pipeline;
+use crate::plan::{self, Assessment, CacheCheck, Planned};
+use crate::spec::resolve::{Pipeline, StageSpec};
 use crate::store::cache::{Cache, Damage, Entry};
-use crate::store::manifest::Manifest;
+use crate::store::manifest::{Manifest, StageRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -49,7 +49,8 @@ pub fn status(
     let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?.unwrap_or_default();
     let mut stats = StatCache::open(&cache.stat_cache_path(), rehash);
     let n = pipeline.stages.len();
-    let mut results: Vec<Option<Entry>> = vec![None; n];
+    // The cached result of each fresh stage: what its consumers are fingerprinted against.
+    let mut fresh: Vec<Option<Entry>> = vec![None; n];
     let mut out: Vec<Option<StageStatus>> = vec![None; n];
     for i in pipeline.dag.topological_order() {
         if !selected[i] {
@@ -57,110 +58,134 @@ pub fn status(
         }
         let stage = &pipeline.stages[i];
         let last = manifest.stages.get(&stage.id);
-        let stale_inputs: Vec<&str> = stage
-            .inputs
-            .iter()
-            .filter(|inp| results[pipeline.index_of(&inp.stage).expect("resolved")].is_none())
-            .map(|inp| inp.stage.as_str())
-            .collect();
-        let status = if !stale_inputs.is_empty() {
-            let mut reasons = last
-                .map(|l| plan::reasons(stage, None, l))
-                .unwrap_or_default();
-            reasons.extend(
-                stale_inputs
-                    .iter()
-                    .map(|s| format!("input {s} is not fresh")),
-            );
-            StageStatus {
-                stage: stage.id.clone(),
-                state: if last.is_some() {
-                    State::Stale
-                } else {
-                    State::NeverRun
-                },
-                reasons,
-                fingerprint: None,
-            }
-        } else {
-            let upstream: Vec<Entry> = stage
-                .inputs
-                .iter()
-                .map(|inp| {
-                    results[pipeline.index_of(&inp.stage).expect("resolved")]
-                        .clone()
-                        .expect("fresh")
-                })
-                .collect();
-            let refs: Vec<&Entry> = upstream.iter().collect();
-            match plan::plan(stage, &refs, &mut stats) {
-                Err(e) => StageStatus {
-                    stage: stage.id.clone(),
-                    state: State::Stale,
-                    reasons: vec![e],
-                    fingerprint: None,
-                },
-                Ok(planned) => {
-                    let fp = Some(planned.fingerprint.clone());
-                    let (state, mut reasons) = match plan::lookup(
-                        cache, &planned, &mut stats, false,
-                    ) {
-                        Lookup::Hit(entry) => {
-                            let note = match last {
-                                Some(l) if l.fingerprint != planned.fingerprint => {
-                                    vec!["restored from the cache on the next run (the manifest records another result)".to_string()]
-                                }
-                                None => vec!["in the cache; not yet in the manifest".to_string()],
-                                Some(l) if !record_matches(l, &entry) => {
-                                    vec!["the manifest's record differs from the cached result (edited?); the next run rewrites it".to_string()]
-                                }
-                                _ => vec![],
-                            };
-                            results[i] = Some(entry);
-                            (State::Fresh, note)
-                        }
-                        Lookup::Damaged(Damage::Missing(o)) => (
-                            State::OutputMissing,
-                            vec![format!("{o} is not in the cache")],
-                        ),
-                        Lookup::Damaged(Damage::Corrupt(o)) => (
-                            State::OutputCorrupt,
-                            vec![format!("{o} fails its digest check")],
-                        ),
-                        Lookup::Damaged(Damage::BadEntry(why)) => {
-                            (State::OutputCorrupt, vec![format!("cache entry: {why}")])
-                        }
-                        Lookup::Miss => {
-                            match last {
-                                None => (State::NeverRun, vec![]),
-                                Some(l) => {
-                                    let mut why = plan::reasons(stage, Some(&planned), l);
-                                    if why.is_empty() {
-                                        why.push("no cached result for this fingerprint (cache cleared?)".into());
-                                    }
-                                    (State::Stale, why)
-                                }
-                            }
-                        }
-                    };
-                    reasons.dedup();
-                    StageStatus {
-                        stage: stage.id.clone(),
-                        state,
-                        reasons,
-                        fingerprint: fp,
-                    }
-                }
+        let (status, result) = match fresh_inputs(pipeline, stage, &fresh) {
+            Err(not_fresh) => (blocked(stage, last, &not_fresh), None),
+            Ok(upstream) => {
+                let check = CacheCheck::ReadOnly;
+                let assessment = plan::assess(stage, &upstream, cache, &mut stats, check);
+                assessed(stage, last, assessment)
             }
         };
+        fresh[i] = result;
         out[i] = Some(status);
     }
     let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
     Ok(out.into_iter().flatten().collect())
 }
 
+/// The cached results of a stage's inputs, in declared order; or the inputs that are not fresh.
+fn fresh_inputs<'a>(
+    pipeline: &Pipeline,
+    stage: &'a StageSpec,
+    fresh: &'a [Option<Entry>],
+) -> Result<Vec<&'a Entry>, Vec<&'a str>> {
+    let results: Vec<Option<&Entry>> = stage
+        .inputs
+        .iter()
+        .map(|input| fresh[pipeline.index_of(&input.stage).expect("resolved")].as_ref())
+        .collect();
+    let not_fresh: Vec<&str> = stage
+        .inputs
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_none())
+        .map(|(input, _)| input.stage.as_str())
+        .collect();
+    if not_fresh.is_empty() {
+        Ok(results.into_iter().flatten().collect())
+    } else {
+        Err(not_fresh)
+    }
+}
+
+/// A stage whose inputs are not all fresh: its fingerprint cannot be known yet.
+fn blocked(stage: &StageSpec, last: Option<&StageRecord>, not_fresh: &[&str]) -> StageStatus {
+    let mut reasons = last
+        .map(|l| plan::reasons(stage, None, l))
+        .unwrap_or_default();
+    reasons.extend(not_fresh.iter().map(|s| format!("input {s} is not fresh")));
+    StageStatus {
+        stage: stage.id.clone(),
+        state: if last.is_some() {
+            State::Stale
+        } else {
+            State::NeverRun
+        },
+        reasons,
+        fingerprint: None,
+    }
+}
+
+/// A stage's status from the cache's answer; with its cached result when it is fresh.
+fn assessed(
+    stage: &StageSpec,
+    last: Option<&StageRecord>,
+    assessment: Assessment,
+) -> (StageStatus, Option<Entry>) {
+    let (planned, state, mut reasons, result) = match assessment {
+        Assessment::CannotPlan(e) => {
+            let status = StageStatus {
+                stage: stage.id.clone(),
+                state: State::Stale,
+                reasons: vec![e.to_string()],
+                fingerprint: None,
+            };
+            return (status, None);
+        }
+        Assessment::Hit(planned, entry) => {
+            let notes = fresh_notes(last, &planned, &entry);
+            (planned, State::Fresh, notes, Some(entry))
+        }
+        Assessment::Damaged(planned, damage) => {
+            let (state, why) = damaged(damage);
+            (planned, state, vec![why], None)
+        }
+        Assessment::MustRun(planned) => match last {
+            None => (planned, State::NeverRun, vec![], None),
+            Some(l) => {
+                let mut why = plan::reasons(stage, Some(&planned), l);
+                if why.is_empty() {
+                    why.push("no cached result for this fingerprint (cache cleared?)".into());
+                }
+                (planned, State::Stale, why, None)
+            }
+        },
+    };
+    reasons.dedup();
+    let status = StageStatus {
+        stage: stage.id.clone(),
+        state,
+        reasons,
+        fingerprint: Some(planned.fingerprint),
+    };
+    (status, result)
+}
+
+/// What is worth saying of a fresh stage: where its manifest record disagrees with the cache.
+fn fresh_notes(last: Option<&StageRecord>, planned: &Planned, entry: &Entry) -> Vec<String> {
+    let note = match last {
+        Some(l) if l.fingerprint != planned.fingerprint => {
+            "restored from the cache on the next run (the manifest records another result)"
+        }
+        None => "in the cache; not yet in the manifest",
+        Some(l) if !record_matches(l, entry) => {
+            "the manifest's record differs from the cached result (edited?); the next run rewrites it"
+        }
+        _ => return vec![],
+    };
+    vec![note.to_string()]
+}
+
+fn damaged(damage: Damage) -> (State, String) {
+    match damage {
+        Damage::Missing(o) => (State::OutputMissing, format!("{o} is not in the cache")),
+        Damage::Corrupt(o) => (State::OutputCorrupt, format!("{o} fails its digest check")),
+        Damage::BadEntry(why) => (State::OutputCorrupt, format!("cache entry: {why}")),
+    }
+}
+
 /// Whether a manifest record states what the cache entry holds (outputs and metrics).
-fn record_matches(record: &crate::store::manifest::StageRecord, entry: &Entry) -> bool {
+fn record_matches(record: &StageRecord, entry: &Entry) -> bool {
     record.outputs == entry.outputs && record.metrics == entry.metrics
 }
 

@@ -1,26 +1,36 @@
 //! Running a pipeline: stages start as soon as their inputs are ready; CPU stages run side by
 //! side up to `--jobs`; device stages share one device queue (one at a time). A failed stage
 //! skips its dependents while independent branches finish; the exit code is decided at the end.
+//!
+//! The decisions are the [`scheduler`]'s, a pure state machine; this module carries them out:
+//! it settles ready stages against the cache (`plan::assess`), runs the ones to run on worker
+//! threads ([`execute`]), records the manifest ([`record`]) and reports ([`report`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+pub mod error;
+mod execute;
+mod progress;
+mod record;
+pub mod report;
+pub mod scheduler;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-use cairn_stages::{Context, Device, Input, Progress};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use cairn_stages::Device;
 
+pub use crate::exec::error::{ExecError, ManifestError, RunError};
+use crate::exec::execute::Job;
+use crate::exec::progress::{BarProgress, Bars, EventLog, warn};
+pub use crate::exec::report::{Outcome, RunReport, StageReport, human_duration, summary};
+use crate::exec::scheduler::{End, Finish, Landing, Node, Poll, Ready, Scheduler, Settlement};
 use crate::plan::fingerprint::StatCache;
-use crate::plan::{self, Lookup, Planned};
+use crate::plan::{self, Assessment, CacheCheck, Planned};
 use crate::spec::resolve::Pipeline;
-use crate::store::cache::{
-    Cache, Damage, Entry, FILE_PREFIX, OutputRecord, TABLE_PREFIX, table_output_name,
-};
+use crate::store::cache::{Cache, Damage, Entry};
 use crate::store::manifest::Manifest;
-use crate::store::tables;
 
 /// Set by the first SIGINT/SIGTERM/SIGHUP; running stages see it through their context.
 pub static CANCELLED: AtomicBool = AtomicBool::new(false);
@@ -41,108 +51,50 @@ pub struct RunOptions {
     pub rehash: bool,
 }
 
-/// How a stage ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Its result was already in the cache.
-    Cached,
-    Ran,
-    /// Not run because an input did not produce a result.
-    Skipped(String),
-    Failed(String),
-    Cancelled,
-    /// `--dry-run`: would run.
-    WouldRun,
-    /// Not selected by `--target`.
-    NotSelected,
+pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let selected =
+        plan::selection(pipeline, &opts.targets, opts.downstream).map_err(anyhow::Error::msg)?;
+    check_forced(pipeline, &opts.force)?;
+    // A manifest that cannot be read (a bad merge) is reported before hours of work, not after.
+    let recorded = Manifest::load(&cache.manifest_path(&pipeline.name))?;
+    let stats = StatCache::open(&cache.stat_cache_path(), opts.rehash);
+    let mut ledger = Ledger::new(pipeline, opts, &selected, stats);
+    let shared = Shared {
+        pipeline,
+        cache,
+        opts,
+        events: EventLog::open(opts.events.as_deref())?,
+        bars: Bars::new(opts.progress),
+    };
+    std::thread::scope(|scope| ledger.drive(&shared, scope))?;
+    let _ = ledger
+        .stats
+        .save(&cache.stat_cache_path(), &cache.tmp_dir());
+    let manifest = if opts.dry_run {
+        Ok(false)
+    } else {
+        record::record_results(pipeline, cache, recorded.as_ref(), &ledger.results())
+    };
+    Ok(ledger.report(pipeline, manifest))
 }
 
-impl Outcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Cached => "cached",
-            Outcome::Ran => "ran",
-            Outcome::Skipped(_) => "skipped",
-            Outcome::Failed(_) => "FAILED",
-            Outcome::Cancelled => "cancelled",
-            Outcome::WouldRun => "would run",
-            Outcome::NotSelected => "-",
-        }
+fn check_forced(pipeline: &Pipeline, force: &[String]) -> Result<(), RunError> {
+    match force.iter().find(|f| pipeline.index_of(f).is_none()) {
+        Some(stage) => Err(RunError::UnknownForced {
+            stage: stage.clone(),
+            file: pipeline.file.clone(),
+        }),
+        None => Ok(()),
     }
 }
 
-pub struct StageReport {
-    pub id: String,
-    pub outcome: Outcome,
-    pub wall_time_s: Option<f64>,
-    pub rows: Option<u64>,
-    /// Why it ran, or what was wrong with its cached result.
-    pub note: Option<String>,
-}
-
-pub struct RunReport {
-    pub stages: Vec<StageReport>,
-    pub manifest_written: bool,
-    /// The manifest could not be written (the results are cached all the same).
-    pub manifest_error: Option<String>,
-}
-
-impl RunReport {
-    pub fn failed(&self) -> bool {
-        self.manifest_error.is_some()
-            || self
-                .stages
-                .iter()
-                .any(|s| matches!(s.outcome, Outcome::Failed(_) | Outcome::Skipped(_)))
-    }
-    pub fn cancelled(&self) -> bool {
-        self.stages.iter().any(|s| s.outcome == Outcome::Cancelled)
-    }
-    pub fn count(&self, label: &str) -> usize {
-        self.stages
-            .iter()
-            .filter(|s| s.outcome.label() == label)
-            .count()
-    }
-}
-
-/// Start/end events with one global sequence, written by the thread that runs the stage.
-struct EventLog {
-    file: Option<Mutex<std::fs::File>>,
-    seq: AtomicU64,
-    t0: Instant,
-}
-
-impl EventLog {
-    fn open(path: Option<&Path>) -> anyhow::Result<EventLog> {
-        let file = match path {
-            Some(p) => Some(Mutex::new(fs_err::File::create(p)?.into_parts().0)),
-            None => None,
-        };
-        Ok(EventLog {
-            file,
-            seq: AtomicU64::new(0),
-            t0: Instant::now(),
-        })
-    }
-    fn record(&self, event: &str, stage: &str, device: bool) {
-        if let Some(f) = &self.file {
-            let mut f = f.lock().expect("event log");
-            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-            let line = serde_json::json!({
-                "seq": seq, "event": event, "stage": stage, "device": device,
-                "t_ms": self.t0.elapsed().as_secs_f64() * 1e3,
-            });
-            let _ = writeln!(f, "{line}");
-        }
-    }
-}
-
-enum State {
-    Waiting,
-    Queued(Planned, Option<String>),
-    Running(Planned, Option<String>),
-    Done(Outcome, Option<(Planned, Entry)>, Option<String>),
+/// What every stage's thread may read, for the whole run.
+struct Shared<'a> {
+    pipeline: &'a Pipeline,
+    cache: &'a Cache,
+    opts: &'a RunOptions,
+    events: EventLog,
+    bars: Bars,
 }
 
 /// What a worker thread sends back.
@@ -151,621 +103,330 @@ struct Finished {
     result: Result<Entry, ExecError>,
 }
 
-/// Why a stage produced no result.
-enum ExecError {
-    Cancelled,
-    /// An upstream object failed its digest check as the stage read it (changed on disk behind
-    /// the stat cache's back): the upstream stage is recomputed, then this one.
-    UpstreamDamaged {
-        upstream: usize,
-        message: String,
-    },
-    Failed(String),
+/// What the run knows of one stage beyond the scheduler's state.
+#[derive(Default)]
+struct Track {
+    /// Its plan, from settling to the end of its run.
+    planned: Option<Planned>,
+    /// Its result in this run (cached or ran), with the plan it answers.
+    result: Option<(Planned, Entry)>,
+    /// Why it runs, or what was wrong with its cached result.
+    note: Option<String>,
+    failure: Option<String>,
+    started: Option<Instant>,
+    wall_s: Option<f64>,
 }
 
-impl From<String> for ExecError {
-    fn from(message: String) -> Self {
-        ExecError::Failed(message)
-    }
-}
-
-struct BarProgress(ProgressBar);
-
-impl Progress for BarProgress {
-    fn set_total(&self, total: u64, unit: &str) {
-        // A new phase (e.g. the next epoch) starts its bar and ETA from zero.
-        self.0.reset();
-        self.0.set_length(total);
-        self.0.set_message(unit.to_string());
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn message(&self, msg: &str) {
-        self.0.set_message(msg.to_string());
-    }
-    fn println(&self, line: &str) {
-        if self.0.is_hidden() {
-            warn(line);
-        } else {
-            self.0.println(line);
-        }
+impl Track {
+    /// Forgets what settling and running found (the stage settles again).
+    fn unsettle(&mut self) {
+        self.planned = None;
+        self.result = None;
+        self.note = None;
     }
 }
 
-pub fn run(pipeline: &Pipeline, cache: &Cache, opts: &RunOptions) -> anyhow::Result<RunReport> {
-    let selected =
-        plan::selection(pipeline, &opts.targets, opts.downstream).map_err(anyhow::Error::msg)?;
-    for f in &opts.force {
-        if pipeline.index_of(f).is_none() {
-            anyhow::bail!("--force {f}: no such stage in {}", pipeline.file.display());
+/// The driver's changing state: the scheduler, what each stage has, the stat cache.
+struct Ledger {
+    scheduler: Scheduler,
+    tracks: Vec<Track>,
+    stats: StatCache,
+}
+
+impl Ledger {
+    fn new(pipeline: &Pipeline, opts: &RunOptions, selected: &[bool], stats: StatCache) -> Ledger {
+        let nodes = pipeline
+            .stages
+            .iter()
+            .zip(selected)
+            .map(|(stage, &selected)| Node {
+                upstream: stage
+                    .inputs
+                    .iter()
+                    .map(|input| pipeline.index_of(&input.stage).expect("resolved input"))
+                    .collect(),
+                uses_device: stage.kind.uses_device,
+                selected,
+            })
+            .collect();
+        let order = pipeline.dag.topological_order();
+        Ledger {
+            scheduler: Scheduler::new(nodes, order, opts.jobs),
+            tracks: pipeline.stages.iter().map(|_| Track::default()).collect(),
+            stats,
         }
     }
-    // A manifest that cannot be read (a bad merge) is reported before hours of work, not after.
-    let recorded = Manifest::load(&cache.manifest_path(&pipeline.name))?;
-    let mut stats = StatCache::open(&cache.stat_cache_path(), opts.rehash);
-    let events = EventLog::open(opts.events.as_deref())?;
-    let multi = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
 
-    let n = pipeline.stages.len();
-    let order = pipeline.dag.topological_order();
-    let mut state: Vec<State> = (0..n).map(|_| State::Waiting).collect();
-    for i in 0..n {
-        if !selected[i] {
-            state[i] = State::Done(Outcome::NotSelected, None, None);
-        }
-    }
-    let mut cpu_queue: VecDeque<usize> = VecDeque::new();
-    let mut device_queue: VecDeque<usize> = VecDeque::new();
-    let mut cpu_running = 0usize;
-    let mut device_busy = false;
-    let mut started: BTreeMap<usize, Instant> = BTreeMap::new();
-    let mut wall: BTreeMap<usize, f64> = BTreeMap::new();
-    // Stages whose cached result proved corrupt when a consumer read it: rerun once each.
-    let mut recompute: BTreeSet<usize> = BTreeSet::new();
-    let (tx, rx) = mpsc::channel::<Finished>();
-
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    /// Settle what is ready, start what may start, take in what finished; until every stage
+    /// has ended.
+    fn drive<'scope, 'env>(
+        &mut self,
+        shared: &'env Shared<'env>,
+        scope: &'scope Scope<'scope, 'env>,
+    ) -> Result<(), RunError> {
+        let (tx, rx) = mpsc::channel::<Finished>();
         loop {
-            // Settle every stage whose inputs are all done: cached, skipped, or queued.
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for &i in &order {
-                    if !matches!(state[i], State::Waiting) {
-                        continue;
-                    }
-                    let ups = pipeline.dag.upstream(i);
-                    if ups.iter().any(|&u| !matches!(state[u], State::Done(..))) {
-                        continue;
-                    }
-                    changed = true;
-                    state[i] = settle(pipeline, cache, opts, &mut stats, &state, &recompute, i);
-                    match &state[i] {
-                        State::Queued(..) if pipeline.stages[i].kind.uses_device => {
-                            device_queue.push_back(i)
-                        }
-                        State::Queued(..) => cpu_queue.push_back(i),
-                        _ => {}
-                    }
-                }
+            self.settle_ready(shared);
+            self.notice_cancellation();
+            for i in self.scheduler.launch() {
+                let job = self.job(shared, i);
+                self.tracks[i].started = Some(Instant::now());
+                spawn(scope, shared, job, tx.clone());
             }
-
-            // Start what the slots allow.
-            let cancelled = CANCELLED.load(Ordering::Relaxed);
-            let mut launch = Vec::new();
-            if !cancelled {
-                while cpu_running < opts.jobs.max(1) {
-                    let Some(i) = cpu_queue.pop_front() else {
-                        break;
-                    };
-                    cpu_running += 1;
-                    launch.push(i);
-                }
-                if !device_busy && let Some(i) = device_queue.pop_front() {
-                    device_busy = true;
-                    launch.push(i);
-                }
-            } else {
-                for i in cpu_queue.drain(..).chain(device_queue.drain(..)) {
-                    state[i] = State::Done(Outcome::Cancelled, None, None);
-                }
+            match self.scheduler.poll() {
+                Poll::Done => return Ok(()),
+                Poll::Stalled => return Err(self.stalled(shared.pipeline)),
+                Poll::Busy => {}
             }
-            for i in launch {
-                let State::Queued(planned, note) = std::mem::replace(&mut state[i], State::Waiting)
-                else {
-                    unreachable!("launched stage is queued")
-                };
-                let inputs = upstream_entries(pipeline, &state, i);
-                let stage = &pipeline.stages[i];
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>14.bold} {spinner} [{bar:30}] {pos}/{len} {msg} {elapsed}/{eta}",
-                    )
-                    .expect("template")
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(stage.id.clone());
-                bar.enable_steady_tick(Duration::from_millis(200));
-                let tx = tx.clone();
-                let fingerprint = planned.fingerprint.clone();
-                let events = &events;
-                let device = stage.device.unwrap_or(opts.device);
-                let offline = opts.offline;
-                started.insert(i, Instant::now());
-                scope.spawn(move || {
-                    events.record("begin", &stage.id, stage.kind.uses_device);
-                    let progress = BarProgress(bar.clone());
-                    let result = execute(
-                        pipeline,
-                        cache,
-                        i,
-                        &fingerprint,
-                        &inputs,
-                        device,
-                        offline,
-                        &progress,
-                    );
-                    bar.finish_and_clear();
-                    events.record("end", &stage.id, stage.kind.uses_device);
-                    let _ = tx.send(Finished { index: i, result });
-                });
-                state[i] = State::Running(planned, note);
+            if let Ok(done) = rx.recv_timeout(Duration::from_millis(100)) {
+                self.finish(shared, done);
             }
-
-            let running = cpu_running + usize::from(device_busy);
-            let pending = state
-                .iter()
-                .any(|s| matches!(s, State::Waiting | State::Queued(..)));
-            if running == 0 && !pending {
-                break;
-            }
-            if running == 0 && pending && cpu_queue.is_empty() && device_queue.is_empty() {
-                // Nothing can make progress (should not happen in a DAG); do not hang.
-                anyhow::bail!("internal error: scheduler stalled");
-            }
-            let Ok(done) = rx.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            let i = done.index;
-            if pipeline.stages[i].kind.uses_device {
-                device_busy = false;
-            } else {
-                cpu_running -= 1;
-            }
-            let elapsed = started[&i].elapsed().as_secs_f64();
-            wall.insert(i, elapsed);
-            let State::Running(planned, note) = std::mem::replace(&mut state[i], State::Waiting)
-            else {
-                unreachable!("finished stage was running")
-            };
-            let id = &pipeline.stages[i].id;
-            state[i] = match done.result {
-                Ok(entry) => {
-                    tracing::info!(stage = %id, seconds = elapsed, "ran");
-                    let _ = multi.println(format!("  ran {id} in {}", human_duration(elapsed)));
-                    State::Done(Outcome::Ran, Some((planned, entry)), note)
-                }
-                Err(ExecError::Cancelled) => State::Done(Outcome::Cancelled, None, note),
-                Err(ExecError::UpstreamDamaged { upstream, message })
-                    if recompute.insert(upstream) =>
-                {
-                    let up = &pipeline.stages[upstream].id;
-                    say(
-                        &multi,
-                        &format!("  warning: {id}: {message}; recomputing {up}, then {id}"),
-                    );
-                    // Both settle again: the upstream stage reruns, this one waits for it.
-                    state[upstream] = State::Waiting;
-                    State::Waiting
-                }
-                Err(ExecError::UpstreamDamaged { message, .. } | ExecError::Failed(message)) => {
-                    say(&multi, &format!("  FAILED {id}: {message}"));
-                    State::Done(Outcome::Failed(message), None, note)
-                }
-            };
         }
-        Ok(())
-    })?;
+    }
 
-    let _ = stats.save(&cache.stat_cache_path(), &cache.tmp_dir());
-
-    let (manifest_written, manifest_error) = if opts.dry_run {
-        (false, None)
-    } else {
-        match record_results(pipeline, cache, recorded.as_ref(), &state) {
-            Ok(written) => (written, None),
-            Err(e) => (false, Some(e)),
-        }
-    };
-
-    let stages = pipeline
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let State::Done(outcome, result, note) = &state[i] else {
-                unreachable!("every stage is done")
-            };
-            // Rows summed over the stage's tables; none for a stage that writes only files.
-            let rows = result.as_ref().and_then(|(_, e)| {
-                let counts: Vec<u64> = e.outputs.values().filter_map(|o| o.rows).collect();
-                (!counts.is_empty()).then(|| counts.iter().sum())
-            });
-            StageReport {
-                id: s.id.clone(),
-                outcome: outcome.clone(),
-                wall_time_s: wall.get(&i).copied(),
-                rows,
-                note: note.clone(),
+    fn notice_cancellation(&mut self) {
+        if CANCELLED.load(Ordering::Relaxed) {
+            // A stage cancelled before it started gives no reason to run.
+            for i in self.scheduler.cancel() {
+                self.tracks[i].note = None;
             }
-        })
-        .collect();
-    Ok(RunReport {
-        stages,
-        manifest_written,
-        manifest_error,
-    })
-}
+        }
+    }
 
-/// Writes the manifest: every stage that has a result now, old records of the others. Nothing
-/// is written when nothing changed, nor a first manifest with no stage in it (a run that failed
-/// at once leaves no trace).
-/// `old` is the manifest as read before the run (the cache lock keeps it current).
-fn record_results(
-    pipeline: &Pipeline,
-    cache: &Cache,
-    old: Option<&Manifest>,
-    state: &[State],
-) -> Result<bool, String> {
-    let path = cache.manifest_path(&pipeline.name);
-    let mut manifest = Manifest {
-        pipeline: pipeline.name.clone(),
-        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
-        stages: Default::default(),
-    };
-    for (i, stage) in pipeline.stages.iter().enumerate() {
-        let record = match &state[i] {
-            State::Done(_, Some((planned, entry)), _) => Some(plan::record(stage, planned, entry)),
-            _ => old.and_then(|m| m.stages.get(&stage.id).cloned()),
+    fn settle_ready(&mut self, shared: &Shared) {
+        loop {
+            self.notice_cancellation();
+            let Some(ready) = self.scheduler.next_to_settle() else {
+                return;
+            };
+            let settlement = self.settle(shared, ready);
+            self.scheduler.settled(ready.stage, settlement);
+        }
+    }
+
+    /// Decides what happens to a stage whose inputs all have results: the cache's answer,
+    /// unless it is forced or must be recomputed.
+    fn settle(&mut self, shared: &Shared, ready: Ready) -> Settlement {
+        let Shared {
+            pipeline,
+            cache,
+            opts,
+            ..
+        } = shared;
+        let i = ready.stage;
+        let stage = &pipeline.stages[i];
+        let must_run = if ready.recompute {
+            Some("cached output found corrupt by a consumer")
+        } else if opts.force_all || opts.force.contains(&stage.id) {
+            Some("forced")
+        } else {
+            None
         };
-        if let Some(r) = record {
-            manifest.stages.insert(stage.id.clone(), r);
-        }
-    }
-    let changed = match old {
-        Some(old) => *old != manifest,
-        None => !manifest.stages.is_empty(),
-    };
-    if !changed {
-        return Ok(false);
-    }
-    manifest.save(cache).map_err(|e| {
-        format!(
-            "cannot write the manifest {}: {e}\nhint: the results are cached; free space or fix permissions, then run again to record them",
-            path.display()
-        )
-    })
-}
-
-/// Decides what happens to a stage whose inputs are all done.
-fn settle(
-    pipeline: &Pipeline,
-    cache: &Cache,
-    opts: &RunOptions,
-    stats: &mut StatCache,
-    state: &[State],
-    recompute: &BTreeSet<usize>,
-    i: usize,
-) -> State {
-    let stage = &pipeline.stages[i];
-    if CANCELLED.load(Ordering::Relaxed) {
-        return State::Done(Outcome::Cancelled, None, None);
-    }
-    for input in &stage.inputs {
-        let u = pipeline.index_of(&input.stage).expect("resolved input");
-        match &state[u] {
-            State::Done(_, Some(_), _) => {}
-            State::Done(Outcome::WouldRun, ..) => {
-                return State::Done(
-                    Outcome::WouldRun,
-                    None,
-                    Some(format!("after {}", input.stage)),
-                );
+        let check = match must_run {
+            Some(_) => CacheCheck::Skip,
+            None => CacheCheck::Repair,
+        };
+        let upstream = upstream_entries(&self.tracks, pipeline, i);
+        let assessment = plan::assess(stage, &upstream, cache, &mut self.stats, check);
+        let track = &mut self.tracks[i];
+        track.unsettle();
+        let planned = match assessment {
+            Assessment::CannotPlan(e) => {
+                warn(&format!("  FAILED {}: {e}", stage.id));
+                track.failure = Some(e.to_string());
+                return Settlement::Failed;
             }
-            State::Done(Outcome::Cancelled, ..) => {
-                return State::Done(Outcome::Cancelled, None, None);
+            Assessment::Hit(planned, entry) => {
+                track.result = Some((planned, entry));
+                return Settlement::Cached;
             }
-            _ => {
-                return State::Done(
-                    Outcome::Skipped(format!("input {} has no result", input.stage)),
-                    None,
-                    None,
-                );
-            }
-        }
-    }
-    let entries = upstream_entries(pipeline, state, i);
-    let refs: Vec<&Entry> = entries.iter().collect();
-    let planned = match plan::plan(stage, &refs, stats) {
-        Ok(p) => p,
-        Err(e) => {
-            warn(&format!("  FAILED {}: {e}", stage.id));
-            return State::Done(Outcome::Failed(e), None, None);
-        }
-    };
-    let mut note = if recompute.contains(&i) {
-        Some("cached output found corrupt by a consumer".to_string())
-    } else if opts.force_all || opts.force.contains(&stage.id) {
-        Some("forced".to_string())
-    } else {
-        None
-    };
-    if note.is_none() {
-        match plan::lookup(cache, &planned, stats, true) {
-            Lookup::Hit(entry) => {
-                return State::Done(Outcome::Cached, Some((planned, entry)), None);
-            }
-            Lookup::Damaged(damage) => {
+            Assessment::Damaged(planned, damage) => {
                 if !matches!(damage, Damage::Missing(_)) {
                     warn(&format!(
                         "warning: stage {}: {damage}; removed, recomputing",
                         stage.id
                     ));
                 }
-                note = Some(damage.to_string());
+                track.note = Some(damage.to_string());
+                planned
             }
-            Lookup::Miss => {}
+            Assessment::MustRun(planned) => {
+                track.note = must_run.map(str::to_string);
+                planned
+            }
+        };
+        if opts.dry_run {
+            return Settlement::WouldRun;
+        }
+        track.planned = Some(planned);
+        Settlement::Run
+    }
+
+    fn job<'a>(&self, shared: &Shared<'a>, i: usize) -> Job<'a> {
+        let planned = self.tracks[i]
+            .planned
+            .as_ref()
+            .expect("queued stage is planned");
+        Job {
+            pipeline: shared.pipeline,
+            cache: shared.cache,
+            index: i,
+            fingerprint: planned.fingerprint.clone(),
+            upstream: upstream_entries(&self.tracks, shared.pipeline, i)
+                .into_iter()
+                .cloned()
+                .collect(),
+            device: shared.pipeline.stages[i]
+                .device
+                .unwrap_or(shared.opts.device),
+            offline: shared.opts.offline,
         }
     }
-    if opts.dry_run {
-        return State::Done(Outcome::WouldRun, None, note);
+
+    /// Takes in a stage that came back from its worker thread.
+    fn finish(&mut self, shared: &Shared, done: Finished) {
+        let i = done.index;
+        let id = &shared.pipeline.stages[i].id;
+        let track = &mut self.tracks[i];
+        let elapsed = track.started.expect("started").elapsed().as_secs_f64();
+        track.wall_s = Some(elapsed);
+        let error = match done.result {
+            Ok(entry) => {
+                tracing::info!(stage = %id, seconds = elapsed, "ran");
+                shared
+                    .bars
+                    .mention(&format!("  ran {id} in {}", human_duration(elapsed)));
+                let planned = track.planned.take().expect("a running stage is planned");
+                track.result = Some((planned, entry));
+                self.scheduler.finished(i, Finish::Ran);
+                return;
+            }
+            Err(ExecError::Cancelled) => {
+                self.scheduler.finished(i, Finish::Cancelled);
+                return;
+            }
+            Err(e) => e,
+        };
+        let finish = match error {
+            ExecError::UpstreamDamaged { upstream, .. } => Finish::UpstreamDamaged { upstream },
+            _ => Finish::Failed,
+        };
+        match (self.scheduler.finished(i, finish), finish) {
+            (Landing::Requeued, Finish::UpstreamDamaged { upstream }) => {
+                let up = &shared.pipeline.stages[upstream].id;
+                let warning = format!("  warning: {id}: {error}; recomputing {up}, then {id}");
+                shared.bars.say(&warning);
+                // Both settle again: the upstream stage reruns, this one waits for it.
+                self.tracks[upstream].unsettle();
+                self.tracks[i].unsettle();
+            }
+            _ => {
+                shared.bars.say(&format!("  FAILED {id}: {error}"));
+                self.tracks[i].failure = Some(error.to_string());
+            }
+        }
     }
-    State::Queued(planned, note)
+
+    fn stalled(&self, pipeline: &Pipeline) -> RunError {
+        let stages = self.scheduler.unfinished();
+        RunError::Stalled {
+            stages: stages
+                .into_iter()
+                .map(|i| pipeline.stages[i].id.clone())
+                .collect(),
+        }
+    }
+
+    /// Each stage's result in this run, by index, for the manifest.
+    fn results(&self) -> Vec<Option<(&Planned, &Entry)>> {
+        self.tracks
+            .iter()
+            .map(|t| t.result.as_ref().map(|(p, e)| (p, e)))
+            .collect()
+    }
+
+    fn report(&self, pipeline: &Pipeline, manifest: Result<bool, ManifestError>) -> RunReport {
+        let stages = (0..pipeline.stages.len())
+            .map(|i| self.stage_report(pipeline, i))
+            .collect();
+        let (manifest_written, manifest_error) = match manifest {
+            Ok(written) => (written, None),
+            Err(e) => (false, Some(e)),
+        };
+        RunReport {
+            stages,
+            manifest_written,
+            manifest_error,
+        }
+    }
+
+    fn stage_report(&self, pipeline: &Pipeline, i: usize) -> StageReport {
+        let track = &self.tracks[i];
+        let id = |u: usize| pipeline.stages[u].id.clone();
+        let outcome = match self.scheduler.end(i).expect("every stage ended") {
+            End::Cached => Outcome::Cached,
+            End::Ran => Outcome::Ran,
+            End::Failed => Outcome::Failed(track.failure.clone().unwrap_or_default()),
+            End::Skipped { input } => {
+                Outcome::Skipped(format!("input {} has no result", id(input)))
+            }
+            End::Cancelled => Outcome::Cancelled,
+            End::WouldRun { .. } => Outcome::WouldRun,
+            End::NotSelected => Outcome::NotSelected,
+        };
+        let note = match self.scheduler.end(i) {
+            Some(End::WouldRun { after: Some(u) }) => Some(format!("after {}", id(u))),
+            _ => track.note.clone(),
+        };
+        // Rows summed over the stage's tables; none for a stage that writes only files.
+        let rows = track.result.as_ref().and_then(|(_, e)| {
+            let counts: Vec<u64> = e.outputs.values().filter_map(|o| o.rows).collect();
+            (!counts.is_empty()).then(|| counts.iter().sum())
+        });
+        StageReport {
+            id: pipeline.stages[i].id.clone(),
+            outcome,
+            wall_time_s: track.wall_s,
+            rows,
+            note,
+        }
+    }
 }
 
-/// The entries of stage `i`'s inputs, in declared order (all are done with a result).
-fn upstream_entries(pipeline: &Pipeline, state: &[State], i: usize) -> Vec<Entry> {
+/// The entries of stage `i`'s inputs, in declared order (all have a result).
+fn upstream_entries<'t>(tracks: &'t [Track], pipeline: &Pipeline, i: usize) -> Vec<&'t Entry> {
     pipeline.stages[i]
         .inputs
         .iter()
         .map(|input| {
             let u = pipeline.index_of(&input.stage).expect("resolved input");
-            match &state[u] {
-                State::Done(_, Some((_, e)), _) => e.clone(),
-                _ => unreachable!("input has a result"),
-            }
+            let (_, entry) = tracks[u].result.as_ref().expect("input has a result");
+            entry
         })
         .collect()
 }
 
-/// Runs one stage and stores its outputs. Called on a worker thread.
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    pipeline: &Pipeline,
-    cache: &Cache,
-    i: usize,
-    fingerprint: &str,
-    upstream: &[Entry],
-    device: Device,
-    offline: bool,
-    progress: &dyn Progress,
-) -> Result<Entry, ExecError> {
-    let stage = &pipeline.stages[i];
-    let start = Instant::now();
-    let inputs = load_inputs(pipeline, cache, i, upstream)?;
-    let out_dir = tempfile::Builder::new()
-        .prefix(&format!("{}-", stage.id))
-        .tempdir_in(cache.tmp_dir())
-        .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
-    let ctx = Context {
-        stage: &stage.id,
-        root: &pipeline.root,
-        inputs: &inputs,
-        out_dir: out_dir.path(),
-        device,
-        offline,
-        progress,
-        cancelled: &CANCELLED,
-    };
-    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.parsed.run(&ctx)))
-        .map_err(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            ExecError::Failed(format!("the stage panicked: {msg}"))
-        })?
-        .map_err(|e| match e {
-            cairn_stages::StageError::Cancelled => ExecError::Cancelled,
-            other => ExecError::Failed(other.to_string()),
-        })?;
-
-    let mut outputs = BTreeMap::new();
-    for (split, batch) in &output.tables {
-        let bytes =
-            tables::to_parquet(batch).map_err(|e| format!("cannot write table {split}: {e}"))?;
-        let digest = cache
-            .put_bytes(&bytes)
-            .map_err(|e| format!("cannot store table {split}: {e}"))?;
-        outputs.insert(
-            table_output_name(split),
-            OutputRecord {
-                digest,
-                bytes: bytes.len() as u64,
-                rows: Some(batch.num_rows() as u64),
-            },
-        );
-    }
-    let mut files = Vec::new();
-    walk(out_dir.path(), &mut files).map_err(|e| format!("cannot list output files: {e}"))?;
-    for file in files {
-        let rel = file
-            .strip_prefix(out_dir.path())
-            .expect("inside")
-            .to_string_lossy()
-            .to_string();
-        let bytes = fs_err::metadata(&file).map_err(|e| e.to_string())?.len();
-        let digest = cache
-            .put_file(&file)
-            .map_err(|e| format!("cannot store {rel}: {e}"))?;
-        outputs.insert(
-            format!("{FILE_PREFIX}{rel}"),
-            OutputRecord {
-                digest,
-                bytes,
-                rows: None,
-            },
-        );
-    }
-    let entry = Entry {
-        fingerprint: fingerprint.to_string(),
-        outputs,
-        metrics: output.metrics,
-        wall_time_s: (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        run_facts: output.run_facts,
-    };
-    // The entry last: until it exists, the objects above are unreferenced and the stage reruns.
-    cache
-        .write_entry(&entry)
-        .map_err(|e| format!("cannot record the result: {e}"))?;
-    Ok(entry)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for item in fs_err::read_dir(dir)? {
-        let path = item?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(())
-}
-
-/// Upstream outputs as the stage sees them: tables decoded and files as paths into the store,
-/// every object's digest checked by content first (the stat cache may have been fooled).
-fn load_inputs(
-    pipeline: &Pipeline,
-    cache: &Cache,
-    i: usize,
-    upstream: &[Entry],
-) -> Result<Vec<Input>, ExecError> {
-    let stage = &pipeline.stages[i];
-    let mut inputs = Vec::new();
-    for (input, entry) in stage.inputs.iter().zip(upstream) {
-        plan::input_digest(entry, input)?;
-        let damaged = |name: &str, d: Damage| ExecError::UpstreamDamaged {
-            upstream: pipeline.index_of(&input.stage).expect("resolved input"),
-            message: format!(
-                "the cached output {name} of stage {} is {}",
-                input.stage,
-                match d {
-                    Damage::Missing(_) => "missing",
-                    _ => "corrupt (removed)",
-                }
-            ),
-        };
-        let mut loaded = Input {
-            stage: input.stage.clone(),
-            ..Default::default()
-        };
-        for (name, out) in &entry.outputs {
-            if let Some(split) = crate::store::cache::split_of(name) {
-                if input.split.as_deref().is_some_and(|s| s != split) {
-                    continue;
-                }
-                let bytes = cache
-                    .read_verified(&out.digest)
-                    .map_err(|d| damaged(name, d))?;
-                let batch = tables::from_parquet(bytes)
-                    .map_err(|e| format!("input {input}: cannot read {name}: {e}"))?;
-                loaded.tables.insert(split.to_string(), batch);
-            } else if let Some(rel) = name.strip_prefix(FILE_PREFIX) {
-                if input.split.is_some() {
-                    continue;
-                }
-                let path = cache
-                    .verified_object_path(&out.digest)
-                    .map_err(|d| damaged(name, d))?;
-                loaded.files.insert(rel.to_string(), path);
-            } else if !name.starts_with(TABLE_PREFIX) {
-                return Err(format!("input {input}: unknown output {name}").into());
-            }
-        }
-        inputs.push(loaded);
-    }
-    Ok(inputs)
-}
-
-/// A lasting line above the progress bars, or on stderr when there are none (not a terminal):
-/// a failure's whole message, with its hint, must reach CI logs too.
-fn say(multi: &MultiProgress, line: &str) {
-    if multi.is_hidden() {
-        warn(line);
-    } else {
-        let _ = multi.println(line);
-    }
-}
-
-/// Writes a warning to stderr; a closed terminal (SIGHUP) must not turn it into a panic.
-fn warn(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-pub fn human_duration(s: f64) -> String {
-    if s < 1.0 {
-        format!("{:.0}ms", s * 1000.0)
-    } else if s < 120.0 {
-        format!("{s:.1}s")
-    } else {
-        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
-    }
-}
-
-/// The end-of-run table for people.
-pub fn summary(report: &RunReport) -> String {
-    let width = report
-        .stages
-        .iter()
-        .map(|s| s.id.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut out = format!(
-        "{:width$}  {:9}  {:>8}  {:>9}  note\n",
-        "stage", "outcome", "time", "rows"
-    );
-    for s in &report.stages {
-        if s.outcome == Outcome::NotSelected {
-            continue;
-        }
-        let time = s
-            .wall_time_s
-            .map(human_duration)
-            .unwrap_or_else(|| "-".into());
-        let rows = s.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
-        let note = match (&s.outcome, &s.note) {
-            (Outcome::Failed(e), _) => e.lines().next().unwrap_or_default().to_string(),
-            (Outcome::Skipped(why), _) => why.clone(),
-            (_, Some(n)) => n.clone(),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "{:width$}  {:9}  {:>8}  {:>9}  {note}\n",
-            s.id,
-            s.outcome.label(),
-            time,
-            rows
-        ));
-    }
-    out
+/// Runs a job on a worker thread of the scope, with its progress bar and events.
+fn spawn<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    shared: &'env Shared<'env>,
+    job: Job<'env>,
+    tx: Sender<Finished>,
+) {
+    let stage = &shared.pipeline.stages[job.index];
+    let bar = shared.bars.stage_bar(&stage.id);
+    scope.spawn(move || {
+        shared
+            .events
+            .record("begin", &stage.id, stage.kind.uses_device);
+        let result = job.execute(&BarProgress(bar.clone()));
+        bar.finish_and_clear();
+        shared
+            .events
+            .record("end", &stage.id, stage.kind.uses_device);
+        let _ = tx.send(Finished {
+            index: job.index,
+            result,
+        });
+    });
 }

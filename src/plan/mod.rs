@@ -4,6 +4,7 @@
 pub mod fingerprint;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -27,8 +28,86 @@ pub enum Lookup {
     Miss,
 }
 
+/// Why a stage's fingerprint cannot be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("input `{input}`: stage `{stage}` has no split `{split}` (it has: {})", listing(.available))]
+    NoSuchSplit {
+        input: String,
+        stage: String,
+        split: String,
+        /// The splits the upstream stage has.
+        available: Vec<String>,
+    },
+    #[error("cannot read `{shown}`: {source}")]
+    UnreadableExternal {
+        /// The path as the pipeline file names it.
+        shown: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn listing(splits: &[String]) -> String {
+    if splits.is_empty() {
+        "no tables".to_string()
+    } else {
+        splits.join(", ")
+    }
+}
+
+/// What is known of a stage once every input has a result: one answer, shared by `run` (which
+/// acts on it) and `status` (which tells it), so the two never disagree.
+pub enum Assessment {
+    /// The fingerprint cannot be computed: an input lacks the split it names, or an external
+    /// file is unreadable.
+    CannotPlan(PlanError),
+    /// The cache holds a sound result for this fingerprint.
+    Hit(Planned, Entry),
+    /// The cache holds a result for this fingerprint, but it is damaged.
+    Damaged(Planned, Damage),
+    /// No result to use: none is cached, or the cache was not consulted ([`CacheCheck::Skip`]).
+    MustRun(Planned),
+}
+
+/// How [`assess`] consults the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheCheck {
+    /// Look, and remove what is corrupt so that a rerun can store good objects (`run`).
+    Repair,
+    /// Look without changing anything (`status`).
+    ReadOnly,
+    /// Do not look: the stage runs whatever the cache holds (`--force`, a recompute).
+    Skip,
+}
+
+/// Fingerprints a stage whose inputs have these results (in declared order) and looks its
+/// result up.
+pub fn assess(
+    stage: &StageSpec,
+    upstream: &[&Entry],
+    cache: &Cache,
+    stats: &mut StatCache,
+    check: CacheCheck,
+) -> Assessment {
+    let planned = match plan(stage, upstream, stats) {
+        Ok(planned) => planned,
+        Err(e) => return Assessment::CannotPlan(e),
+    };
+    let repair = match check {
+        CacheCheck::Skip => return Assessment::MustRun(planned),
+        CacheCheck::Repair => true,
+        CacheCheck::ReadOnly => false,
+    };
+    match lookup(cache, &planned, stats, repair) {
+        Lookup::Hit(entry) => Assessment::Hit(planned, entry),
+        Lookup::Damaged(damage) => Assessment::Damaged(planned, damage),
+        Lookup::Miss => Assessment::MustRun(planned),
+    }
+}
+
 /// The digest a consumer sees of an upstream result: all its outputs, or one split's table.
-pub fn input_digest(upstream: &Entry, input: &InputRef) -> Result<Digest, String> {
+pub fn input_digest(upstream: &Entry, input: &InputRef) -> Result<Digest, PlanError> {
     match &input.split {
         None => {
             let listing: serde_json::Map<String, Value> = upstream
@@ -42,21 +121,16 @@ pub fn input_digest(upstream: &Entry, input: &InputRef) -> Result<Digest, String
             .outputs
             .get(&table_output_name(split))
             .map(|o| o.digest.clone())
-            .ok_or_else(|| {
-                let splits: Vec<&str> = upstream
+            .ok_or_else(|| PlanError::NoSuchSplit {
+                input: input.to_string(),
+                stage: input.stage.clone(),
+                split: split.clone(),
+                available: upstream
                     .outputs
                     .keys()
                     .filter_map(|k| split_of(k))
-                    .collect();
-                format!(
-                    "input `{input}`: stage `{}` has no split `{split}` (it has: {})",
-                    input.stage,
-                    if splits.is_empty() {
-                        "no tables".to_string()
-                    } else {
-                        splits.join(", ")
-                    }
-                )
+                    .map(str::to_string)
+                    .collect(),
             }),
     }
 }
@@ -78,7 +152,7 @@ pub fn plan(
     stage: &StageSpec,
     upstream: &[&Entry],
     stats: &mut StatCache,
-) -> Result<Planned, String> {
+) -> Result<Planned, PlanError> {
     let mut inputs = Vec::new();
     for (input, entry) in stage.inputs.iter().zip(upstream) {
         inputs.push(InputRecord {
@@ -90,7 +164,11 @@ pub fn plan(
     for ext in &stage.externals {
         let digest = stats
             .external_digest(&ext.path, ext.files.as_deref())
-            .map_err(|e| format!("cannot read `{}`: {e}", ext.shown))?;
+            .map_err(|source| PlanError::UnreadableExternal {
+                shown: ext.shown.clone(),
+                path: ext.path.clone(),
+                source,
+            })?;
         externals.insert(
             ext.field.clone(),
             ExternalRecord {
