@@ -111,36 +111,21 @@ fn read_table(
 /// Formats rows `0..head` of `batch` (only `columns` when given).
 pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Result<String> {
     let schema = batch.schema();
-    let picked: Vec<usize> = if columns.is_empty() {
-        (0..schema.fields().len()).collect()
-    } else {
-        columns
-            .iter()
-            .map(|c| {
-                schema.index_of(c).map_err(|_| {
-                    let names: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    anyhow::anyhow!("no column `{c}` (columns: {})", names.join(", "))
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    let rows = head.min(batch.num_rows());
+    let picked = column_indices(batch, columns)?;
     let options = FormatOptions::default().with_null("null");
+    let formatters: Vec<ArrayFormatter> = picked
+        .iter()
+        .map(|&c| ArrayFormatter::try_new(batch.column(c).as_ref(), &options))
+        .collect::<Result<_, _>>()?;
     let mut grid: Vec<Vec<String>> = vec![
         std::iter::once(String::new())
             .chain(picked.iter().map(|&c| schema.field(c).name().clone()))
             .collect(),
     ];
-    let formatters: Vec<ArrayFormatter> = picked
-        .iter()
-        .map(|&c| ArrayFormatter::try_new(batch.column(c).as_ref(), &options))
-        .collect::<Result<_, _>>()?;
-    for r in 0..rows {
+    for r in 0..head.min(batch.num_rows()) {
         let mut line = vec![r.to_string()];
-        for (k, f) in formatters.iter().enumerate() {
-            let array = batch.column(picked[k]);
-            let text = if array.is_null(r) {
+        for (&c, f) in picked.iter().zip(&formatters) {
+            let text = if batch.column(c).is_null(r) {
                 "null".to_string()
             } else {
                 f.value(r).to_string()
@@ -149,6 +134,34 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
         }
         grid.push(line);
     }
+    let mut out = aligned(&grid);
+    out.push_str(&format!(
+        "[{} rows x {} columns]\n",
+        batch.num_rows(),
+        picked.len()
+    ));
+    Ok(out)
+}
+
+/// The indices of `columns` in `batch` (all of them when empty), or which names exist.
+fn column_indices(batch: &RecordBatch, columns: &[String]) -> anyhow::Result<Vec<usize>> {
+    let schema = batch.schema();
+    if columns.is_empty() {
+        return Ok((0..schema.fields().len()).collect());
+    }
+    columns
+        .iter()
+        .map(|c| {
+            schema.index_of(c).map_err(|_| {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                anyhow::anyhow!("no column `{c}` (columns: {})", names.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// The grid's cells padded to their column's width, two spaces apart, one line per row.
+fn aligned(grid: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..grid[0].len())
         .map(|c| {
             grid.iter()
@@ -158,7 +171,7 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
         })
         .collect();
     let mut out = String::new();
-    for row in &grid {
+    for row in grid {
         let cells: Vec<String> = row
             .iter()
             .enumerate()
@@ -167,12 +180,7 @@ pub fn head(batch: &RecordBatch, head: usize, columns: &[String]) -> anyhow::Res
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str(&format!(
-        "[{} rows x {} columns]\n",
-        batch.num_rows(),
-        picked.len()
-    ));
-    Ok(out)
+    out
 }
 
 /// `[0.1, 0.2, …, 0.9] (384)` for long lists; `text…` for long strings.
