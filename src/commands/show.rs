@@ -105,7 +105,7 @@ fn read_table(
             "the cached table {split} of {stage} is missing or corrupt: run the pipeline again"
         )
     })?;
-    Ok(tables::from_parquet(bytes)?)
+    tables::from_parquet(bytes)
 }
 
 /// Formats rows `0..head` of `batch` (only `columns` when given).

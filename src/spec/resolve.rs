@@ -100,6 +100,7 @@ struct Reported;
 /// file referencing a long param many times makes the resolved params quadratically large.
 const MAX_SUBSTITUTED: usize = 16 << 20;
 
+/// The pipeline file, checked and resolved; else every problem found, each located.
 pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnostics> {
     let mut r = Resolver {
         source,
