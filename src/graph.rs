@@ -127,79 +127,81 @@ impl Dag {
     }
 }
 
-/// The three `cairn dag --format` renderings.
-pub fn render(stages: &[StageSpec], dag: &Dag, format: &str, name: &str) -> String {
+/// `cairn dag`: one line per stage in run order, its kind, `[device]` for device stages, and
+/// `← inputs`.
+pub fn render_text(stages: &[StageSpec], dag: &Dag) -> String {
+    let width = stages.iter().map(|s| s.id.len()).max().unwrap_or(0);
     let mut out = String::new();
+    for i in dag.topological_order() {
+        let s = &stages[i];
+        let inputs: Vec<String> = s.inputs.iter().map(|x| x.to_string()).collect();
+        let device = if s.kind.uses_device { " [device]" } else { "" };
+        let arrow = if inputs.is_empty() {
+            String::new()
+        } else {
+            format!(" ← {}", inputs.join(", "))
+        };
+        out.push_str(&format!(
+            "{:width$}  {}{device}{arrow}\n",
+            s.id, s.kind.name
+        ));
+    }
+    out
+}
+
+/// `cairn dag --format mermaid`: a Mermaid flowchart, edges labelled with the split they take.
+pub fn render_mermaid(stages: &[StageSpec], dag: &Dag) -> String {
     let order = dag.topological_order();
-    match format {
-        "mermaid" => {
-            out.push_str("graph TD\n");
-            for &i in &order {
-                let s = &stages[i];
-                out.push_str(&format!(
-                    "  {}[\"{}<br/><i>{}</i>\"]\n",
-                    s.id, s.id, s.kind.name
-                ));
-            }
-            for &i in &order {
-                for input in &stages[i].inputs {
-                    let label = input
-                        .split
-                        .as_deref()
-                        .map(|s| format!("|{s}|"))
-                        .unwrap_or_default();
-                    out.push_str(&format!("  {} -->{label} {}\n", input.stage, stages[i].id));
-                }
-            }
-        }
-        "dot" => {
-            out.push_str(&format!(
-                "digraph \"{name}\" {{\n  rankdir=TB;\n  node [shape=box];\n"
-            ));
-            for &i in &order {
-                let s = &stages[i];
-                let style = if s.kind.uses_device {
-                    ", style=bold"
-                } else {
-                    ""
-                };
-                out.push_str(&format!(
-                    "  \"{}\" [label=\"{}\\n{}\"{style}];\n",
-                    s.id, s.id, s.kind.name
-                ));
-            }
-            for &i in &order {
-                for input in &stages[i].inputs {
-                    let label = input
-                        .split
-                        .as_deref()
-                        .map(|s| format!(" [label=\"{s}\"]"))
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "  \"{}\" -> \"{}\"{label};\n",
-                        input.stage, stages[i].id
-                    ));
-                }
-            }
-            out.push_str("}\n");
-        }
-        _ => {
-            let width = stages.iter().map(|s| s.id.len()).max().unwrap_or(0);
-            for &i in &order {
-                let s = &stages[i];
-                let inputs: Vec<String> = s.inputs.iter().map(|x| x.to_string()).collect();
-                let device = if s.kind.uses_device { " [device]" } else { "" };
-                let arrow = if inputs.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ← {}", inputs.join(", "))
-                };
-                out.push_str(&format!(
-                    "{:width$}  {}{device}{arrow}\n",
-                    s.id, s.kind.name
-                ));
-            }
+    let mut out = String::from("graph TD\n");
+    for &i in &order {
+        let s = &stages[i];
+        out.push_str(&format!(
+            "  {}[\"{}<br/><i>{}</i>\"]\n",
+            s.id, s.id, s.kind.name
+        ));
+    }
+    for &i in &order {
+        for input in &stages[i].inputs {
+            let label = input
+                .split
+                .as_deref()
+                .map(|s| format!("|{s}|"))
+                .unwrap_or_default();
+            out.push_str(&format!("  {} -->{label} {}\n", input.stage, stages[i].id));
         }
     }
+    out
+}
+
+/// `cairn dag --format dot`: a Graphviz digraph named after the pipeline, device stages bold.
+pub fn render_dot(stages: &[StageSpec], dag: &Dag, name: &str) -> String {
+    let order = dag.topological_order();
+    let mut out = format!("digraph \"{name}\" {{\n  rankdir=TB;\n  node [shape=box];\n");
+    for &i in &order {
+        let s = &stages[i];
+        let style = if s.kind.uses_device {
+            ", style=bold"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\\n{}\"{style}];\n",
+            s.id, s.id, s.kind.name
+        ));
+    }
+    for &i in &order {
+        for input in &stages[i].inputs {
+            let label = input
+                .split
+                .as_deref()
+                .map(|s| format!(" [label=\"{s}\"]"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  \"{}\" -> \"{}\"{label};\n",
+                input.stage, stages[i].id
+            ));
+        }
+    }
+    out.push_str("}\n");
     out
 }

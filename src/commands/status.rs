@@ -202,3 +202,20 @@ pub fn render(statuses: &[StageStatus]) -> String {
     }
     out
 }
+
+/// `cairn status`: every stage's status, as a table or (`json`) machine-readable.
+pub fn run(
+    ctx: &crate::commands::context::Context,
+    pipeline: &std::path::Path,
+    json: bool,
+    rehash: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let (p, cache) = ctx.load(pipeline)?;
+    let statuses = status(&p, &cache, &vec![true; p.stages.len()], rehash)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        print!("{}", render(&statuses));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -2,13 +2,46 @@
 //! the manifest: identical bytes, the same metrics within a tolerance, or different.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use serde_json::Value;
 
+use crate::commands::context::Context;
+use crate::commands::{run, signals};
 use crate::exec::{self, Outcome, RunOptions};
 use crate::spec::resolve::Pipeline;
 use crate::store::cache::Cache;
 use crate::store::manifest::{Manifest, StageRecord};
+
+#[derive(clap::Args)]
+pub struct Args {
+    pipeline: PathBuf,
+    /// Relative tolerance for metrics when outputs are not byte-identical.
+    #[arg(long, default_value_t = 1e-6)]
+    tolerance: f64,
+    #[arg(long, short)]
+    jobs: Option<usize>,
+}
+
+/// Prints a verdict per stage; exit 1 when any is not identical or the same within tolerance.
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let (p, cache) = ctx.load(&args.pipeline)?;
+    signals::stop_gracefully();
+    let verdicts = verify(&p, &cache, run::options(ctx, args.jobs), args.tolerance)?;
+    if let Some(code) = signals::stopped_by_signal() {
+        eprintln!("interrupted: verify did not finish");
+        return Ok(code);
+    }
+    for (id, v) in &verdicts {
+        println!("{id}: {}", v.describe(args.tolerance));
+    }
+    Ok(if verdicts.iter().all(|(_, v)| v.agrees()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -23,10 +56,34 @@ pub enum Verdict {
     NotRecomputed(String),
 }
 
+impl Verdict {
+    /// Whether the recomputation confirms the manifest.
+    pub fn agrees(&self) -> bool {
+        matches!(self, Verdict::Identical | Verdict::SameMetrics)
+    }
+
+    /// The verdict as `cairn verify` prints it.
+    pub fn describe(&self, tolerance: f64) -> String {
+        match self {
+            Verdict::Identical => "identical".to_string(),
+            Verdict::SameMetrics => format!("same metrics within {tolerance}"),
+            Verdict::Different(d) => format!("DIFFERENT: {d}"),
+            Verdict::NotInManifest => "not in the manifest".to_string(),
+            Verdict::StaleManifest => {
+                "the manifest records another fingerprint (stale): run the pipeline, then verify"
+                    .to_string()
+            }
+            Verdict::NotRecomputed(why) => format!("not recomputed: {why}"),
+        }
+    }
+}
+
+/// Recomputes every stage into a scratch cache with `base`'s workers, device and network
+/// (from [`run::options`]), forcing and rehashing everything, and judges each result.
 pub fn verify(
     pipeline: &Pipeline,
     cache: &Cache,
-    base: &RunOptions,
+    base: RunOptions,
     tolerance: f64,
 ) -> anyhow::Result<Vec<(String, Verdict)>> {
     let manifest = Manifest::load(&cache.manifest_path(&pipeline.name))?.ok_or_else(|| {
@@ -39,17 +96,9 @@ pub fn verify(
     let fresh = Cache::new(scratch.path());
     let _lock = fresh.lock(std::time::Duration::from_secs(1))?;
     let opts = RunOptions {
-        jobs: base.jobs,
-        device: base.device,
-        targets: Vec::new(),
-        downstream: false,
-        force: Vec::new(),
         force_all: true,
-        dry_run: false,
-        offline: base.offline,
-        events: None,
-        progress: base.progress,
         rehash: true,
+        ..base
     };
     let report = exec::run(pipeline, &fresh, &opts)?;
     let recomputed = Manifest::load(&fresh.manifest_path(&pipeline.name))?.unwrap_or_default();

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_stages::registry::{self, Kind, Parsed};
-use cairn_stages::{Device, External, PrepareEnv};
+use cairn_stages::registry::{self, Kind, ParamParseError, Parsed};
+use cairn_stages::{Device, External, PrepareEnv, StageError};
 use serde_yaml::Value as Yaml;
 
 use crate::graph::Dag;
@@ -93,10 +93,41 @@ struct Resolver<'a> {
     substituted: usize,
 }
 
+/// A problem was recorded in [`Resolver::errors`]; the caller stops, or checks on to report more.
+struct Reported;
+
 /// The most that `${params.x}` references may produce in one pipeline. Without a cap, a short
 /// file referencing a long param many times makes the resolved params quadratically large.
 const MAX_SUBSTITUTED: usize = 16 << 20;
 
+/// The pipeline file, checked and resolved; else every problem found, each located.
+pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnostics> {
+    let mut r = Resolver {
+        source,
+        errors: Vec::new(),
+        substituted: 0,
+    };
+    r.check_name();
+    let root = r.root();
+    let stages = r.stages(&root, offline);
+    if !r.errors.is_empty() {
+        return Err(Diagnostics(r.errors));
+    }
+    let dag = Dag::build(&stages);
+    if r.check_acyclic(&stages, &dag).is_err() {
+        return Err(Diagnostics(r.errors));
+    }
+    Ok(Pipeline {
+        name: source.raw.name.clone(),
+        description: source.raw.description.clone(),
+        file: source.path.clone(),
+        root,
+        stages,
+        dag,
+    })
+}
+
+// The whole pipeline: its name, root, stages (each checked on its own) and graph.
 impl Resolver<'_> {
     fn error(
         &mut self,
@@ -115,6 +146,434 @@ impl Resolver<'_> {
         self.errors.push(d);
     }
 
+    /// The name becomes the manifest's file name.
+    fn check_name(&mut self) {
+        let name = &self.source.raw.name;
+        if !valid_id(name) {
+            self.error(
+                self.source.locations.value(&["name"]),
+                None,
+                format!("pipeline name `{name}` cannot name a manifest file"),
+                Some("use letters, digits, `-` and `_`".into()),
+            );
+        }
+    }
+
+    /// `root:` against the pipeline file's directory (the default), which must exist.
+    fn root(&mut self) -> PathBuf {
+        let base = match self.source.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let root = match &self.source.raw.root {
+            Some(rel) => lexical_normalize(&base.join(rel)),
+            None => base.to_path_buf(),
+        };
+        if !root.is_dir() {
+            self.error(
+                self.source.locations.value(&["root"]),
+                None,
+                format!("root directory `{}` does not exist", root.display()),
+                Some("`root:` is relative to the pipeline file's directory".into()),
+            );
+        }
+        root
+    }
+
+    /// Every stage that resolves, in declaration order; the others are reported.
+    fn stages(&mut self, root: &Path, offline: bool) -> Vec<StageSpec> {
+        let raw = &self.source.raw;
+        if raw.stages.is_empty() {
+            self.error(
+                self.source.locations.key(&["stages"]),
+                None,
+                "the pipeline has no stages".into(),
+                None,
+            );
+        }
+        let ids: Vec<String> = raw
+            .stages
+            .keys()
+            .map(|k| {
+                k.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{k:?}"))
+            })
+            .collect();
+        let env = PrepareEnv { root, offline };
+        ids.iter()
+            .zip(raw.stages.values())
+            .filter_map(|(id, value)| self.stage(id, value, &ids, &env))
+            .collect()
+    }
+
+    /// A stage cannot depend, even through others, on its own output.
+    fn check_acyclic(&mut self, stages: &[StageSpec], dag: &Dag) -> Result<(), Reported> {
+        let Some(cycle) = dag.find_cycle() else {
+            return Ok(());
+        };
+        let names: Vec<&str> = cycle.iter().map(|&i| stages[i].id.as_str()).collect();
+        let first = names[0];
+        self.error(
+            self.source.locations.key(&["stages", first]),
+            Some(first),
+            format!("the stages form a cycle: {} → {first}", names.join(" → ")),
+            Some("a stage cannot depend, directly or not, on its own output".into()),
+        );
+        Err(Reported)
+    }
+}
+
+// One stage.
+impl Resolver<'_> {
+    /// One stage, step by step. A wrong id, shape, kind or params ends its checks; wrong
+    /// inputs, a wrong device or a missing file are reported and the checks go on, so one
+    /// `cairn` names them all.
+    fn stage(
+        &mut self,
+        id: &str,
+        value: &Yaml,
+        ids: &[String],
+        env: &PrepareEnv,
+    ) -> Option<StageSpec> {
+        let map = self.stage_mapping(id, value).ok()?;
+        let kind = self.stage_kind(id, map).ok()?;
+        let inputs = self.stage_inputs(id, map, ids, kind);
+        let device = self.stage_device(id, map, kind);
+        let params = self.substituted_params(id, map).ok()?;
+        let parsed = self.typed_params(id, kind, &params).ok()?;
+        let externals = self.stage_externals(id, &parsed, env).ok()?;
+        let present = self.check_externals_exist(id, &externals, env);
+        let (Ok(inputs), Ok(device), Ok(())) = (inputs, device, present) else {
+            return None;
+        };
+        Some(StageSpec {
+            id: id.to_string(),
+            kind,
+            params: parsed.canonical.clone(),
+            parsed,
+            inputs,
+            externals,
+            device,
+        })
+    }
+
+    /// A plain id, naming a mapping.
+    fn stage_mapping<'v>(
+        &mut self,
+        id: &str,
+        value: &'v Yaml,
+    ) -> Result<&'v serde_yaml::Mapping, Reported> {
+        let loc = &self.source.locations;
+        if !valid_id(id) {
+            self.error(
+                loc.key(&["stages", id]),
+                Some(id),
+                format!("stage id `{id}` is not a plain name"),
+                Some(
+                    "use letters, digits, `-` and `_` (a `.` separates a stage from a split in inputs)"
+                        .into(),
+                ),
+            );
+            return Err(Reported);
+        }
+        value.as_mapping().ok_or_else(|| {
+            self.error(
+                loc.value(&["stages", id]),
+                Some(id),
+                "a stage must be a mapping with at least `kind:`".into(),
+                Some("e.g. `tokenize: { kind: tokenize, inputs: [load] }`".into()),
+            );
+            Reported
+        })
+    }
+
+    /// `kind:`, looked up in the registry.
+    fn stage_kind(
+        &mut self,
+        id: &str,
+        map: &serde_yaml::Mapping,
+    ) -> Result<&'static Kind, Reported> {
+        let loc = &self.source.locations;
+        let Some(kind_value) = map.get("kind") else {
+            self.error(
+                loc.key(&["stages", id]),
+                Some(id),
+                "the stage has no `kind:`".into(),
+                Some(known_kinds_hint()),
+            );
+            return Err(Reported);
+        };
+        let pos = loc.value(&["stages", id, "kind"]);
+        let Some(name) = kind_value.as_str() else {
+            self.error(
+                pos,
+                Some(id),
+                "`kind:` must be a string".into(),
+                Some(known_kinds_hint()),
+            );
+            return Err(Reported);
+        };
+        registry::lookup(name).ok_or_else(|| {
+            let hint = match did_you_mean(name, registry::KINDS.iter().map(|k| k.name)) {
+                Some(m) => format!("did you mean `{m}`? {}", known_kinds_hint()),
+                None => known_kinds_hint(),
+            };
+            self.error(
+                pos,
+                Some(id),
+                format!("unknown stage kind `{name}`"),
+                Some(hint),
+            );
+            Reported
+        })
+    }
+
+    /// `inputs:`, each naming a stage of the pipeline, as many as the kind takes.
+    fn stage_inputs(
+        &mut self,
+        id: &str,
+        map: &serde_yaml::Mapping,
+        ids: &[String],
+        kind: &Kind,
+    ) -> Result<Vec<InputRef>, Reported> {
+        let loc = &self.source.locations;
+        let items = match map.get("inputs") {
+            None => &[][..],
+            Some(Yaml::Sequence(items)) => items.as_slice(),
+            Some(_) => {
+                self.error(
+                    loc.value(&["stages", id, "inputs"]),
+                    Some(id),
+                    "`inputs:` must be a list of stage ids".into(),
+                    Some("e.g. `inputs: [load]` or `inputs: [load.train]`".into()),
+                );
+                return Err(Reported);
+            }
+        };
+        let inputs: Vec<Result<InputRef, Reported>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.input_ref(id, i, item, ids))
+            .collect();
+        let inputs: Vec<InputRef> = inputs.into_iter().collect::<Result<_, _>>()?;
+        if !kind.inputs.accepts(inputs.len()) {
+            self.error(
+                loc.key(&["stages", id, "inputs"])
+                    .or(loc.key(&["stages", id])),
+                Some(id),
+                format!(
+                    "a `{}` stage takes {}, this one has {}",
+                    kind.name,
+                    kind.inputs.describe(),
+                    inputs.len()
+                ),
+                None,
+            );
+            return Err(Reported);
+        }
+        Ok(inputs)
+    }
+
+    /// Input `i` of stage `id`: `stage` or `stage.split`, the stage one of `ids`.
+    fn input_ref(
+        &mut self,
+        id: &str,
+        i: usize,
+        item: &Yaml,
+        ids: &[String],
+    ) -> Result<InputRef, Reported> {
+        let pos = self
+            .source
+            .locations
+            .value(&["stages", id, "inputs", &i.to_string()]);
+        let Some(text) = item.as_str() else {
+            self.error(
+                pos,
+                Some(id),
+                "an input must be a stage id (string)".into(),
+                None,
+            );
+            return Err(Reported);
+        };
+        let (stage, split) = match text.split_once('.') {
+            Some((s, sp)) => (s, Some(sp.to_string())),
+            None => (text, None),
+        };
+        if !ids.iter().any(|x| x == stage) {
+            let hint = match did_you_mean(stage, ids.iter().map(String::as_str)) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("stages in this pipeline: {}", ids.join(", ")),
+            };
+            self.error(
+                pos,
+                Some(id),
+                format!("input `{text}` names no stage of this pipeline"),
+                Some(hint),
+            );
+            return Err(Reported);
+        }
+        Ok(InputRef {
+            stage: stage.to_string(),
+            split,
+        })
+    }
+
+    /// `device:`, only for device stages; `None` when absent or `auto`.
+    fn stage_device(
+        &mut self,
+        id: &str,
+        map: &serde_yaml::Mapping,
+        kind: &Kind,
+    ) -> Result<Option<Device>, Reported> {
+        let Some(d) = map.get("device") else {
+            return Ok(None);
+        };
+        let pos = self.source.locations.value(&["stages", id, "device"]);
+        match d.as_str().map(parse_device) {
+            Some(Ok(_)) if !kind.uses_device => {
+                self.error(
+                    pos,
+                    Some(id),
+                    format!(
+                        "`{}` stages run on the CPU; `device:` applies only to device stages",
+                        kind.name
+                    ),
+                    Some("remove `device:` here (`cairn kinds` marks the device stages)".into()),
+                );
+                Err(Reported)
+            }
+            Some(Ok(dev)) => Ok(dev),
+            _ => {
+                self.error(
+                    pos,
+                    Some(id),
+                    format!("unknown device {}", yaml_inline(d)),
+                    Some("use `auto`, `cpu` or `cuda:N`".into()),
+                );
+                Err(Reported)
+            }
+        }
+    }
+
+    /// Every key but the engine's, with `${params.x}` substituted.
+    fn substituted_params(
+        &mut self,
+        id: &str,
+        map: &serde_yaml::Mapping,
+    ) -> Result<Yaml, Reported> {
+        let mut params = Yaml::Mapping(
+            map.iter()
+                .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str().unwrap_or_default()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        let before = self.errors.len();
+        self.substitute(&mut params, &mut vec!["stages".into(), id.into()], id);
+        if self.errors.len() > before {
+            return Err(Reported);
+        }
+        Ok(params)
+    }
+
+    /// The params, typed by the kind (its defaults filled in).
+    fn typed_params(&mut self, id: &str, kind: &Kind, params: &Yaml) -> Result<Parsed, Reported> {
+        let json = serde_json::to_value(params).map_err(|e| {
+            self.error(
+                self.source.locations.key(&["stages", id]),
+                Some(id),
+                format!("params cannot be read: {e}"),
+                None,
+            );
+            Reported
+        })?;
+        kind.parse(json).map_err(|e| {
+            self.report_param_error(id, kind, &e);
+            Reported
+        })
+    }
+
+    /// A serde error, at the param it names: the unknown key itself, else its value.
+    fn report_param_error(&mut self, id: &str, kind: &Kind, e: &ParamParseError) {
+        let loc = &self.source.locations;
+        let mut path = vec!["stages", id];
+        path.extend(e.path.iter().map(String::as_str));
+        let unknown = e.message.starts_with("unknown field");
+        let pos = if unknown {
+            // serde reports the unknown key's name in the message, not in the path.
+            let field = e.message.split('`').nth(1).unwrap_or_default();
+            let mut p = path.clone();
+            if p.last() != Some(&field) {
+                p.push(field);
+            }
+            loc.key(&p).or(loc.value_or_parent(&path))
+        } else {
+            loc.value_or_parent(&path)
+        };
+        let hint = unknown.then(|| {
+            format!(
+                "stage keys are `kind`, `inputs`, `device`, `description` and the params of `{}`",
+                kind.name
+            )
+        });
+        let field = if e.path.is_empty() || unknown {
+            String::new()
+        } else {
+            format!("param `{}`: ", e.path.join("."))
+        };
+        self.error(pos, Some(id), format!("{field}{}", e.message), hint);
+    }
+
+    /// The files and models the stage reads, as its kind names them.
+    fn stage_externals(
+        &mut self,
+        id: &str,
+        parsed: &Parsed,
+        env: &PrepareEnv,
+    ) -> Result<Vec<External>, Reported> {
+        parsed.externals(env).map_err(|e| {
+            let (field, hint) = match &e {
+                StageError::Param { field, hint, .. } => (field.as_str(), hint.clone()),
+                _ => ("", None),
+            };
+            self.error(
+                self.source
+                    .locations
+                    .value_or_parent(&field_path(id, field)),
+                Some(id),
+                e.to_string(),
+                hint,
+            );
+            Reported
+        })
+    }
+
+    /// Every external must exist; each one missing is reported.
+    fn check_externals_exist(
+        &mut self,
+        id: &str,
+        externals: &[External],
+        env: &PrepareEnv,
+    ) -> Result<(), Reported> {
+        let mut result = Ok(());
+        for ext in externals.iter().filter(|ext| !ext.path.exists()) {
+            self.error(
+                self.source.locations.value_or_parent(&field_path(id, &ext.field)),
+                Some(id),
+                format!("`{}` does not exist ({})", ext.shown, ext.path.display()),
+                Some(format!(
+                    "relative paths resolve against the pipeline root `{}`; run scripts/setup.sh to fetch data and models",
+                    env.root.display()
+                )),
+            );
+            result = Err(Reported);
+        }
+        result
+    }
+}
+
+// `${params.x}` references.
+impl Resolver<'_> {
     /// Replaces `${params.name}` in every string of `value`. A string that is exactly one
     /// reference takes the param's value with its type; otherwise the param is spliced in as text.
     fn substitute(&mut self, value: &mut Yaml, path: &mut Vec<String>, stage: &str) {
@@ -122,53 +581,16 @@ impl Resolver<'_> {
             return; // reported once, where it happened
         }
         match value {
-            Yaml::String(s) if s.contains("${") => match expand(
-                s,
-                &self.source.raw.params,
-                MAX_SUBSTITUTED - self.substituted,
-            ) {
-                Ok(v) => {
-                    self.substituted += yaml_len(&v);
-                    *value = v;
+            Yaml::String(s) if s.contains("${") => {
+                let budget = MAX_SUBSTITUTED - self.substituted;
+                match expand(s, &self.source.raw.params, budget) {
+                    Ok(v) => {
+                        self.substituted += yaml_len(&v);
+                        *value = v;
+                    }
+                    Err(why) => self.report_unexpanded(why, path, stage),
                 }
-                Err(Unexpanded::TooLong(name)) => {
-                    self.substituted = MAX_SUBSTITUTED + 1;
-                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                    self.error(
-                        self.source.locations.value(&refs),
-                        Some(stage),
-                        format!(
-                            "`${{params.{name}}}` makes the substituted params longer than {} MiB",
-                            MAX_SUBSTITUTED >> 20
-                        ),
-                        Some("reference long params fewer times".into()),
-                    );
-                }
-                Err(Unexpanded::Unknown(name)) => {
-                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                    let pos = self.source.locations.value(&refs);
-                    let known: Vec<String> = self
-                        .source
-                        .raw
-                        .params
-                        .keys()
-                        .filter_map(|k| k.as_str().map(str::to_string))
-                        .collect();
-                    let hint = match did_you_mean(&name, known.iter().map(String::as_str)) {
-                        Some(m) => format!("did you mean `${{params.{m}}}`?"),
-                        None if known.is_empty() => {
-                            "the pipeline has no `params:` block; add one at the top level".into()
-                        }
-                        None => format!("defined params: {}", known.join(", ")),
-                    };
-                    self.error(
-                        pos,
-                        Some(stage),
-                        format!("unresolved reference `${{params.{name}}}`"),
-                        Some(hint),
-                    );
-                }
-            },
+            }
             Yaml::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     path.push(i.to_string());
@@ -184,6 +606,53 @@ impl Resolver<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// At the string holding the reference.
+    fn report_unexpanded(&mut self, why: Unexpanded, path: &[String], stage: &str) {
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let pos = self.source.locations.value(&refs);
+        match why {
+            Unexpanded::TooLong(name) => {
+                self.substituted = MAX_SUBSTITUTED + 1;
+                self.error(
+                    pos,
+                    Some(stage),
+                    format!(
+                        "`${{params.{name}}}` makes the substituted params longer than {} MiB",
+                        MAX_SUBSTITUTED >> 20
+                    ),
+                    Some("reference long params fewer times".into()),
+                );
+            }
+            Unexpanded::Unknown(name) => {
+                let hint = self.unknown_param_hint(&name);
+                self.error(
+                    pos,
+                    Some(stage),
+                    format!("unresolved reference `${{params.{name}}}`"),
+                    Some(hint),
+                );
+            }
+        }
+    }
+
+    /// The param meant, else the params there are, else where `params:` goes.
+    fn unknown_param_hint(&self, name: &str) -> String {
+        let known: Vec<String> = self
+            .source
+            .raw
+            .params
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect();
+        match did_you_mean(name, known.iter().map(String::as_str)) {
+            Some(m) => format!("did you mean `${{params.{m}}}`?"),
+            None if known.is_empty() => {
+                "the pipeline has no `params:` block; add one at the top level".into()
+            }
+            None => format!("defined params: {}", known.join(", ")),
         }
     }
 }
@@ -255,363 +724,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnostics> {
-    let raw = &source.raw;
-    let loc = &source.locations;
-    let mut r = Resolver {
-        source,
-        errors: Vec::new(),
-        substituted: 0,
-    };
-
-    if !valid_id(&raw.name) {
-        r.error(
-            loc.value(&["name"]),
-            None,
-            format!("pipeline name `{}` cannot name a manifest file", raw.name),
-            Some("use letters, digits, `-` and `_`".into()),
-        );
-    }
-    let base = match source.path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let root = match &raw.root {
-        Some(rel) => lexical_normalize(&base.join(rel)),
-        None => base.to_path_buf(),
-    };
-    if !root.is_dir() {
-        r.error(
-            loc.value(&["root"]),
-            None,
-            format!("root directory `{}` does not exist", root.display()),
-            Some("`root:` is relative to the pipeline file's directory".into()),
-        );
-    }
-    if raw.stages.is_empty() {
-        r.error(
-            loc.key(&["stages"]),
-            None,
-            "the pipeline has no stages".into(),
-            None,
-        );
-    }
-
-    let ids: Vec<String> = raw
-        .stages
-        .keys()
-        .map(|k| {
-            k.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{k:?}"))
-        })
-        .collect();
-    let env = PrepareEnv {
-        root: &root,
-        offline,
-    };
-    let mut stages = Vec::new();
-    for (id, value) in ids.iter().zip(raw.stages.values()) {
-        if let Some(stage) = resolve_stage(&mut r, id, value, &ids, &env) {
-            stages.push(stage);
-        }
-    }
-    if !r.errors.is_empty() {
-        return Err(Diagnostics(r.errors));
-    }
-
-    let dag = Dag::build(&stages);
-    if let Some(cycle) = dag.find_cycle() {
-        let names: Vec<&str> = cycle.iter().map(|&i| stages[i].id.as_str()).collect();
-        let first = names[0];
-        r.error(
-            loc.key(&["stages", first]),
-            Some(first),
-            format!("the stages form a cycle: {} → {first}", names.join(" → ")),
-            Some("a stage cannot depend, directly or not, on its own output".into()),
-        );
-        return Err(Diagnostics(r.errors));
-    }
-
-    Ok(Pipeline {
-        name: raw.name.clone(),
-        description: raw.description.clone(),
-        file: source.path.clone(),
-        root,
-        stages,
-        dag,
-    })
-}
-
-fn resolve_stage(
-    r: &mut Resolver,
-    id: &str,
-    value: &Yaml,
-    ids: &[String],
-    env: &PrepareEnv,
-) -> Option<StageSpec> {
-    let loc = &r.source.locations;
-    let at_key = |path: &[&str]| loc.key(path);
-    if !valid_id(id) {
-        r.error(
-            at_key(&["stages", id]),
-            Some(id),
-            format!("stage id `{id}` is not a plain name"),
-            Some(
-                "use letters, digits, `-` and `_` (a `.` separates a stage from a split in inputs)"
-                    .into(),
-            ),
-        );
-        return None;
-    }
-    let Some(map) = value.as_mapping() else {
-        r.error(
-            loc.value(&["stages", id]),
-            Some(id),
-            "a stage must be a mapping with at least `kind:`".into(),
-            Some("e.g. `tokenize: { kind: tokenize, inputs: [load] }`".into()),
-        );
-        return None;
-    };
-
-    // kind
-    let kind_value = map.get("kind");
-    let kind = match kind_value.and_then(Yaml::as_str) {
-        None => {
-            let (pos, msg) = match kind_value {
-                None => (at_key(&["stages", id]), "the stage has no `kind:`"),
-                Some(_) => (
-                    loc.value(&["stages", id, "kind"]),
-                    "`kind:` must be a string",
-                ),
-            };
-            r.error(pos, Some(id), msg.into(), Some(known_kinds_hint()));
-            return None;
-        }
-        Some(name) => match registry::lookup(name) {
-            Some(k) => k,
-            None => {
-                let hint = match did_you_mean(name, registry::KINDS.iter().map(|k| k.name)) {
-                    Some(m) => format!("did you mean `{m}`? {}", known_kinds_hint()),
-                    None => known_kinds_hint(),
-                };
-                r.error(
-                    loc.value(&["stages", id, "kind"]),
-                    Some(id),
-                    format!("unknown stage kind `{name}`"),
-                    Some(hint),
-                );
-                return None;
-            }
-        },
-    };
-
-    // inputs
-    let mut inputs = Vec::new();
-    let mut ok = true;
-    match map.get("inputs") {
-        None => {}
-        Some(Yaml::Sequence(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let pos = loc.value(&["stages", id, "inputs", &i.to_string()]);
-                let Some(text) = item.as_str() else {
-                    r.error(
-                        pos,
-                        Some(id),
-                        "an input must be a stage id (string)".into(),
-                        None,
-                    );
-                    ok = false;
-                    continue;
-                };
-                let (stage, split) = match text.split_once('.') {
-                    Some((s, sp)) => (s, Some(sp.to_string())),
-                    None => (text, None),
-                };
-                if !ids.iter().any(|x| x == stage) {
-                    let hint = match did_you_mean(stage, ids.iter().map(String::as_str)) {
-                        Some(m) => format!("did you mean `{m}`?"),
-                        None => format!("stages in this pipeline: {}", ids.join(", ")),
-                    };
-                    r.error(
-                        pos,
-                        Some(id),
-                        format!("input `{text}` names no stage of this pipeline"),
-                        Some(hint),
-                    );
-                    ok = false;
-                    continue;
-                }
-                inputs.push(InputRef {
-                    stage: stage.to_string(),
-                    split,
-                });
-            }
-        }
-        Some(_) => {
-            r.error(
-                loc.value(&["stages", id, "inputs"]),
-                Some(id),
-                "`inputs:` must be a list of stage ids".into(),
-                Some("e.g. `inputs: [load]` or `inputs: [load.train]`".into()),
-            );
-            ok = false;
-        }
-    }
-    if ok && !kind.inputs.accepts(inputs.len()) {
-        r.error(
-            loc.key(&["stages", id, "inputs"])
-                .or(at_key(&["stages", id])),
-            Some(id),
-            format!(
-                "a `{}` stage takes {}, this one has {}",
-                kind.name,
-                kind.inputs.describe(),
-                inputs.len()
-            ),
-            None,
-        );
-        ok = false;
-    }
-
-    // device
-    let mut device = None;
-    if let Some(d) = map.get("device") {
-        match d.as_str().map(parse_device) {
-            Some(Ok(_)) if !kind.uses_device => {
-                r.error(
-                    loc.value(&["stages", id, "device"]),
-                    Some(id),
-                    format!(
-                        "`{}` stages run on the CPU; `device:` applies only to device stages",
-                        kind.name
-                    ),
-                    Some("remove `device:` here (`cairn kinds` marks the device stages)".into()),
-                );
-                ok = false;
-            }
-            Some(Ok(dev)) => device = dev,
-            _ => {
-                r.error(
-                    loc.value(&["stages", id, "device"]),
-                    Some(id),
-                    format!("unknown device {}", yaml_inline(d)),
-                    Some("use `auto`, `cpu` or `cuda:N`".into()),
-                );
-                ok = false;
-            }
-        }
-    }
-
-    // params
-    let mut params = serde_yaml::Mapping::new();
-    for (k, v) in map {
-        if !ENGINE_KEYS.contains(&k.as_str().unwrap_or_default()) {
-            params.insert(k.clone(), v.clone());
-        }
-    }
-    let mut params = Yaml::Mapping(params);
-    let before = r.errors.len();
-    r.substitute(&mut params, &mut vec!["stages".into(), id.into()], id);
-    if r.errors.len() > before {
-        return None;
-    }
-    let json = match serde_json::to_value(&params) {
-        Ok(j) => j,
-        Err(e) => {
-            r.error(
-                at_key(&["stages", id]),
-                Some(id),
-                format!("params cannot be read: {e}"),
-                None,
-            );
-            return None;
-        }
-    };
-    let parsed = match kind.parse(json) {
-        Ok(p) => p,
-        Err(e) => {
-            let mut path = vec!["stages", id];
-            path.extend(e.path.iter().map(String::as_str));
-            let unknown = e.message.starts_with("unknown field");
-            let pos = if unknown {
-                // serde reports the unknown key's name in the message, not in the path.
-                let field = e.message.split('`').nth(1).unwrap_or_default();
-                let mut p = path.clone();
-                if p.last() != Some(&field) {
-                    p.push(field);
-                }
-                loc.key(&p).or(loc.value_or_parent(&path))
-            } else {
-                loc.value_or_parent(&path)
-            };
-            let hint = if unknown {
-                Some(format!(
-                    "stage keys are `kind`, `inputs`, `device`, `description` and the params of `{}`",
-                    kind.name
-                ))
-            } else {
-                None
-            };
-            let field = if e.path.is_empty() || unknown {
-                String::new()
-            } else {
-                format!("param `{}`: ", e.path.join("."))
-            };
-            r.error(pos, Some(id), format!("{field}{}", e.message), hint);
-            return None;
-        }
-    };
-
-    // external files and models
-    let externals = match parsed.externals(env) {
-        Ok(x) => x,
-        Err(e) => {
-            let field = match &e {
-                cairn_stages::StageError::Param { field, .. } => field.clone(),
-                _ => String::new(),
-            };
-            let hint = match &e {
-                cairn_stages::StageError::Param { hint, .. } => hint.clone(),
-                _ => None,
-            };
-            r.error(
-                loc.value_or_parent(&field_path(id, &field)),
-                Some(id),
-                e.to_string(),
-                hint,
-            );
-            return None;
-        }
-    };
-    for ext in &externals {
-        if !ext.path.exists() {
-            r.error(
-                loc.value_or_parent(&field_path(id, &ext.field)),
-                Some(id),
-                format!("`{}` does not exist ({})", ext.shown, ext.path.display()),
-                Some(format!(
-                    "relative paths resolve against the pipeline root `{}`; run scripts/setup.sh to fetch data and models",
-                    env.root.display()
-                )),
-            );
-            ok = false;
-        }
-    }
-    if !ok {
-        return None;
-    }
-    Some(StageSpec {
-        id: id.to_string(),
-        kind,
-        params: parsed.canonical.clone(),
-        parsed,
-        inputs,
-        externals,
-        device,
-    })
 }
 
 /// The YAML path of a stage param named like `splits.train` or `ops.0`.

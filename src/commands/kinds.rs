@@ -1,0 +1,60 @@
+//! `cairn kinds`: the stage kinds the registry holds, one per line; with `--markdown`, the
+//! README's table of them, so the README is generated from the registry rather than kept by hand
+//! (tests/readme.rs fails when the two differ).
+
+use std::process::ExitCode;
+
+use cairn_stages::Arity;
+use cairn_stages::registry::{KINDS, Kind};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the README's table of stage kinds (Markdown) instead.
+    #[arg(long)]
+    markdown: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.markdown {
+        print!("{}", markdown_table());
+    } else {
+        for k in KINDS {
+            let device = if k.uses_device { " [device]" } else { "" };
+            println!("{:16} v{}  {}{device}", k.name, k.version, k.summary);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `| kind | inputs | what it computes |`, one row per kind a user's build has.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| kind | inputs | what it computes |\n|---|---|---|\n");
+    // The `test-*` kinds exist only in test builds (feature `test-kinds`); users never see them.
+    for k in KINDS.iter().filter(|k| !k.name.starts_with("test-")) {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            kind_cell(k),
+            inputs_cell(k.inputs),
+            k.summary.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// `` `finetune` (device) ``: device stages run on the device queue, the others on the CPU.
+fn kind_cell(k: &Kind) -> String {
+    if k.uses_device {
+        format!("`{}` (device)", k.name)
+    } else {
+        format!("`{}`", k.name)
+    }
+}
+
+fn inputs_cell(arity: Arity) -> String {
+    match arity {
+        Arity::None => "none".into(),
+        Arity::One => "one".into(),
+        Arity::AtLeast(n) => format!("at least {n}"),
+        Arity::Range(lo, hi) => format!("{lo} to {hi}"),
+    }
+}
