@@ -95,6 +95,16 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// What the user can do about it, when the stage kind said.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ExecError::Stage(StageError::Param { hint, .. }) => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 fn damage_word(missing: bool) -> &'static str {
     if missing {
         "missing"

@@ -232,7 +232,12 @@ impl Ledger {
         track.unsettle();
         let planned = match assessment {
             Assessment::CannotPlan(e) => {
-                warn(&format!("  FAILED {}: {e}", stage.id));
+                warn(
+                    pipeline
+                        .stage_failure(i, &e.to_string(), None)
+                        .to_string()
+                        .trim_end(),
+                );
                 track.failure = Some(e.to_string());
                 return Settlement::Failed;
             }
@@ -321,7 +326,10 @@ impl Ledger {
                 self.tracks[i].unsettle();
             }
             _ => {
-                shared.bars.say(&format!("  FAILED {id}: {error}"));
+                let located = shared
+                    .pipeline
+                    .stage_failure(i, &error.to_string(), error.hint());
+                shared.bars.say(located.to_string().trim_end());
                 self.tracks[i].failure = Some(error.to_string());
             }
         }

@@ -40,6 +40,8 @@ pub struct StageSpec {
     pub externals: Vec<External>,
     /// A per-stage device override (`device: cpu`).
     pub device: Option<Device>,
+    /// Where the stage is written in the pipeline file (its id's key), for run-time failures.
+    pub pos: Option<Pos>,
 }
 
 /// `inputs: [stage]` or `inputs: [stage.split]`.
@@ -70,6 +72,17 @@ impl Pipeline {
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.id == id)
+    }
+
+    /// A stage's run-time failure, located like a resolve-time error: the message, the stage's
+    /// place in the pipeline file, its id and the kind's hint.
+    pub fn stage_failure(&self, i: usize, message: &str, hint: Option<&str>) -> Diagnostic {
+        let stage = &self.stages[i];
+        let d = Diagnostic::new(&self.file, stage.pos, message).stage(&stage.id);
+        match hint {
+            Some(h) => d.hint(h),
+            None => d,
+        }
     }
 }
 
@@ -255,6 +268,7 @@ impl Resolver<'_> {
             inputs,
             externals,
             device,
+            pos: self.source.locations.key(&["stages", id]),
         })
     }
 
