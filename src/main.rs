@@ -34,16 +34,7 @@ enum Command {
     /// Run the stages whose results are not cached.
     Run(run::Args),
     /// Show which stages are fresh or stale, and why.
-    Status {
-        pipeline: PathBuf,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-        /// Hash every input file, model file and cached object by content, ignoring the stat
-        /// cache (which trusts size + mtime + inode).
-        #[arg(long)]
-        rehash: bool,
-    },
+    Status(status::Args),
     /// Print the stage graph.
     Dag(dag::Args),
     /// Predict on new texts with a model stage's cached result (e.g. a `finetune` stage):
@@ -104,11 +95,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context::new(cli.cache_dir, &cli.device, cli.offline)?;
     match cli.command {
         Command::Run(args) => run::run(&ctx, args),
-        Command::Status {
-            pipeline,
-            json,
-            rehash,
-        } => status::run(&ctx, &pipeline, json, rehash),
+        Command::Status(args) => status::run(&ctx, args),
         Command::Dag(args) => dag::run(&ctx, args),
         Command::Predict(args) => predict::run_predict(&ctx, args),
         Command::Export(args) => predict::run_export(&ctx, args),

@@ -204,13 +204,29 @@ pub fn render(statuses: &[StageStatus]) -> String {
 }
 
 /// `cairn status`: every stage's status, as a table or (`json`) machine-readable.
+/// `cairn status`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    pipeline: std::path::PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Hash every input file, model file and cached object by content, ignoring the stat
+    /// cache (which trusts size + mtime + inode).
+    #[arg(long)]
+    rehash: bool,
+}
+
 pub fn run(
     ctx: &crate::commands::context::Context,
-    pipeline: &std::path::Path,
-    json: bool,
-    rehash: bool,
+    args: Args,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let (p, cache) = ctx.load(pipeline)?;
+    let Args {
+        pipeline,
+        json,
+        rehash,
+    } = args;
+    let (p, cache) = ctx.load(&pipeline)?;
     let statuses = status(&p, &cache, &vec![true; p.stages.len()], rehash)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&statuses)?);
