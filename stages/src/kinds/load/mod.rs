@@ -1667,7 +1667,7 @@ mod tests {
         // Found by fuzz/load_parquet: 961 bytes whose dictionary page claims ~10^9 values made
         // the parquet crate ask for 8.6 GB before reading any.
         let bytes =
-            include_bytes!("../../../tests/fixtures/parquet/dictionary-claims-1e9-values.parquet");
+            include_bytes!("../../../../tests/fixtures/parquet/dictionary-claims-1e9-values.parquet");
         let dir = tempfile::tempdir().unwrap();
         let p = params("{splits: {train: x.parquet}}");
         let e = load(&p, &file(dir.path(), "bomb.parquet", bytes))
@@ -1685,7 +1685,7 @@ mod tests {
         // Found by fuzz/load_parquet: 2.7 KB whose page header declares a list of ~2^31 byte
         // strings; skipping them read an empty file tail once per element (78 s).
         let bytes =
-            include_bytes!("../../../tests/fixtures/parquet/page-header-skips-past-eof.parquet");
+            include_bytes!("../../../../tests/fixtures/parquet/page-header-skips-past-eof.parquet");
         let dir = tempfile::tempdir().unwrap();
         let p = params("{splits: {train: x.parquet}}");
         let e = load(&p, &file(dir.path(), "bomb.parquet", bytes))
