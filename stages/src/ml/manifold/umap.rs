@@ -119,23 +119,7 @@ pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
     let mut cost = sse(a, b);
     for _ in 0..500 {
         // Normal equations JᵀJ δ = −Jᵀr for the residuals r = f − y.
-        let (mut jaa, mut jab, mut jbb, mut ga, mut gb) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (&x, &y) in xs.iter().zip(&ys) {
-            if x <= 0.0 {
-                // f(0) = 1 whatever a and b: no gradient.
-                continue;
-            }
-            let u = x.powf(2.0 * b);
-            let f = 1.0 / (1.0 + a * u);
-            let r = f - y;
-            let da = -u * f * f;
-            let db = -a * u * 2.0 * x.ln() * f * f;
-            jaa += da * da;
-            jab += da * db;
-            jbb += db * db;
-            ga += da * r;
-            gb += db * r;
-        }
+        let (jaa, jab, jbb, ga, gb) = normal_equations(&xs, &ys, a, b);
         let (maa, mbb) = (jaa * (1.0 + lambda), jbb * (1.0 + lambda));
         let det = maa * mbb - jab * jab;
         if det.abs() < 1e-300 {
@@ -161,6 +145,29 @@ pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
         }
     }
     (a, b)
+}
+
+/// JᵀJ (aa, ab, bb) and Jᵀr (a, b) of the curve 1 / (1 + a x^2b) at `xs` against `ys`, for
+/// [`find_ab_params`]' Levenberg–Marquardt steps.
+fn normal_equations(xs: &[f64], ys: &[f64], a: f64, b: f64) -> (f64, f64, f64, f64, f64) {
+    let (mut jaa, mut jab, mut jbb, mut ga, mut gb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in xs.iter().zip(ys) {
+        if x <= 0.0 {
+            // f(0) = 1 whatever a and b: no gradient.
+            continue;
+        }
+        let u = x.powf(2.0 * b);
+        let f = 1.0 / (1.0 + a * u);
+        let r = f - y;
+        let da = -u * f * f;
+        let db = -a * u * 2.0 * x.ln() * f * f;
+        jaa += da * da;
+        jab += da * db;
+        jbb += db * db;
+        ga += da * r;
+        gb += db * r;
+    }
+    (jaa, jab, jbb, ga, gb)
 }
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
