@@ -19,6 +19,9 @@ fn panel_colour(panel: usize, t: f64) -> RGBColor {
     PANEL_MAPS[panel % PANEL_MAPS.len()].at(t, 3)
 }
 
+/// A hexagonal cell: its lattice (false: integer, true: half-offset) and indices.
+pub type Cell = (bool, i64, i64);
+
 /// A hexagonal binning like matplotlib's `hexbin(gridsize=nx)`: two interleaved rectangular
 /// lattices over the extent, each point counted in the nearer lattice centre.
 pub struct Hexbin {
@@ -44,7 +47,7 @@ impl Hexbin {
     }
 
     /// The cell of a point: lattice (false: integer, true: half-offset) and indices.
-    pub fn cell(&self, x: f64, y: f64) -> (bool, i64, i64) {
+    pub fn cell(&self, x: f64, y: f64) -> Cell {
         let ix = (x - self.xmin) / self.sx;
         let iy = (y - self.ymin) / self.sy;
         let (ix1, iy1) = (ix.round(), iy.round());
@@ -59,7 +62,7 @@ impl Hexbin {
     }
 
     /// The hexagon around a cell's centre, in data coordinates.
-    pub fn polygon(&self, cell: (bool, i64, i64)) -> Vec<(f64, f64)> {
+    pub fn polygon(&self, cell: Cell) -> Vec<(f64, f64)> {
         let off = if cell.0 { 0.5 } else { 0.0 };
         let cx = self.xmin + (cell.1 as f64 + off) * self.sx;
         let cy = self.ymin + (cell.2 as f64 + off) * self.sy;
@@ -100,8 +103,8 @@ fn extent(panels: &[Panel]) -> (f64, f64, f64, f64) {
 
 /// The points per cell, in cell order (so the drawing does not depend on hashing), and the
 /// largest count (1 when there are no points).
-fn counts(hex: &Hexbin, points: &[(f32, f32)]) -> (Vec<((bool, i64, i64), u32)>, f64) {
-    let mut counts: HashMap<(bool, i64, i64), u32> = HashMap::new();
+fn counts(hex: &Hexbin, points: &[(f32, f32)]) -> (Vec<(Cell, u32)>, f64) {
+    let mut counts: HashMap<Cell, u32> = HashMap::new();
     for &(x, y) in points {
         *counts.entry(hex.cell(x as f64, y as f64)).or_default() += 1;
     }

@@ -192,8 +192,8 @@ impl Iterate {
         let mut search = LineSearch::new(self.f_old, gd0, stp, 0.0, STP_MAX);
         let mut evals = 0;
         loop {
-            for i in 0..self.x.len() {
-                self.x[i] = self.x_old[i] + stp * d[i];
+            for ((x, x_old), d) in self.x.iter_mut().zip(&self.x_old).zip(d) {
+                *x = x_old + stp * d;
             }
             self.fx = f(&self.x, &mut self.g);
             self.n_fev += 1;
