@@ -1,58 +1,26 @@
-//! PNG figures drawn with plotters' bitmap backend. Text uses a font compiled into the binary
-//! (a Latin subset of DejaVu Sans, assets/fonts, Bitstream Vera licence), registered with
-//! plotters' `ab_glyph` backend: no system fonts or fontconfig needed, so figures look the same
-//! on every machine.
+//! The hexbin density grid `project` draws, like matplotlib's `hexbin`: one panel per label,
+//! all on one extent so panels compare, each in its own colour map.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 
 use crate::api::StageError;
+use crate::figures::colour_map::{BLUES, ColourMap, GREENS, GREYS, ORANGES, PURPLES, REDS};
+use crate::figures::{FONT, draw_err, register_font};
 
-/// The family name figures use for text.
-pub const FONT: &str = "sans-serif";
+/// The panels' colour maps, in the order the chapter's figure uses them.
+const PANEL_MAPS: [&ColourMap; 6] = [&GREYS, &BLUES, &ORANGES, &REDS, &PURPLES, &GREENS];
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-LatinSubset.ttf");
-
-/// Registers the embedded font with plotters (once per process).
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are a valid TrueType font checked in with the source.
-        let _ = register_font(FONT, FontStyle::Normal, FONT_BYTES);
-        let _ = register_font(FONT, FontStyle::Bold, FONT_BYTES);
-    });
+/// Panel `panel`'s shade for `t` in [0, 1]: its map between three of the nine stops (what the
+/// figure was first drawn with; its PNG is part of `project`'s output digest).
+fn panel_colour(panel: usize, t: f64) -> RGBColor {
+    PANEL_MAPS[panel % PANEL_MAPS.len()].at(t, 3)
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> StageError {
-    StageError::failed(format!("drawing the figure: {e:?}"))
-}
-
-/// Sequential colour maps, light to dark, in the order the chapter's figure uses them
-/// (matplotlib's Greys, Blues, Oranges, Reds, Purples, Greens), as three stops each.
-const CMAPS: [[(u8, u8, u8); 3]; 6] = [
-    [(255, 255, 255), (150, 150, 150), (0, 0, 0)],
-    [(247, 251, 255), (107, 174, 214), (8, 48, 107)],
-    [(255, 245, 235), (253, 141, 60), (127, 39, 4)],
-    [(255, 245, 240), (251, 106, 74), (103, 0, 13)],
-    [(252, 251, 253), (158, 154, 200), (63, 0, 125)],
-    [(247, 252, 245), (116, 196, 118), (0, 68, 27)],
-];
-
-fn cmap(which: usize, t: f64) -> RGBColor {
-    let stops = &CMAPS[which % CMAPS.len()];
-    let t = t.clamp(0.0, 1.0) * 2.0;
-    let (a, b, f) = if t <= 1.0 {
-        (stops[0], stops[1], t)
-    } else {
-        (stops[1], stops[2], t - 1.0)
-    };
-    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
+/// A hexagonal cell: its lattice (false: integer, true: half-offset) and indices.
+pub type Cell = (bool, i64, i64);
 
 /// A hexagonal binning like matplotlib's `hexbin(gridsize=nx)`: two interleaved rectangular
 /// lattices over the extent, each point counted in the nearer lattice centre.
@@ -79,7 +47,7 @@ impl Hexbin {
     }
 
     /// The cell of a point: lattice (false: integer, true: half-offset) and indices.
-    pub fn cell(&self, x: f64, y: f64) -> (bool, i64, i64) {
+    pub fn cell(&self, x: f64, y: f64) -> Cell {
         let ix = (x - self.xmin) / self.sx;
         let iy = (y - self.ymin) / self.sy;
         let (ix1, iy1) = (ix.round(), iy.round());
@@ -94,7 +62,7 @@ impl Hexbin {
     }
 
     /// The hexagon around a cell's centre, in data coordinates.
-    pub fn polygon(&self, cell: (bool, i64, i64)) -> Vec<(f64, f64)> {
+    pub fn polygon(&self, cell: Cell) -> Vec<(f64, f64)> {
         let off = if cell.0 { 0.5 } else { 0.0 };
         let cx = self.xmin + (cell.1 as f64 + off) * self.sx;
         let cy = self.ymin + (cell.2 as f64 + off) * self.sy;
@@ -112,6 +80,40 @@ impl Hexbin {
     }
 }
 
+/// The extent (xmin, xmax, ymin, ymax) of every panel's points; the unit square when there are
+/// none.
+fn extent(panels: &[Panel]) -> (f64, f64, f64, f64) {
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in panels.iter().flat_map(|p| p.points.iter()) {
+        xmin = xmin.min(x as f64);
+        xmax = xmax.max(x as f64);
+        ymin = ymin.min(y as f64);
+        ymax = ymax.max(y as f64);
+    }
+    if !xmin.is_finite() {
+        (xmin, xmax, ymin, ymax) = (0.0, 1.0, 0.0, 1.0);
+    }
+    (xmin, xmax, ymin, ymax)
+}
+
+/// The points per cell, in cell order (so the drawing does not depend on hashing), and the
+/// largest count (1 when there are no points).
+fn counts(hex: &Hexbin, points: &[(f32, f32)]) -> (Vec<(Cell, u32)>, f64) {
+    let mut counts: HashMap<Cell, u32> = HashMap::new();
+    for &(x, y) in points {
+        *counts.entry(hex.cell(x as f64, y as f64)).or_default() += 1;
+    }
+    let max = counts.values().copied().max().unwrap_or(1) as f64;
+    let mut cells: Vec<_> = counts.into_iter().collect();
+    cells.sort();
+    (cells, max)
+}
+
 /// One panel of a hexbin grid: a title and its points.
 pub struct Panel {
     pub title: String,
@@ -121,28 +123,13 @@ pub struct Panel {
 /// Writes a grid of hexbin density panels (three per row) to `path`, all on the extent of all
 /// points so panels compare, each in its own colour map.
 pub fn hexbin_grid(path: &Path, panels: &[Panel], gridsize: usize) -> Result<(), StageError> {
-    register_fonts();
+    register_font();
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1);
     let (pw, ph) = (320u32, 300u32);
     let root = BitMapBackend::new(path, (pw * cols as u32, ph * rows as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err)?;
-    let all = panels.iter().flat_map(|p| p.points.iter());
-    let (mut xmin, mut xmax, mut ymin, mut ymax) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for &(x, y) in all {
-        xmin = xmin.min(x as f64);
-        xmax = xmax.max(x as f64);
-        ymin = ymin.min(y as f64);
-        ymax = ymax.max(y as f64);
-    }
-    if !xmin.is_finite() {
-        (xmin, xmax, ymin, ymax) = (0.0, 1.0, 0.0, 1.0);
-    }
+    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+    let (xmin, xmax, ymin, ymax) = extent(panels);
     let hex = Hexbin::new((xmin, xmax, ymin, ymax), gridsize);
     let (mx, my) = (0.6 * hex.sx, 0.4 * hex.sy);
     let areas = root.split_evenly((rows, cols));
@@ -151,19 +138,16 @@ pub fn hexbin_grid(path: &Path, panels: &[Panel], gridsize: usize) -> Result<(),
             .caption(&panel.title, (FONT, 22))
             .margin(8)
             .build_cartesian_2d((xmin - mx)..(xmax + mx), (ymin - my)..(ymax + my))
-            .map_err(draw_err)?;
-        let mut counts: HashMap<(bool, i64, i64), u32> = HashMap::new();
-        for &(x, y) in &panel.points {
-            *counts.entry(hex.cell(x as f64, y as f64)).or_default() += 1;
-        }
-        let max = counts.values().copied().max().unwrap_or(1) as f64;
-        let mut cells: Vec<_> = counts.into_iter().collect();
-        cells.sort();
+            .map_err(|e| draw_err(path, e))?;
+        let (cells, max) = counts(&hex, &panel.points);
         chart
             .draw_series(cells.iter().map(|(cell, n)| {
-                Polygon::new(hex.polygon(*cell), cmap(i, *n as f64 / max).filled())
+                Polygon::new(
+                    hex.polygon(*cell),
+                    panel_colour(i, *n as f64 / max).filled(),
+                )
             }))
-            .map_err(draw_err)?;
+            .map_err(|e| draw_err(path, e))?;
         // A frame, no ticks (the axes of a UMAP layout carry no meaning).
         chart
             .plotting_area()
@@ -171,9 +155,9 @@ pub fn hexbin_grid(path: &Path, panels: &[Panel], gridsize: usize) -> Result<(),
                 [(xmin - mx, ymin - my), (xmax + mx, ymax + my)],
                 BLACK.stroke_width(1),
             ))
-            .map_err(draw_err)?;
+            .map_err(|e| draw_err(path, e))?;
     }
-    root.present().map_err(draw_err)?;
+    root.present().map_err(|e| draw_err(path, e))?;
     Ok(())
 }
 

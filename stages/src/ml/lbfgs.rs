@@ -96,129 +96,212 @@ pub fn minimize(
     opts: &Options,
     mut callback: impl FnMut(usize, f64) -> bool,
 ) -> Minimum {
-    let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut fx = f(&x, &mut g);
-    let mut n_fev = 1;
-    let mut n_iter = 0;
-    // Correction pairs, oldest first, with ρ = 1/sᵀy.
-    let mut s_hist: Vec<Vec<f64>> = Vec::new();
-    let mut y_hist: Vec<Vec<f64>> = Vec::new();
-    let mut rho: Vec<f64> = Vec::new();
-    let mut alpha = vec![0.0; opts.m];
-    let mut d = vec![0.0; n];
-    let (mut x_old, mut g_old) = (vec![0.0; n], vec![0.0; n]);
-
-    let done = |x: Vec<f64>, f: f64, n_iter, n_fev, stop| Minimum {
-        x,
-        f,
-        n_iter,
-        n_fev,
-        stop,
-    };
-    if max_abs(&g) <= opts.gtol {
-        return done(x, fx, 0, n_fev, Stop::Gradient);
+    let mut at = Iterate::start(&mut f, x0);
+    if max_abs(&at.g) <= opts.gtol {
+        return at.end(Stop::Gradient);
     }
+    let mut memory = Memory::new(opts.m);
+    let mut d = vec![0.0; x0.len()];
     loop {
-        // d = −H·g by the two-loop recursion.
-        d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        let k = s_hist.len();
-        for i in (0..k).rev() {
-            alpha[i] = rho[i] * dot(&s_hist[i], &d);
-            d.iter_mut()
-                .zip(&y_hist[i])
-                .for_each(|(d, y)| *d -= alpha[i] * y);
-        }
-        if k > 0 {
-            let gamma = 1.0 / (rho[k - 1] * dot(&y_hist[k - 1], &y_hist[k - 1]));
-            d.iter_mut().for_each(|d| *d *= gamma);
-        }
-        for i in 0..k {
-            let beta = rho[i] * dot(&y_hist[i], &d);
-            d.iter_mut()
-                .zip(&s_hist[i])
-                .for_each(|(d, s)| *d += (alpha[i] - beta) * s);
-        }
-        let gd0 = dot(&g, &d);
+        memory.direction(&at.g, &mut d);
+        let gd0 = dot(&at.g, &d);
         if gd0 >= 0.0 {
             // Not a descent direction (rounding): drop the memory, as L-BFGS-B does.
-            if k == 0 {
-                return done(x, fx, n_iter, n_fev, Stop::LineSearch);
+            if memory.is_empty() {
+                return at.end(Stop::LineSearch);
             }
-            s_hist.clear();
-            y_hist.clear();
-            rho.clear();
+            memory.clear();
             continue;
         }
+        let Some(stp) = at.line_search(&mut f, &d, gd0, opts) else {
+            if at.n_fev > opts.max_fun {
+                return at.end(Stop::MaxFun);
+            }
+            if memory.is_empty() {
+                return at.end(Stop::LineSearch);
+            }
+            memory.clear();
+            continue;
+        };
+        at.n_iter += 1;
+        if let Some(stop) = at.stop_after_iteration(opts, &mut callback) {
+            return at.end(stop);
+        }
+        memory.remember(&d, stp, &at.g, &at.g_old, gd0);
+    }
+}
 
-        x_old.copy_from_slice(&x);
-        g_old.copy_from_slice(&g);
-        let f_old = fx;
-        let mut stp = if n_iter == 0 {
-            (1.0 / dot(&d, &d).sqrt()).min(STP_MAX)
+/// The current point, the one before the last line search, and the counts.
+struct Iterate {
+    x: Vec<f64>,
+    g: Vec<f64>,
+    fx: f64,
+    x_old: Vec<f64>,
+    g_old: Vec<f64>,
+    f_old: f64,
+    n_iter: usize,
+    n_fev: usize,
+}
+
+impl Iterate {
+    fn start(f: &mut impl FnMut(&[f64], &mut [f64]) -> f64, x0: &[f64]) -> Iterate {
+        let n = x0.len();
+        let x = x0.to_vec();
+        let mut g = vec![0.0; n];
+        let fx = f(&x, &mut g);
+        Iterate {
+            x,
+            g,
+            fx,
+            x_old: vec![0.0; n],
+            g_old: vec![0.0; n],
+            f_old: fx,
+            n_iter: 0,
+            n_fev: 1,
+        }
+    }
+
+    fn end(self, stop: Stop) -> Minimum {
+        Minimum {
+            x: self.x,
+            f: self.fx,
+            n_iter: self.n_iter,
+            n_fev: self.n_fev,
+            stop,
+        }
+    }
+
+    /// Moves along `d` to a point the line search accepts and returns the step, or restores
+    /// the point it started from and returns `None` after `max_ls` evaluations (or `max_fun`
+    /// in all). The first step is 1/‖d‖ on the first iteration, 1 after.
+    fn line_search(
+        &mut self,
+        f: &mut impl FnMut(&[f64], &mut [f64]) -> f64,
+        d: &[f64],
+        gd0: f64,
+        opts: &Options,
+    ) -> Option<f64> {
+        self.x_old.copy_from_slice(&self.x);
+        self.g_old.copy_from_slice(&self.g);
+        self.f_old = self.fx;
+        let mut stp = if self.n_iter == 0 {
+            (1.0 / dot(d, d).sqrt()).min(STP_MAX)
         } else {
             1.0
         };
-        let mut search = LineSearch::new(f_old, gd0, stp, 0.0, STP_MAX);
+        let mut search = LineSearch::new(self.f_old, gd0, stp, 0.0, STP_MAX);
         let mut evals = 0;
-        let found = loop {
-            for i in 0..n {
-                x[i] = x_old[i] + stp * d[i];
+        loop {
+            for ((x, x_old), d) in self.x.iter_mut().zip(&self.x_old).zip(d) {
+                *x = x_old + stp * d;
             }
-            fx = f(&x, &mut g);
-            n_fev += 1;
+            self.fx = f(&self.x, &mut self.g);
+            self.n_fev += 1;
             evals += 1;
-            match search.step(&mut stp, fx, dot(&g, &d)) {
-                Task::Done => break true,
-                Task::Evaluate if evals >= opts.max_ls || n_fev > opts.max_fun => break false,
+            match search.step(&mut stp, self.fx, dot(&self.g, d)) {
+                Task::Done => return Some(stp),
+                Task::Evaluate if evals >= opts.max_ls || self.n_fev > opts.max_fun => break,
                 Task::Evaluate => {}
             }
-        };
-        if !found {
-            x.copy_from_slice(&x_old);
-            g.copy_from_slice(&g_old);
-            fx = f_old;
-            if n_fev > opts.max_fun {
-                return done(x, fx, n_iter, n_fev, Stop::MaxFun);
-            }
-            if s_hist.is_empty() {
-                return done(x, fx, n_iter, n_fev, Stop::LineSearch);
-            }
-            s_hist.clear();
-            y_hist.clear();
-            rho.clear();
-            continue;
         }
-        n_iter += 1;
-        if !callback(n_iter, fx) {
-            return done(x, fx, n_iter, n_fev, Stop::Callback);
+        self.x.copy_from_slice(&self.x_old);
+        self.g.copy_from_slice(&self.g_old);
+        self.fx = self.f_old;
+        None
+    }
+
+    /// The stopping tests after an iteration, in L-BFGS-B's order (the callback first).
+    fn stop_after_iteration(
+        &self,
+        opts: &Options,
+        callback: &mut impl FnMut(usize, f64) -> bool,
+    ) -> Option<Stop> {
+        let (fx, f_old) = (self.fx, self.f_old);
+        if !callback(self.n_iter, fx) {
+            Some(Stop::Callback)
+        } else if max_abs(&self.g) <= opts.gtol {
+            Some(Stop::Gradient)
+        } else if f_old - fx <= opts.ftol * f_old.abs().max(fx.abs()).max(1.0) {
+            Some(Stop::RelativeReduction)
+        } else if self.n_iter >= opts.max_iter {
+            Some(Stop::MaxIter)
+        } else if self.n_fev > opts.max_fun {
+            Some(Stop::MaxFun)
+        } else {
+            None
         }
-        if max_abs(&g) <= opts.gtol {
-            return done(x, fx, n_iter, n_fev, Stop::Gradient);
+    }
+}
+
+/// The last `m` correction pairs (s, y), oldest first, with ρ = 1/sᵀy.
+struct Memory {
+    m: usize,
+    s: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+    rho: Vec<f64>,
+    /// The two-loop recursion's αᵢ (scratch).
+    alpha: Vec<f64>,
+}
+
+impl Memory {
+    fn new(m: usize) -> Memory {
+        Memory {
+            m,
+            s: Vec::new(),
+            y: Vec::new(),
+            rho: Vec::new(),
+            alpha: vec![0.0; m],
         }
-        if f_old - fx <= opts.ftol * f_old.abs().max(fx.abs()).max(1.0) {
-            return done(x, fx, n_iter, n_fev, Stop::RelativeReduction);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.s.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.s.clear();
+        self.y.clear();
+        self.rho.clear();
+    }
+
+    /// d = −H·g by the two-loop recursion, H₀ = (sᵀy / yᵀy)·I from the newest pair.
+    fn direction(&mut self, g: &[f64], d: &mut [f64]) {
+        d.iter_mut().zip(g).for_each(|(d, g)| *d = -g);
+        let k = self.s.len();
+        for i in (0..k).rev() {
+            let alpha = self.rho[i] * dot(&self.s[i], d);
+            self.alpha[i] = alpha;
+            d.iter_mut()
+                .zip(&self.y[i])
+                .for_each(|(d, y)| *d -= alpha * y);
         }
-        if n_iter >= opts.max_iter {
-            return done(x, fx, n_iter, n_fev, Stop::MaxIter);
+        if k > 0 {
+            let gamma = 1.0 / (self.rho[k - 1] * dot(&self.y[k - 1], &self.y[k - 1]));
+            d.iter_mut().for_each(|d| *d *= gamma);
         }
-        if n_fev > opts.max_fun {
-            return done(x, fx, n_iter, n_fev, Stop::MaxFun);
+        for i in 0..k {
+            let beta = self.rho[i] * dot(&self.y[i], d);
+            d.iter_mut()
+                .zip(&self.s[i])
+                .for_each(|(d, s)| *d += (self.alpha[i] - beta) * s);
         }
-        // The new pair s = x − x_old, y = g − g_old, kept only with enough curvature.
+    }
+
+    /// Keeps the new pair s = x − x_old = stp·d, y = g − g_old when it has enough curvature
+    /// (sᵀy > ε·(−gᵀd·stp), as L-BFGS-B), dropping the oldest when full.
+    fn remember(&mut self, d: &[f64], stp: f64, g: &[f64], g_old: &[f64], gd0: f64) {
         let s: Vec<f64> = d.iter().map(|d| stp * d).collect();
-        let y: Vec<f64> = g.iter().zip(&g_old).map(|(g, o)| g - o).collect();
+        let y: Vec<f64> = g.iter().zip(g_old).map(|(g, o)| g - o).collect();
         let sy = dot(&s, &y);
         if sy > f64::EPSILON * (-gd0 * stp) {
-            if s_hist.len() == opts.m {
-                s_hist.remove(0);
-                y_hist.remove(0);
-                rho.remove(0);
+            if self.s.len() == self.m {
+                self.s.remove(0);
+                self.y.remove(0);
+                self.rho.remove(0);
             }
-            s_hist.push(s);
-            y_hist.push(y);
-            rho.push(1.0 / sy);
+            self.s.push(s);
+            self.y.push(y);
+            self.rho.push(1.0 / sy);
         }
     }
 }
@@ -234,6 +317,14 @@ enum Task {
     Done,
 }
 
+/// A step along the search direction with f and f' there.
+#[derive(Clone, Copy)]
+struct Point {
+    stp: f64,
+    f: f64,
+    g: f64,
+}
+
 /// Moré–Thuente line search, MINPACK-2 `dcsrch` with L-BFGS-B's constants.
 struct LineSearch {
     finit: f64,
@@ -245,12 +336,10 @@ struct LineSearch {
     stage1: bool,
     width: f64,
     width1: f64,
-    stx: f64,
-    fx: f64,
-    gx: f64,
-    sty: f64,
-    fy: f64,
-    gy: f64,
+    /// The best step so far (`stx`, `fx`, `gx` in MINPACK).
+    x: Point,
+    /// The other end of the interval (`sty`, `fy`, `gy`).
+    y: Point,
     stmin: f64,
     stmax: f64,
 }
@@ -265,6 +354,11 @@ impl LineSearch {
     /// `f0`, `g0`: value and directional derivative at step 0 (`g0` < 0); `stp`: first trial.
     fn new(f0: f64, g0: f64, stp: f64, stpmin: f64, stpmax: f64) -> LineSearch {
         let width = stpmax - stpmin;
+        let origin = Point {
+            stp: 0.0,
+            f: f0,
+            g: g0,
+        };
         LineSearch {
             finit: f0,
             ginit: g0,
@@ -275,12 +369,8 @@ impl LineSearch {
             stage1: true,
             width,
             width1: width / 0.5,
-            stx: 0.0,
-            fx: f0,
-            gx: g0,
-            sty: 0.0,
-            fy: f0,
-            gy: g0,
+            x: origin,
+            y: origin,
             stmin: 0.0,
             stmax: stp + XTRAPU * stp,
         }
@@ -293,10 +383,7 @@ impl LineSearch {
             self.stage1 = false;
         }
         // Warnings: the step cannot improve (rounding, interval too small, at a bound).
-        if (self.brackt
-            && (*stp <= self.stmin
-                || *stp >= self.stmax
-                || self.stmax - self.stmin <= XTOL * self.stmax))
+        if (self.brackt && self.outside_interval(*stp))
             || (*stp == self.stpmax && f <= ftest && g <= self.gtest)
             || (*stp == self.stpmin && (f > ftest || g >= self.gtest))
         {
@@ -305,203 +392,225 @@ impl LineSearch {
         if f <= ftest && g.abs() <= GTOL * (-self.ginit) {
             return Task::Done;
         }
-        if self.stage1 && f <= self.fx && f > ftest {
-            // A modified function (ψ) until the step has sufficient decrease and f' ≥ 0.
-            let gt = self.gtest;
-            let mut fxm = self.fx - self.stx * gt;
-            let mut fym = self.fy - self.sty * gt;
-            let mut gxm = self.gx - gt;
-            let mut gym = self.gy - gt;
-            let fm = f - *stp * gt;
-            let gm = g - gt;
-            dcstep(
-                &mut self.stx,
-                &mut fxm,
-                &mut gxm,
-                &mut self.sty,
-                &mut fym,
-                &mut gym,
-                stp,
-                fm,
-                gm,
-                &mut self.brackt,
-                self.stmin,
-                self.stmax,
-            );
-            self.fx = fxm + self.stx * gt;
-            self.fy = fym + self.sty * gt;
-            self.gx = gxm + gt;
-            self.gy = gym + gt;
+        let trial = Point { stp: *stp, f, g };
+        *stp = if self.stage1 && f <= self.x.f && f > ftest {
+            self.modified_step(trial)
         } else {
             dcstep(
-                &mut self.stx,
-                &mut self.fx,
-                &mut self.gx,
-                &mut self.sty,
-                &mut self.fy,
-                &mut self.gy,
-                stp,
-                f,
-                g,
+                &mut self.x,
+                &mut self.y,
+                trial,
                 &mut self.brackt,
                 self.stmin,
                 self.stmax,
-            );
-        }
+            )
+        };
+        self.update_interval(stp);
+        Task::Evaluate
+    }
+
+    /// Whether `stp` is at or past the bracket's ends, or the bracket is too narrow.
+    fn outside_interval(&self, stp: f64) -> bool {
+        stp <= self.stmin || stp >= self.stmax || self.stmax - self.stmin <= XTOL * self.stmax
+    }
+
+    /// [`dcstep`] on the modified function ψ(stp) = f(stp) − f(0) − stp·gtest, used until a
+    /// step has sufficient decrease and f' ≥ 0.
+    fn modified_step(&mut self, trial: Point) -> f64 {
+        let gt = self.gtest;
+        let shift = |p: Point| Point {
+            stp: p.stp,
+            f: p.f - p.stp * gt,
+            g: p.g - gt,
+        };
+        let (mut xm, mut ym) = (shift(self.x), shift(self.y));
+        let stp = dcstep(
+            &mut xm,
+            &mut ym,
+            shift(trial),
+            &mut self.brackt,
+            self.stmin,
+            self.stmax,
+        );
+        let unshift = |p: Point| Point {
+            stp: p.stp,
+            f: p.f + p.stp * gt,
+            g: p.g + gt,
+        };
+        self.x = unshift(xm);
+        self.y = unshift(ym);
+        stp
+    }
+
+    /// Bisects when the bracket shrinks too slowly, sets the next interval of trial steps, and
+    /// clamps `stp` to it (back to the best step when nothing better can be found).
+    fn update_interval(&mut self, stp: &mut f64) {
+        let (stx, sty) = (self.x.stp, self.y.stp);
         if self.brackt {
-            if (self.sty - self.stx).abs() >= 0.66 * self.width1 {
-                *stp = self.stx + 0.5 * (self.sty - self.stx);
+            if (sty - stx).abs() >= 0.66 * self.width1 {
+                *stp = stx + 0.5 * (sty - stx);
             }
             self.width1 = self.width;
-            self.width = (self.sty - self.stx).abs();
-            self.stmin = self.stx.min(self.sty);
-            self.stmax = self.stx.max(self.sty);
+            self.width = (sty - stx).abs();
+            self.stmin = stx.min(sty);
+            self.stmax = stx.max(sty);
         } else {
-            self.stmin = *stp + XTRAPL * (*stp - self.stx);
-            self.stmax = *stp + XTRAPU * (*stp - self.stx);
+            self.stmin = *stp + XTRAPL * (*stp - stx);
+            self.stmax = *stp + XTRAPU * (*stp - stx);
         }
         *stp = stp.max(self.stpmin).min(self.stpmax);
-        if self.brackt
-            && (*stp <= self.stmin
-                || *stp >= self.stmax
-                || self.stmax - self.stmin <= XTOL * self.stmax)
-        {
-            *stp = self.stx;
+        if self.brackt && self.outside_interval(*stp) {
+            *stp = stx;
         }
-        Task::Evaluate
     }
 }
 
-/// MINPACK-2 `dcstep`: a safeguarded cubic/quadratic step and the update of the interval
-/// [stx, sty] that holds a minimiser.
-#[allow(clippy::too_many_arguments)]
+/// MINPACK-2 `dcstep`: a safeguarded cubic/quadratic step from the trial `t`, and the update of
+/// the interval [x, y] that holds a minimiser. Returns the next trial step.
 fn dcstep(
-    stx: &mut f64,
-    fx: &mut f64,
-    dx: &mut f64,
-    sty: &mut f64,
-    fy: &mut f64,
-    dy: &mut f64,
-    stp: &mut f64,
-    fp: f64,
-    dp: f64,
+    x: &mut Point,
+    y: &mut Point,
+    t: Point,
     brackt: &mut bool,
     stpmin: f64,
     stpmax: f64,
-) {
-    let sgnd = dp * (*dx / dx.abs());
-    let stpf;
-    if fp > *fx {
-        // Higher value: the minimum is bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
-        if *stp < *stx {
-            gamma = -gamma;
-        }
-        let p = (gamma - *dx) + theta;
-        let q = ((gamma - *dx) + gamma) + dp;
-        let r = p / q;
-        let stpc = *stx + r * (*stp - *stx);
-        let stpq = *stx + ((*dx / ((*fx - fp) / (*stp - *stx) + *dx)) / 2.0) * (*stp - *stx);
-        stpf = if (stpc - *stx).abs() < (stpq - *stx).abs() {
-            stpc
-        } else {
-            stpc + (stpq - stpc) / 2.0
-        };
+) -> f64 {
+    let sgnd = t.g * (x.g / x.g.abs());
+    let stpf = if t.f > x.f {
         *brackt = true;
+        step_higher_value(*x, t)
     } else if sgnd < 0.0 {
-        // Derivatives of opposite sign: bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
-        if *stp > *stx {
-            gamma = -gamma;
+        *brackt = true;
+        step_opposite_slopes(*x, t)
+    } else if t.g.abs() < x.g.abs() {
+        step_shrinking_slope(*x, *y, t, *brackt, stpmin, stpmax)
+    } else {
+        step_steady_slope(*x, *y, t, *brackt, stpmin, stpmax)
+    };
+    if t.f > x.f {
+        *y = t;
+    } else {
+        if sgnd < 0.0 {
+            *y = *x;
         }
-        let p = (gamma - dp) + theta;
-        let q = ((gamma - dp) + gamma) + *dx;
-        let r = p / q;
-        let stpc = *stp + r * (*stx - *stp);
-        let stpq = *stp + (dp / (dp - *dx)) * (*stx - *stp);
-        stpf = if (stpc - *stp).abs() > (stpq - *stp).abs() {
+        *x = t;
+    }
+    stpf
+}
+
+/// A higher value at the trial: the minimum is bracketed; the cubic step, or halfway to the
+/// quadratic one when that is nearer.
+fn step_higher_value(x: Point, t: Point) -> f64 {
+    let (stx, fx, dx, stp, fp, dp) = (x.stp, x.f, x.g, t.stp, t.f, t.g);
+    let theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp;
+    let s = theta.abs().max(dx.abs()).max(dp.abs());
+    let mut gamma = s * ((theta / s).powi(2) - (dx / s) * (dp / s)).sqrt();
+    if stp < stx {
+        gamma = -gamma;
+    }
+    let p = (gamma - dx) + theta;
+    let q = ((gamma - dx) + gamma) + dp;
+    let r = p / q;
+    let stpc = stx + r * (stp - stx);
+    let stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx);
+    if (stpc - stx).abs() < (stpq - stx).abs() {
+        stpc
+    } else {
+        stpc + (stpq - stpc) / 2.0
+    }
+}
+
+/// A lower value, derivatives of opposite sign: bracketed; the cubic or the secant step,
+/// whichever is farther from the trial.
+fn step_opposite_slopes(x: Point, t: Point) -> f64 {
+    let (stx, fx, dx, stp, fp, dp) = (x.stp, x.f, x.g, t.stp, t.f, t.g);
+    let theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp;
+    let s = theta.abs().max(dx.abs()).max(dp.abs());
+    let mut gamma = s * ((theta / s).powi(2) - (dx / s) * (dp / s)).sqrt();
+    if stp > stx {
+        gamma = -gamma;
+    }
+    let p = (gamma - dp) + theta;
+    let q = ((gamma - dp) + gamma) + dx;
+    let r = p / q;
+    let stpc = stp + r * (stx - stp);
+    let stpq = stp + (dp / (dp - dx)) * (stx - stp);
+    if (stpc - stp).abs() > (stpq - stp).abs() {
+        stpc
+    } else {
+        stpq
+    }
+}
+
+/// A lower value, derivatives of the same sign, the derivative's magnitude decreasing: the
+/// cubic step if it goes the right way (else the bound), or the secant step, safeguarded.
+fn step_shrinking_slope(
+    x: Point,
+    y: Point,
+    t: Point,
+    brackt: bool,
+    stpmin: f64,
+    stpmax: f64,
+) -> f64 {
+    let (stx, fx, dx, stp, fp, dp) = (x.stp, x.f, x.g, t.stp, t.f, t.g);
+    let theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp;
+    let s = theta.abs().max(dx.abs()).max(dp.abs());
+    let mut gamma = s * ((theta / s).powi(2) - (dx / s) * (dp / s)).max(0.0).sqrt();
+    if stp > stx {
+        gamma = -gamma;
+    }
+    let p = (gamma - dp) + theta;
+    let q = (gamma + (dx - dp)) + gamma;
+    let r = p / q;
+    let stpc = if r < 0.0 && gamma != 0.0 {
+        stp + r * (stx - stp)
+    } else if stp > stx {
+        stpmax
+    } else {
+        stpmin
+    };
+    let stpq = stp + (dp / (dp - dx)) * (stx - stp);
+    if brackt {
+        let f = if (stpc - stp).abs() < (stpq - stp).abs() {
             stpc
         } else {
             stpq
         };
-        *brackt = true;
-    } else if dp.abs() < dx.abs() {
-        // Same sign, derivative magnitude decreases.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).max(0.0).sqrt();
-        if *stp > *stx {
+        if stp > stx {
+            f.min(stp + 0.66 * (y.stp - stp))
+        } else {
+            f.max(stp + 0.66 * (y.stp - stp))
+        }
+    } else {
+        let f = if (stpc - stp).abs() > (stpq - stp).abs() {
+            stpc
+        } else {
+            stpq
+        };
+        f.min(stpmax).max(stpmin)
+    }
+}
+
+/// A lower value, derivatives of the same sign, the derivative's magnitude not decreasing: the
+/// cubic step between the trial and `y` when bracketed, else the bound.
+fn step_steady_slope(x: Point, y: Point, t: Point, brackt: bool, stpmin: f64, stpmax: f64) -> f64 {
+    let (sty, fy, dy, stp, fp, dp) = (y.stp, y.f, y.g, t.stp, t.f, t.g);
+    if brackt {
+        let theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp;
+        let s = theta.abs().max(dy.abs()).max(dp.abs());
+        let mut gamma = s * ((theta / s).powi(2) - (dy / s) * (dp / s)).sqrt();
+        if stp > sty {
             gamma = -gamma;
         }
         let p = (gamma - dp) + theta;
-        let q = (gamma + (*dx - dp)) + gamma;
+        let q = ((gamma - dp) + gamma) + dy;
         let r = p / q;
-        let stpc = if r < 0.0 && gamma != 0.0 {
-            *stp + r * (*stx - *stp)
-        } else if *stp > *stx {
-            stpmax
-        } else {
-            stpmin
-        };
-        let stpq = *stp + (dp / (dp - *dx)) * (*stx - *stp);
-        if *brackt {
-            let mut f = if (stpc - *stp).abs() < (stpq - *stp).abs() {
-                stpc
-            } else {
-                stpq
-            };
-            f = if *stp > *stx {
-                f.min(*stp + 0.66 * (*sty - *stp))
-            } else {
-                f.max(*stp + 0.66 * (*sty - *stp))
-            };
-            stpf = f;
-        } else {
-            let f = if (stpc - *stp).abs() > (stpq - *stp).abs() {
-                stpc
-            } else {
-                stpq
-            };
-            stpf = f.min(stpmax).max(stpmin);
-        }
+        stp + r * (sty - stp)
+    } else if stp > x.stp {
+        stpmax
     } else {
-        // Same sign, derivative magnitude does not decrease.
-        stpf = if *brackt {
-            let theta = 3.0 * (fp - *fy) / (*sty - *stp) + *dy + dp;
-            let s = theta.abs().max(dy.abs()).max(dp.abs());
-            let mut gamma = s * ((theta / s).powi(2) - (*dy / s) * (dp / s)).sqrt();
-            if *stp > *sty {
-                gamma = -gamma;
-            }
-            let p = (gamma - dp) + theta;
-            let q = ((gamma - dp) + gamma) + *dy;
-            let r = p / q;
-            *stp + r * (*sty - *stp)
-        } else if *stp > *stx {
-            stpmax
-        } else {
-            stpmin
-        };
+        stpmin
     }
-    if fp > *fx {
-        *sty = *stp;
-        *fy = fp;
-        *dy = dp;
-    } else {
-        if sgnd < 0.0 {
-            *sty = *stx;
-            *fy = *fx;
-            *dy = *dx;
-        }
-        *stx = *stp;
-        *fx = fp;
-        *dx = dp;
-    }
-    *stp = stpf;
 }
 
 #[cfg(test)]

@@ -99,7 +99,19 @@ pub fn spectral_layout(g: &Graph, dim: usize, rng: &mut Rng) -> Option<Vec<f64>>
     if n <= dim + 1 || g.components() != 1 {
         return None;
     }
-    let deg: Vec<f64> = (0..n)
+    let inv_sqrt_deg = inverse_sqrt_degrees(g)?;
+    if n <= 400 {
+        let (_, v) = symmetric_eigen(&dense_m(g, &inv_sqrt_deg), n);
+        return Some(columns_1_to_dim(&v, n, n, dim));
+    }
+    let p = (dim + 1 + 6).min(n);
+    let x = subspace_iteration(g, &inv_sqrt_deg, dim + 1, p, rng);
+    Some(columns_1_to_dim(&x, n, p, dim))
+}
+
+/// D^-½ for the weighted degrees; `None` if a vertex has none.
+fn inverse_sqrt_degrees(g: &Graph) -> Option<Vec<f64>> {
+    let deg: Vec<f64> = (0..g.n)
         .map(|i| {
             g.weights[g.indptr[i]..g.indptr[i + 1]]
                 .iter()
@@ -110,97 +122,145 @@ pub fn spectral_layout(g: &Graph, dim: usize, rng: &mut Rng) -> Option<Vec<f64>>
     if deg.iter().any(|&d| d <= 0.0) {
         return None;
     }
-    let inv_sqrt_deg: Vec<f64> = deg.iter().map(|d| 1.0 / d.sqrt()).collect();
+    Some(deg.iter().map(|d| 1.0 / d.sqrt()).collect())
+}
 
-    if n <= 400 {
-        // Dense: M built column by column, exact eigen-decomposition.
-        let mut m = vec![0.0f64; n * n];
-        for i in 0..n {
-            for e in g.indptr[i]..g.indptr[i + 1] {
-                let j = g.indices[e] as usize;
-                m[i * n + j] = g.weights[e] as f64 * inv_sqrt_deg[i] * inv_sqrt_deg[j];
-            }
+/// M = D^-½ W D^-½ as a dense n × n matrix (small graphs get an exact eigen-decomposition).
+fn dense_m(g: &Graph, inv_sqrt_deg: &[f64]) -> Vec<f64> {
+    let n = g.n;
+    let mut m = vec![0.0f64; n * n];
+    for i in 0..n {
+        for e in g.indptr[i]..g.indptr[i + 1] {
+            let j = g.indices[e] as usize;
+            m[i * n + j] = g.weights[e] as f64 * inv_sqrt_deg[i] * inv_sqrt_deg[j];
         }
-        let (_, v) = symmetric_eigen(&m, n);
-        return Some(
-            (0..n)
-                .flat_map(|i| (1..=dim).map(move |c| (i, c)))
-                .map(|(i, c)| v[i * n + c])
-                .collect(),
-        );
     }
+    m
+}
 
-    let want = dim + 1;
-    let p = (want + 6).min(n);
+/// Columns 1..=dim of an n × p row-major matrix (column 0 is the trivial eigenvector).
+fn columns_1_to_dim(v: &[f64], n: usize, p: usize, dim: usize) -> Vec<f64> {
+    (0..n)
+        .flat_map(|i| (1..=dim).map(move |c| (i, c)))
+        .map(|(i, c)| v[i * p + c])
+        .collect()
+}
+
+/// The top `want` eigenvectors of M as the first columns of an n × p basis (p > `want` for
+/// room): Chebyshev-filtered subspace iteration with Rayleigh–Ritz, until each wanted residual
+/// ‖M x − θ x‖ is below 1e-6 (400 rounds at most).
+fn subspace_iteration(
+    g: &Graph,
+    inv_sqrt_deg: &[f64],
+    want: usize,
+    p: usize,
+    rng: &mut Rng,
+) -> Vec<f64> {
+    let n = g.n;
     let mut x: Vec<f64> = (0..n * p).map(|_| rng.normal()).collect();
     orthonormalize(&mut x, n, p, rng);
-    let mut mx = vec![0.0f64; n * p];
-    let mut y_prev = vec![0.0f64; n * p];
-    let mut y_next = vec![0.0f64; n * p];
+    let mut work = Chebyshev {
+        mx: vec![0.0f64; n * p],
+        y_prev: vec![0.0f64; n * p],
+        y_next: vec![0.0f64; n * p],
+    };
     let lower = -1.0f64;
     let mut cut = 0.0f64;
-    let degree = 12;
     for _iter in 0..400 {
-        // Chebyshev filter of degree `degree` on [lower, cut], applied to x.
+        let mut y = work.filter(g, inv_sqrt_deg, &x, p, (lower, cut));
+        orthonormalize(&mut y, n, p, rng);
+        let (theta, res) = rayleigh_ritz(g, inv_sqrt_deg, &y, &mut work.mx, &mut x, p, want);
+        cut = theta[p - 1].max(lower + 1e-3);
+        if res.iter().all(|r| r.sqrt() < 1e-6) {
+            break;
+        }
+    }
+    x
+}
+
+/// Buffers of the Chebyshev filter: M·Y and the recurrence's previous and next terms.
+struct Chebyshev {
+    mx: Vec<f64>,
+    y_prev: Vec<f64>,
+    y_next: Vec<f64>,
+}
+
+impl Chebyshev {
+    /// Degree of the polynomial.
+    const DEGREE: usize = 12;
+
+    /// The Chebyshev polynomial of M scaled to damp [lower, cut], applied to `x` (n × p).
+    fn filter(
+        &mut self,
+        g: &Graph,
+        inv_sqrt_deg: &[f64],
+        x: &[f64],
+        p: usize,
+        (lower, cut): (f64, f64),
+    ) -> Vec<f64> {
         let e = (cut - lower) / 2.0;
         let c = (cut + lower) / 2.0;
-        y_prev.copy_from_slice(&x);
-        apply_m(g, &inv_sqrt_deg, &y_prev, &mut mx, p);
+        let Chebyshev { mx, y_prev, y_next } = self;
+        y_prev.copy_from_slice(x);
+        apply_m(g, inv_sqrt_deg, y_prev, mx, p);
         let mut y: Vec<f64> = mx
             .iter()
-            .zip(&y_prev)
+            .zip(y_prev.iter())
             .map(|(m, v)| (m - c * v) / e)
             .collect();
-        for _ in 2..=degree {
-            apply_m(g, &inv_sqrt_deg, &y, &mut mx, p);
+        for _ in 2..=Self::DEGREE {
+            apply_m(g, inv_sqrt_deg, &y, mx, p);
             y_next
                 .par_iter_mut()
                 .zip(mx.par_iter())
                 .zip(y.par_iter())
                 .zip(y_prev.par_iter())
                 .for_each(|(((o, m), v), pv)| *o = 2.0 * (m - c * v) / e - pv);
-            std::mem::swap(&mut y_prev, &mut y);
-            std::mem::swap(&mut y, &mut y_next);
+            std::mem::swap(y_prev, &mut y);
+            std::mem::swap(&mut y, y_next);
         }
-        orthonormalize(&mut y, n, p, rng);
-        // Rayleigh–Ritz: H = Yᵀ M Y.
-        apply_m(g, &inv_sqrt_deg, &y, &mut mx, p);
-        let mut h = vec![0.0f64; p * p];
-        for a in 0..p {
-            for b in a..p {
-                let s: f64 = (0..n).map(|i| y[i * p + a] * mx[i * p + b]).sum();
-                h[a * p + b] = s;
-                h[b * p + a] = s;
-            }
-        }
-        let (theta, v) = symmetric_eigen(&h, p);
-        // x = Y V, and M x = (M Y) V for the residuals.
-        let mut res = vec![0.0f64; want];
-        for i in 0..n {
-            for col in 0..p {
-                let mut xv = 0.0;
-                let mut mv = 0.0;
-                for k in 0..p {
-                    xv += y[i * p + k] * v[k * p + col];
-                    mv += mx[i * p + k] * v[k * p + col];
-                }
-                x[i * p + col] = xv;
-                if col < want {
-                    res[col] += (mv - theta[col] * xv).powi(2);
-                }
-            }
-        }
-        cut = theta[p - 1].max(lower + 1e-3);
-        if res.iter().all(|r| r.sqrt() < 1e-6) {
-            break;
+        y
+    }
+}
+
+/// Rayleigh–Ritz on the orthonormal basis `y`: H = Yᵀ M Y, its eigenpairs (θ, V), and x = Y V.
+/// Returns θ and, for the first `want` columns, ‖M x − θ x‖² (from M x = (M Y) V).
+fn rayleigh_ritz(
+    g: &Graph,
+    inv_sqrt_deg: &[f64],
+    y: &[f64],
+    mx: &mut [f64],
+    x: &mut [f64],
+    p: usize,
+    want: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = g.n;
+    apply_m(g, inv_sqrt_deg, y, mx, p);
+    let mut h = vec![0.0f64; p * p];
+    for a in 0..p {
+        for b in a..p {
+            let s: f64 = (0..n).map(|i| y[i * p + a] * mx[i * p + b]).sum();
+            h[a * p + b] = s;
+            h[b * p + a] = s;
         }
     }
-    Some(
-        (0..n)
-            .flat_map(|i| (1..=dim).map(move |c| (i, c)))
-            .map(|(i, c)| x[i * p + c])
-            .collect(),
-    )
+    let (theta, v) = symmetric_eigen(&h, p);
+    let mut res = vec![0.0f64; want];
+    for i in 0..n {
+        for col in 0..p {
+            let mut xv = 0.0;
+            let mut mv = 0.0;
+            for k in 0..p {
+                xv += y[i * p + k] * v[k * p + col];
+                mv += mx[i * p + k] * v[k * p + col];
+            }
+            x[i * p + col] = xv;
+            if col < want {
+                res[col] += (mv - theta[col] * xv).powi(2);
+            }
+        }
+    }
+    (theta, res)
 }
 
 #[cfg(test)]

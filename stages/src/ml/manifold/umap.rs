@@ -119,23 +119,7 @@ pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
     let mut cost = sse(a, b);
     for _ in 0..500 {
         // Normal equations JᵀJ δ = −Jᵀr for the residuals r = f − y.
-        let (mut jaa, mut jab, mut jbb, mut ga, mut gb) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (&x, &y) in xs.iter().zip(&ys) {
-            if x <= 0.0 {
-                // f(0) = 1 whatever a and b: no gradient.
-                continue;
-            }
-            let u = x.powf(2.0 * b);
-            let f = 1.0 / (1.0 + a * u);
-            let r = f - y;
-            let da = -u * f * f;
-            let db = -a * u * 2.0 * x.ln() * f * f;
-            jaa += da * da;
-            jab += da * db;
-            jbb += db * db;
-            ga += da * r;
-            gb += db * r;
-        }
+        let (jaa, jab, jbb, ga, gb) = normal_equations(&xs, &ys, a, b);
         let (maa, mbb) = (jaa * (1.0 + lambda), jbb * (1.0 + lambda));
         let det = maa * mbb - jab * jab;
         if det.abs() < 1e-300 {
@@ -161,6 +145,29 @@ pub fn find_ab_params(spread: f64, min_dist: f64) -> (f64, f64) {
         }
     }
     (a, b)
+}
+
+/// JᵀJ (aa, ab, bb) and Jᵀr (a, b) of the curve 1 / (1 + a x^2b) at `xs` against `ys`, for
+/// [`find_ab_params`]' Levenberg–Marquardt steps.
+fn normal_equations(xs: &[f64], ys: &[f64], a: f64, b: f64) -> (f64, f64, f64, f64, f64) {
+    let (mut jaa, mut jab, mut jbb, mut ga, mut gb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&x, &y) in xs.iter().zip(ys) {
+        if x <= 0.0 {
+            // f(0) = 1 whatever a and b: no gradient.
+            continue;
+        }
+        let u = x.powf(2.0 * b);
+        let f = 1.0 / (1.0 + a * u);
+        let r = f - y;
+        let da = -u * f * f;
+        let db = -a * u * 2.0 * x.ln() * f * f;
+        jaa += da * da;
+        jab += da * db;
+        jbb += db * db;
+        ga += da * r;
+        gb += db * r;
+    }
+    (jaa, jab, jbb, ga, gb)
 }
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
@@ -350,120 +357,30 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
     let dim = cfg.n_components;
     assert!(n > cfg.n_neighbors && dim >= 1);
     let mut rng = Rng::new(cfg.seed);
-    (hooks.phase)("nearest neighbours");
-    let nn = knn(x, cfg.n_neighbors, cfg.metric, hooks.cancelled)?;
-    (hooks.phase)("fuzzy graph");
-    let graph = fuzzy_simplicial_set(&nn);
-    drop(nn);
-    let n_epochs = cfg
-        .n_epochs
-        .unwrap_or(if n <= 10_000 { 500 } else { 200 })
-        .max(1);
-    let default_epochs = if n <= 10_000 { 500 } else { 200 };
-    let graph = prune(
-        &graph,
-        if n_epochs > 10 {
-            n_epochs
-        } else {
-            default_epochs
-        },
-    );
+    let n_epochs = cfg.n_epochs.unwrap_or(default_epochs(n)).max(1);
+    let graph = pruned_graph(x, cfg, n_epochs, hooks)?;
     if (hooks.cancelled)() {
         return None;
     }
     (hooks.phase)("initial layout");
     let (mut y, init) = initial_layout(x, &graph, dim, &mut rng);
     let (a, b) = find_ab_params(cfg.spread, cfg.min_dist);
-
-    // Edges in CSR order; epochs_per_sample = max weight / weight.
-    let mut head = Vec::with_capacity(graph.indices.len());
-    for i in 0..n {
-        head.extend(std::iter::repeat_n(
-            i as u32,
-            graph.indptr[i + 1] - graph.indptr[i],
-        ));
-    }
-    let tail = &graph.indices;
-    let wmax = graph.weights.iter().copied().fold(0.0f32, f32::max) as f64;
-    let eps: Vec<f64> = graph
-        .weights
-        .iter()
-        .map(|&w| {
-            let samples = n_epochs as f64 * (w as f64 / wmax);
-            if samples > 0.0 {
-                n_epochs as f64 / samples
-            } else {
-                -1.0
-            }
-        })
-        .collect();
-    let neg_rate = cfg.negative_sample_rate as f64;
-    let eps_neg: Vec<f64> = eps.iter().map(|e| e / neg_rate).collect();
-    let mut next_sample = eps.clone();
-    let mut next_neg = eps_neg.clone();
-    let gamma = cfg.repulsion_strength;
-    let mut alpha = cfg.learning_rate;
+    let forces = Forces {
+        a,
+        b,
+        gamma: cfg.repulsion_strength,
+        dim,
+    };
+    let mut edges = EdgeSchedule::new(&graph, n_epochs, cfg.negative_sample_rate);
 
     (hooks.phase)("optimizing layout");
     (hooks.epochs)(n_epochs, 0);
-    let mut cur = vec![0.0f64; dim];
+    let mut alpha = cfg.learning_rate;
     for epoch in 0..n_epochs {
         if (hooks.cancelled)() {
             return None;
         }
-        let ep = epoch as f64;
-        for e in 0..eps.len() {
-            if next_sample[e] > ep || eps[e] < 0.0 {
-                continue;
-            }
-            let j = head[e] as usize;
-            let k = tail[e] as usize;
-            let mut d2 = 0.0f64;
-            for c in 0..dim {
-                let diff = y[j * dim + c] as f64 - y[k * dim + c] as f64;
-                d2 += diff * diff;
-            }
-            let coeff = if d2 > 0.0 {
-                -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0)
-            } else {
-                0.0
-            };
-            for c in 0..dim {
-                let cj = y[j * dim + c] as f64;
-                let ck = y[k * dim + c] as f64;
-                let g = clip(coeff * (cj - ck));
-                y[j * dim + c] = (cj + g * alpha) as f32;
-                y[k * dim + c] = (ck - g * alpha) as f32;
-            }
-            next_sample[e] += eps[e];
-
-            let n_neg = ((ep - next_neg[e]) / eps_neg[e]) as i64;
-            for _ in 0..n_neg.max(0) {
-                let k = rng.below(n);
-                for c in 0..dim {
-                    cur[c] = y[j * dim + c] as f64;
-                }
-                let mut d2 = 0.0f64;
-                for c in 0..dim {
-                    let diff = cur[c] - y[k * dim + c] as f64;
-                    d2 += diff * diff;
-                }
-                let coeff = if d2 > 0.0 {
-                    2.0 * gamma * b / ((0.001 + d2) * (a * d2.powf(b) + 1.0))
-                } else if j == k {
-                    continue;
-                } else {
-                    0.0
-                };
-                if coeff > 0.0 {
-                    for c in 0..dim {
-                        let g = clip(coeff * (cur[c] - y[k * dim + c] as f64));
-                        y[j * dim + c] = (cur[c] + g * alpha) as f32;
-                    }
-                }
-            }
-            next_neg[e] += n_neg.max(0) as f64 * eps_neg[e];
-        }
+        edges.epoch(epoch, &mut y, &forces, alpha, &mut rng);
         alpha = cfg.learning_rate * (1.0 - (epoch as f64 + 1.0) / n_epochs as f64);
         (hooks.epochs)(n_epochs, epoch + 1);
     }
@@ -473,8 +390,165 @@ pub fn fit(x: &Matrix, cfg: &UmapConfig, hooks: &Hooks) -> Option<UmapResult> {
         n_epochs,
         a,
         b,
-        edges: eps.len(),
+        edges: edges.eps.len(),
     })
+}
+
+/// umap-learn's default epochs: 500 up to 10,000 points, else 200.
+fn default_epochs(n: usize) -> usize {
+    if n <= 10_000 { 500 } else { 200 }
+}
+
+/// The kNN graph's fuzzy union, pruned for `n_epochs` (for the default epochs when fewer than
+/// 11, as umap-learn does). `None` when cancelled.
+fn pruned_graph(x: &Matrix, cfg: &UmapConfig, n_epochs: usize, hooks: &Hooks) -> Option<Graph> {
+    (hooks.phase)("nearest neighbours");
+    let nn = knn(x, cfg.n_neighbors, cfg.metric, hooks.cancelled)?;
+    (hooks.phase)("fuzzy graph");
+    let graph = fuzzy_simplicial_set(&nn);
+    drop(nn);
+    let prune_epochs = if n_epochs > 10 {
+        n_epochs
+    } else {
+        default_epochs(x.rows)
+    };
+    Some(prune(&graph, prune_epochs))
+}
+
+/// The low-dimensional curve 1 / (1 + a d^2b) and the repulsion strength γ, as the gradients of
+/// the attraction along an edge and the repulsion from a random point.
+struct Forces {
+    a: f64,
+    b: f64,
+    gamma: f64,
+    dim: usize,
+}
+
+impl Forces {
+    /// Pulls points `j` and `k` together (a positive sample).
+    fn attract(&self, y: &mut [f32], j: usize, k: usize, alpha: f64) {
+        let (a, b, dim) = (self.a, self.b, self.dim);
+        let mut d2 = 0.0f64;
+        for c in 0..dim {
+            let diff = y[j * dim + c] as f64 - y[k * dim + c] as f64;
+            d2 += diff * diff;
+        }
+        let coeff = if d2 > 0.0 {
+            -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0)
+        } else {
+            0.0
+        };
+        for c in 0..dim {
+            let cj = y[j * dim + c] as f64;
+            let ck = y[k * dim + c] as f64;
+            let g = clip(coeff * (cj - ck));
+            y[j * dim + c] = (cj + g * alpha) as f32;
+            y[k * dim + c] = (ck - g * alpha) as f32;
+        }
+    }
+
+    /// Pushes point `j` away from point `k` (a negative sample); `cur` is scratch of `dim`.
+    fn repel(&self, y: &mut [f32], j: usize, k: usize, alpha: f64, cur: &mut [f64]) {
+        let (a, b, dim) = (self.a, self.b, self.dim);
+        for c in 0..dim {
+            cur[c] = y[j * dim + c] as f64;
+        }
+        let mut d2 = 0.0f64;
+        for c in 0..dim {
+            let diff = cur[c] - y[k * dim + c] as f64;
+            d2 += diff * diff;
+        }
+        let coeff = if d2 > 0.0 {
+            2.0 * self.gamma * b / ((0.001 + d2) * (a * d2.powf(b) + 1.0))
+        } else if j == k {
+            return;
+        } else {
+            0.0
+        };
+        if coeff > 0.0 {
+            for c in 0..dim {
+                let g = clip(coeff * (cur[c] - y[k * dim + c] as f64));
+                y[j * dim + c] = (cur[c] + g * alpha) as f32;
+            }
+        }
+    }
+}
+
+/// The graph's edges in CSR order and when each is next sampled: every
+/// `eps[e]` = max weight / weight epochs, with `negative-sample-rate` negative samples per
+/// positive one.
+struct EdgeSchedule<'g> {
+    head: Vec<u32>,
+    tail: &'g [u32],
+    /// Epochs per sample (−1: never sampled).
+    eps: Vec<f64>,
+    /// Epochs per negative sample.
+    eps_neg: Vec<f64>,
+    next_sample: Vec<f64>,
+    next_neg: Vec<f64>,
+    /// Points, to draw negative samples from.
+    n: usize,
+    /// Scratch for [`Forces::repel`].
+    cur: Vec<f64>,
+}
+
+impl<'g> EdgeSchedule<'g> {
+    fn new(graph: &'g Graph, n_epochs: usize, negative_sample_rate: usize) -> EdgeSchedule<'g> {
+        let n = graph.n;
+        let mut head = Vec::with_capacity(graph.indices.len());
+        for i in 0..n {
+            head.extend(std::iter::repeat_n(
+                i as u32,
+                graph.indptr[i + 1] - graph.indptr[i],
+            ));
+        }
+        let wmax = graph.weights.iter().copied().fold(0.0f32, f32::max) as f64;
+        let eps: Vec<f64> = graph
+            .weights
+            .iter()
+            .map(|&w| {
+                let samples = n_epochs as f64 * (w as f64 / wmax);
+                if samples > 0.0 {
+                    n_epochs as f64 / samples
+                } else {
+                    -1.0
+                }
+            })
+            .collect();
+        let neg_rate = negative_sample_rate as f64;
+        let eps_neg: Vec<f64> = eps.iter().map(|e| e / neg_rate).collect();
+        EdgeSchedule {
+            head,
+            tail: &graph.indices,
+            next_sample: eps.clone(),
+            next_neg: eps_neg.clone(),
+            eps,
+            eps_neg,
+            n,
+            cur: Vec::new(),
+        }
+    }
+
+    /// One epoch of SGD over the edges due, in edge order (on one thread, so a seed gives one
+    /// layout).
+    fn epoch(&mut self, epoch: usize, y: &mut [f32], forces: &Forces, alpha: f64, rng: &mut Rng) {
+        self.cur.resize(forces.dim, 0.0);
+        let ep = epoch as f64;
+        for e in 0..self.eps.len() {
+            if self.next_sample[e] > ep || self.eps[e] < 0.0 {
+                continue;
+            }
+            let j = self.head[e] as usize;
+            forces.attract(y, j, self.tail[e] as usize, alpha);
+            self.next_sample[e] += self.eps[e];
+            let n_neg = ((ep - self.next_neg[e]) / self.eps_neg[e]) as i64;
+            for _ in 0..n_neg.max(0) {
+                let k = rng.below(self.n);
+                forces.repel(y, j, k, alpha, &mut self.cur);
+            }
+            self.next_neg[e] += n_neg.max(0) as f64 * self.eps_neg[e];
+        }
+    }
 }
 
 #[cfg(test)]
