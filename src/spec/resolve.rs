@@ -296,7 +296,9 @@ impl Resolver<'_> {
                 loc.value(&["stages", id]),
                 Some(id),
                 "a stage must be a mapping with at least `kind:`".into(),
-                Some("e.g. `tokenize: { kind: tokenize, inputs: [load] }`".into()),
+                Some(format!(
+                    "e.g. `{id}: {{ kind: KIND, inputs: [STAGE] }}` (`cairn kinds` lists the kinds)"
+                )),
             );
             Reported
         })
