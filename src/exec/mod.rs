@@ -567,6 +567,7 @@ fn execute(
         stage: &stage.id,
         root: &pipeline.root,
         inputs: &inputs,
+        externals: &stage.externals,
         out_dir: out_dir.path(),
         device,
         offline,
@@ -584,6 +585,10 @@ fn execute(
         })?
         .map_err(|e| match e {
             cairn_stages::StageError::Cancelled => ExecError::Cancelled,
+            cairn_stages::StageError::Failed {
+                message,
+                hint: Some(hint),
+            } => ExecError::Failed(format!("{message}\nhint: {hint}")),
             other => ExecError::Failed(other.to_string()),
         })?;
 

@@ -27,6 +27,9 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Validates the params ([`Stage::validate`]), then declares their externals
+    /// ([`Stage::externals`]): the engine calls this once, at resolve time, before any stage
+    /// runs.
     pub fn externals(&self, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         (self.externals)(self.typed.as_ref(), env)
     }
@@ -80,7 +83,11 @@ fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> 
     Ok(Parsed {
         canonical,
         typed: Box::new(typed),
-        externals: |p, env| S::externals(p.downcast_ref::<S::Params>().expect("params type"), env),
+        externals: |p, env| {
+            let params = p.downcast_ref::<S::Params>().expect("params type");
+            S::validate(params, env)?;
+            S::externals(params, env)
+        },
         run: |p, ctx| S::run(p.downcast_ref::<S::Params>().expect("params type"), ctx),
     })
 }

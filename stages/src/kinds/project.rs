@@ -458,6 +458,7 @@ mod tests {
             stage: "proj",
             root: dir.path(),
             inputs: &inputs,
+            externals: &[],
             out_dir: dir.path(),
             device: crate::api::Device::Cpu,
             offline: true,

@@ -215,16 +215,7 @@ impl Stage for Scale {
 
     fn run(p: &ScaleParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
-        let fit = input.tables.get(&p.fit_split).ok_or_else(|| {
-            StageError::param(
-                "fit-split",
-                format!("input `{}` has no split `{}`", input.stage, p.fit_split),
-                Some(format!(
-                    "its splits: {}",
-                    input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
-            )
-        })?;
+        let fit = input.table_named_by("fit-split", &p.fit_split)?;
         let x = matrix::read(fit, &p.column, &p.fit_split)?;
         if x.rows == 0 {
             return Err(StageError::failed(format!(
@@ -385,6 +376,7 @@ mod tests {
             stage: "scale",
             root: dir.path(),
             inputs: &inputs,
+            externals: &[],
             out_dir: dir.path(),
             device: Device::Cpu,
             offline: true,

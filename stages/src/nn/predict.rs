@@ -135,7 +135,7 @@ impl Saved {
                         if let Some(w) = w
                             && tags[*w as usize].is_none()
                         {
-                            let best = crate::nn::training::argmax(&rows[j]);
+                            let best = crate::numeric::argmax(&rows[j]);
                             tags[*w as usize] = Some(self.labels[best].clone());
                         }
                     }

@@ -19,12 +19,10 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
+use crate::columns::labels::IGNORE_LABEL;
 use crate::ml::rng::Rng;
 use crate::nn::encoders::classifier::{Classifier, Task, head_dropout};
 use crate::nn::encoders::{Config, LoadError};
-
-/// The label the loss skips (PyTorch's `ignore_index`).
-pub const IGNORE: i64 = -100;
 
 /// A classifier whose parameters are `Var`s named as HF names them.
 pub struct Trainable {
@@ -180,7 +178,7 @@ pub struct Examples {
     pub targets: Targets,
 }
 
-/// One label per row (sequence task) or per token (token task, `IGNORE` where unscored).
+/// One label per row (sequence task) or per token (token task, `IGNORE_LABEL` where unscored).
 pub enum Targets {
     Sequence(Vec<i64>),
     Token(Vec<Vec<i64>>),
@@ -196,7 +194,7 @@ impl Examples {
     }
 
     /// Rows `idx` padded to their longest: ids `[b, t]` (u32), mask `[b, t]` (f32), types,
-    /// and targets (`[b]` or `[b, t]`, i64, padding = `IGNORE`).
+    /// and targets (`[b]` or `[b, t]`, i64, padding = `IGNORE_LABEL`).
     pub fn batch(
         &self,
         idx: &[usize],
@@ -220,7 +218,7 @@ impl Examples {
                 Tensor::from_vec(idx.iter().map(|&i| y[i]).collect::<Vec<_>>(), b, device)?
             }
             Targets::Token(y) => {
-                let mut out = vec![IGNORE; b * t];
+                let mut out = vec![IGNORE_LABEL; b * t];
                 for (r, &i) in idx.iter().enumerate() {
                     out[r * t..r * t + y[i].len()].copy_from_slice(&y[i]);
                 }
@@ -268,14 +266,14 @@ pub fn epoch_batches(
     order.chunks(batch_size).map(<[usize]>::to_vec).collect()
 }
 
-/// Mean cross-entropy over the targets that are not `IGNORE`. `logits`: `[.., k]`; `targets`:
+/// Mean cross-entropy over the targets that are not `IGNORE_LABEL`. `logits`: `[.., k]`; `targets`:
 /// the leading dims, i64.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (sum, count) = cross_entropy_sum(logits, targets)?;
     sum.div(&count.clamp(1.0, f64::MAX)?)
 }
 
-/// The summed cross-entropy over the targets that are not `IGNORE`, and their count (f32
+/// The summed cross-entropy over the targets that are not `IGNORE_LABEL`, and their count (f32
 /// scalar tensors).
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     let k = logits.dim(D::Minus1)?;
@@ -306,10 +304,10 @@ pub fn batch_gradients(
     max_tokens: usize,
 ) -> Result<(candle_core::backprop::GradStore, f64)> {
     let total: usize = match &examples.targets {
-        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE).count(),
+        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE_LABEL).count(),
         Targets::Token(y) => idx
             .iter()
-            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE).count())
+            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE_LABEL).count())
             .sum(),
     };
     let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
@@ -393,17 +391,6 @@ pub fn row_loss(z: &[f32], y: usize) -> f64 {
     max + sum.ln() - z[y] as f64
 }
 
-/// The index of the largest entry.
-pub fn argmax(z: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in z.iter().enumerate() {
-        if v > z[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +414,7 @@ mod tests {
             &dev,
         )
         .unwrap();
-        let targets = Tensor::new(&[[1i64, IGNORE], [0, 2]], &dev).unwrap();
+        let targets = Tensor::new(&[[1i64, IGNORE_LABEL], [0, 2]], &dev).unwrap();
         let loss = cross_entropy(&logits, &targets)
             .unwrap()
             .to_scalar::<f32>()
@@ -449,7 +436,7 @@ mod tests {
             .unwrap();
         assert!(g[0][1].iter().all(|&v| v == 0.0), "{:?}", g[0][1]);
         assert!(g[0][0].iter().any(|&v| v != 0.0));
-        let all_ignored = Tensor::new(&[[IGNORE, IGNORE]], &dev).unwrap();
+        let all_ignored = Tensor::new(&[[IGNORE_LABEL, IGNORE_LABEL]], &dev).unwrap();
         let zero = cross_entropy(&logits.narrow(0, 0, 1).unwrap(), &all_ignored).unwrap();
         assert_eq!(zero.to_scalar::<f32>().unwrap(), 0.0);
     }
@@ -502,9 +489,9 @@ mod tests {
                     targets: match task {
                         Task::SequenceClassification => Targets::Sequence(vec![0, 1, 2]),
                         Task::TokenClassification => Targets::Token(vec![
-                            vec![IGNORE, 0, 1, 2, IGNORE],
-                            vec![IGNORE, 2, IGNORE],
-                            vec![IGNORE, 1, 1, 0, 2, 0, IGNORE],
+                            vec![IGNORE_LABEL, 0, 1, 2, IGNORE_LABEL],
+                            vec![IGNORE_LABEL, 2, IGNORE_LABEL],
+                            vec![IGNORE_LABEL, 1, 1, 0, 2, 0, IGNORE_LABEL],
                         ]),
                     },
                 };
@@ -634,7 +621,7 @@ mod tests {
                     ids.iter()
                         .map(|r| {
                             (0..r.len())
-                                .map(|j| if j == 0 { IGNORE } else { (j % 3) as i64 })
+                                .map(|j| if j == 0 { IGNORE_LABEL } else { (j % 3) as i64 })
                                 .collect()
                         })
                         .collect(),
