@@ -86,18 +86,26 @@ pub fn load_trainable(
 ) -> std::result::Result<Trainable, LoadError> {
     let config = Config::from_file(&dir.join("config.json"))?;
     let raw_config = read_json(&dir.join("config.json"))?;
-    let family = config.family();
-    let dropout = head_dropout(&raw_config, family, task);
+    let dropout = head_dropout(&raw_config, config.family(), task);
+    let build = |vb: VarBuilder| Classifier::load(vb, &config, task, num_labels, dropout);
+    let wanted = wanted_parameters(build)?;
+    let (varmap, fresh) = fill_parameters(dir, &wanted, &config, &raw_config, seed, device)?;
+    let model = build(VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    Ok(Trainable {
+        model,
+        varmap,
+        config,
+        raw_config,
+        fresh,
+    })
+}
 
-    // Pass 1: which parameters (names, shapes) the model asks for.
+/// The parameters (names, shapes, sorted by name) the model that `build` makes asks for.
+fn wanted_parameters(
+    build: impl Fn(VarBuilder) -> Result<Classifier>,
+) -> Result<Vec<(String, Shape)>> {
     let probe = VarMap::new();
-    Classifier::load(
-        VarBuilder::from_varmap(&probe, DType::F32, &Device::Cpu),
-        &config,
-        task,
-        num_labels,
-        dropout,
-    )?;
+    build(VarBuilder::from_varmap(&probe, DType::F32, &Device::Cpu))?;
     let mut wanted: Vec<(String, Shape)> = probe
         .data()
         .lock()
@@ -106,12 +114,23 @@ pub fn load_trainable(
         .map(|(k, v)| (k.clone(), v.shape().clone()))
         .collect();
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
-    drop(probe);
+    Ok(wanted)
+}
 
-    // Pass 2: fill them from the checkpoint, initialise the rest.
+/// The `wanted` parameters as variables: from the checkpoint where it has them with the same
+/// shape (with or without the task prefix), else freshly initialised in name order from
+/// `seed`; and the names of the fresh ones.
+fn fill_parameters(
+    dir: &Path,
+    wanted: &[(String, Shape)],
+    config: &Config,
+    raw_config: &serde_json::Value,
+    seed: u64,
+    device: &Device,
+) -> std::result::Result<(VarMap, Vec<String>), LoadError> {
     let checkpoint: HashMap<String, Tensor> =
         candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
-    let prefix = format!("{}.", family.prefix());
+    let prefix = format!("{}.", config.family().prefix());
     let std = raw_config
         .get("initializer_range")
         .and_then(serde_json::Value::as_f64)
@@ -121,7 +140,7 @@ pub fn load_trainable(
     let mut fresh = Vec::new();
     {
         let mut data = varmap.data().lock().expect("varmap");
-        for (name, shape) in &wanted {
+        for (name, shape) in wanted {
             let found = checkpoint
                 .get(name)
                 .or_else(|| name.strip_prefix(&prefix).and_then(|n| checkpoint.get(n)))
@@ -136,20 +155,7 @@ pub fn load_trainable(
             data.insert(name.clone(), Var::from_tensor(&value)?);
         }
     }
-    let model = Classifier::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, device),
-        &config,
-        task,
-        num_labels,
-        dropout,
-    )?;
-    Ok(Trainable {
-        model,
-        varmap,
-        config,
-        raw_config,
-        fresh,
-    })
+    Ok((varmap, fresh))
 }
 
 fn initial_value(
