@@ -320,3 +320,38 @@ pub trait Stage: Send + Sync + 'static {
     /// kind does not predict.
     const PREDICT: Option<PredictFn> = None;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_split_names_the_input_and_its_splits() {
+        let batch = RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+        let input = Input {
+            stage: "emb".into(),
+            tables: [("test", &batch), ("train", &batch)]
+                .map(|(s, b)| (s.to_string(), b.clone()))
+                .into(),
+            files: BTreeMap::new(),
+        };
+        assert!(input.table("train").is_ok());
+        let err = input.table_named_by("fit-split", "validation").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `emb` has no split `validation` (splits: test, train)"
+        );
+        assert!(matches!(err, StageError::Param { ref field, .. } if field == "fit-split"));
+    }
+
+    #[test]
+    fn a_hint_is_kept_beside_the_message() {
+        let err = StageError::failed("the loss became NaN").with_hint("lower the learning rate");
+        assert_eq!(err.to_string(), "the loss became NaN");
+        assert_eq!(err.hint(), Some("lower the learning rate"));
+        assert_eq!(StageError::failed("x").hint(), None);
+        let located = err.at_param("learning-rate");
+        assert!(matches!(located, StageError::Param { ref field, .. } if field == "learning-rate"));
+        assert_eq!(located.hint(), Some("lower the learning rate"));
+    }
+}

@@ -117,3 +117,44 @@ pub static KINDS: &[Kind] = &[
 pub fn lookup(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine resolves a stage through `Parsed::externals`: a wrong param must be found
+    /// there, by `validate`, before `externals` looks for the model (which does not exist).
+    #[test]
+    fn params_are_validated_before_externals_are_resolved() {
+        let env = PrepareEnv {
+            root: std::path::Path::new("."),
+            offline: true,
+        };
+        let cases = [
+            (
+                "finetune",
+                r#"{"model": "no/such-model", "epochs": 0}"#,
+                "epochs",
+            ),
+            (
+                "extract-hidden",
+                r#"{"model": "no/such-model", "batch-size": 0}"#,
+                "batch-size",
+            ),
+            ("project", r#"{"n-components": 1}"#, "n-components"),
+            ("classify", r#"{"method": "most-frequent", "C": -1}"#, "C"),
+        ];
+        for (kind, params, want) in cases {
+            let parsed = lookup(kind)
+                .expect("kind")
+                .parse(serde_json::from_str(params).expect("json"))
+                .map_err(|e| e.message)
+                .expect("params parse");
+            match parsed.externals(&env) {
+                Err(StageError::Param { field, .. }) => assert_eq!(field, want, "{kind}"),
+                Err(other) => panic!("{kind}: {other}"),
+                Ok(_) => panic!("{kind}: accepted"),
+            }
+        }
+    }
+}

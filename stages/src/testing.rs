@@ -158,6 +158,10 @@ pub struct MapParams {
     /// Fail on purpose. Default false.
     #[serde(default)]
     fail: bool,
+    /// The hint of that failure. Default: none (left out of the params when unset, so the
+    /// fingerprints of existing test pipelines stay as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fail_hint: Option<String>,
     /// Panic on purpose. Default false.
     #[serde(default)]
     panic: bool,
@@ -167,7 +171,11 @@ fn map_run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
     log_execution(ctx.stage);
     nap(p.sleep_ms, ctx)?;
     if p.fail {
-        return Err(StageError::failed("failing on purpose (fail: true)"));
+        let err = StageError::failed("failing on purpose (fail: true)");
+        return Err(match &p.fail_hint {
+            Some(hint) => err.with_hint(hint),
+            None => err,
+        });
     }
     if p.panic {
         panic!("panicking on purpose (panic: true)");
