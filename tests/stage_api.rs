@@ -107,13 +107,15 @@ fn a_failed_stage_prints_its_hint_after_the_message() {
     let p = Project::new();
     p.write(
         "pipeline.yaml",
-        "name: hint\nstages:\n  src: { kind: test-source }\n  bad: { kind: test-map, inputs: [src], fail: true, fail-hint: do this instead }\n",
+        "name: hint\nstages:\n  src: { kind: test-source }\n  bad: { kind: test-map, inputs: [src], fail: true }\n",
     );
     let run = p.cairn(&["run", "pipeline.yaml"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     let text = format!("{}{}", run.stdout, run.stderr);
     assert!(
-        text.contains("failing on purpose (fail: true)\nhint: do this instead"),
+        text.contains(
+            "failing on purpose (fail: true)\nhint: remove `fail: true` to let it succeed"
+        ),
         "{text}"
     );
 }

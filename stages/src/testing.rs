@@ -155,13 +155,9 @@ pub struct MapParams {
     clamp: Option<i64>,
     #[serde(default)]
     sleep_ms: u64,
-    /// Fail on purpose. Default false.
+    /// Fail on purpose (with a hint). Default false.
     #[serde(default)]
     fail: bool,
-    /// The hint of that failure. Default: none (left out of the params when unset, so the
-    /// fingerprints of existing test pipelines stay as they were).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fail_hint: Option<String>,
     /// Panic on purpose. Default false.
     #[serde(default)]
     panic: bool,
@@ -171,11 +167,8 @@ fn map_run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
     log_execution(ctx.stage);
     nap(p.sleep_ms, ctx)?;
     if p.fail {
-        let err = StageError::failed("failing on purpose (fail: true)");
-        return Err(match &p.fail_hint {
-            Some(hint) => err.with_hint(hint),
-            None => err,
-        });
+        return Err(StageError::failed("failing on purpose (fail: true)")
+            .with_hint("remove `fail: true` to let it succeed"));
     }
     if p.panic {
         panic!("panicking on purpose (panic: true)");
