@@ -32,6 +32,7 @@ pub fn run(file: &str, variants: &[&str], data: &[u8]) {
         stage: "load",
         root,
         inputs: &[],
+        externals: &[],
         out_dir: root,
         device: cairn_stages::Device::Cpu,
         offline: true,

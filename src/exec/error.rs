@@ -99,7 +99,7 @@ impl ExecError {
     /// What the user can do about it, when the stage kind said.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            ExecError::Stage(StageError::Param { hint, .. }) => hint.as_deref(),
+            ExecError::Stage(e) => e.hint(),
             _ => None,
         }
     }

@@ -85,6 +85,7 @@ impl Job<'_> {
             stage: &stage.id,
             root: &self.pipeline.root,
             inputs,
+            externals: &stage.externals,
             out_dir,
             device: self.device,
             offline: self.offline,

@@ -57,6 +57,7 @@ fn run<S: Stage>(p: &S::Params, tables: Tables, out_dir: &std::path::Path) -> Ou
         stage: S::KIND,
         root: out_dir,
         inputs: &inputs,
+        externals: &[],
         out_dir,
         device: Device::Cpu,
         offline: true,

@@ -133,6 +133,7 @@ fn main() {
         stage: "project",
         root: out,
         inputs: &inputs,
+        externals: &[],
         out_dir: out,
         device: Device::Cpu,
         offline: true,

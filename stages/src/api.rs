@@ -43,6 +43,25 @@ pub struct Input {
     pub files: BTreeMap<String, PathBuf>,
 }
 
+impl Input {
+    /// The table of `split`; a missing split is an error naming the input and its splits.
+    pub fn table(&self, split: &str) -> Result<&RecordBatch, StageError> {
+        self.tables.get(split).ok_or_else(|| {
+            StageError::failed(format!(
+                "input `{}` has no split `{split}` (splits: {})",
+                self.stage,
+                self.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// [`Input::table`] for a split that param `field` names: a missing split is that param's
+    /// error, so it can be shown at the param.
+    pub fn table_named_by(&self, field: &str, split: &str) -> Result<&RecordBatch, StageError> {
+        self.table(split).map_err(|e| e.at_param(field))
+    }
+}
+
 /// What a stage returns. Files go to [`Context::out_dir`] instead.
 #[derive(Debug, Default)]
 pub struct Output {
@@ -79,6 +98,9 @@ pub struct Context<'a> {
     /// Relative paths in params resolve against this directory (the pipeline's root).
     pub root: &'a Path,
     pub inputs: &'a [Input],
+    /// The files and models the params name, as [`Stage::externals`] resolved them before the
+    /// run (what the fingerprint hashed): a kind reads these rather than resolving again.
+    pub externals: &'a [External],
     /// Files written here (any depth) become this stage's file outputs.
     pub out_dir: &'a Path,
     pub device: Device,
@@ -106,6 +128,14 @@ impl Context<'_> {
                 other.len()
             ))),
         }
+    }
+
+    /// The external that param `field` names, as resolved before the run.
+    pub fn external(&self, field: &str) -> Result<&External, StageError> {
+        self.externals
+            .iter()
+            .find(|e| e.field == field)
+            .ok_or_else(|| StageError::failed(format!("`{field}` was not resolved before the run")))
     }
 }
 
@@ -174,15 +204,23 @@ pub enum StageError {
         message: String,
         hint: Option<String>,
     },
-    #[error("{0}")]
-    Failed(String),
+    /// The stage could not compute its outputs (bad input data, a model that fails). `hint`
+    /// says what the user can do about it; it is not part of the message.
+    #[error("{message}")]
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("cancelled")]
     Cancelled,
 }
 
 impl StageError {
     pub fn failed(msg: impl Into<String>) -> Self {
-        StageError::Failed(msg.into())
+        StageError::Failed {
+            message: msg.into(),
+            hint: None,
+        }
     }
     pub fn param(field: &str, message: impl Into<String>, hint: Option<String>) -> Self {
         StageError::Param {
@@ -191,17 +229,53 @@ impl StageError {
             hint,
         }
     }
+
+    /// The same error, telling the user what to do about it (replaces any hint it had).
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        match self {
+            StageError::Param { field, message, .. } => StageError::Param {
+                field,
+                message,
+                hint: Some(hint.into()),
+            },
+            StageError::Failed { message, .. } => StageError::Failed {
+                message,
+                hint: Some(hint.into()),
+            },
+            StageError::Cancelled => StageError::Cancelled,
+        }
+    }
+
+    /// What the user can do about it, when the stage knows.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            StageError::Param { hint, .. } | StageError::Failed { hint, .. } => hint.as_deref(),
+            StageError::Cancelled => None,
+        }
+    }
+
+    /// A failure blamed on param `field` (message and hint kept), so it can be shown there.
+    pub fn at_param(self, field: &str) -> Self {
+        match self {
+            StageError::Failed { message, hint } => StageError::Param {
+                field: field.to_string(),
+                message,
+                hint,
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<std::io::Error> for StageError {
     fn from(e: std::io::Error) -> Self {
-        StageError::Failed(e.to_string())
+        StageError::failed(e.to_string())
     }
 }
 
 impl From<arrow::error::ArrowError> for StageError {
     fn from(e: arrow::error::ArrowError) -> Self {
-        StageError::Failed(e.to_string())
+        StageError::failed(e.to_string())
     }
 }
 
@@ -224,17 +298,60 @@ pub trait Stage: Send + Sync + 'static {
     /// One line for `cairn kinds` and the pipeline reference.
     const SUMMARY: &'static str;
 
+    /// Checks what the params alone can tell is wrong (a count of 0, options that exclude each
+    /// other, a regex that does not compile), before anything runs: the engine reports a
+    /// [`StageError::Param`] at the field's YAML line. Called before [`Stage::externals`].
+    fn validate(_params: &Self::Params, _env: &PrepareEnv) -> Result<(), StageError> {
+        Ok(())
+    }
+
     /// Declares the files, directories and models the params name. May do I/O (e.g. find a
-    /// model in the Hub cache); must not compute anything heavy.
+    /// model in the Hub cache); must not compute anything heavy. The run finds them in
+    /// [`Context::externals`].
     fn externals(_params: &Self::Params, _env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         Ok(Vec::new())
     }
 
-    /// Computes the outputs.
+    /// Computes the outputs. Params passed [`Stage::validate`]; the externals are resolved.
     fn run(params: &Self::Params, ctx: &Context) -> Result<Output, StageError>;
 
     /// For kinds whose output is a model (`cairn predict`): the printed predictions for new
     /// texts, given the directory where the stage's output files are laid out. `None`: the
     /// kind does not predict.
     const PREDICT: Option<PredictFn> = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_split_names_the_input_and_its_splits() {
+        let batch = RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+        let input = Input {
+            stage: "emb".into(),
+            tables: [("test", &batch), ("train", &batch)]
+                .map(|(s, b)| (s.to_string(), b.clone()))
+                .into(),
+            files: BTreeMap::new(),
+        };
+        assert!(input.table("train").is_ok());
+        let err = input.table_named_by("fit-split", "validation").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `emb` has no split `validation` (splits: test, train)"
+        );
+        assert!(matches!(err, StageError::Param { ref field, .. } if field == "fit-split"));
+    }
+
+    #[test]
+    fn a_hint_is_kept_beside_the_message() {
+        let err = StageError::failed("the loss became NaN").with_hint("lower the learning rate");
+        assert_eq!(err.to_string(), "the loss became NaN");
+        assert_eq!(err.hint(), Some("lower the learning rate"));
+        assert_eq!(StageError::failed("x").hint(), None);
+        let located = err.at_param("learning-rate");
+        assert!(matches!(located, StageError::Param { ref field, .. } if field == "learning-rate"));
+        assert_eq!(located.hint(), Some("lower the learning rate"));
+    }
 }

@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod ml;
 pub mod nn;
+pub mod numeric;
 pub mod registry;
 #[cfg(feature = "test-kinds")]
 mod testing;
@@ -31,7 +32,8 @@ pub(crate) fn params_from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T 
 }
 
 /// Runs stage `S` in a unit test on one input holding `tables`, with a temp dir as root and
-/// output directory (kept alive by the returned guard).
+/// output directory (kept alive by the returned guard). As the engine does, the params are
+/// validated and their externals resolved (offline) first.
 #[cfg(test)]
 pub(crate) fn run_for_test<S: Stage>(
     params: &S::Params,
@@ -43,11 +45,18 @@ pub(crate) fn run_for_test<S: Stage>(
         tables: tables.into_iter().collect(),
         files: Default::default(),
     }];
+    let env = PrepareEnv {
+        root: dir.path(),
+        offline: true,
+    };
+    S::validate(params, &env)?;
+    let externals = S::externals(params, &env)?;
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     let ctx = Context {
         stage: S::KIND,
         root: dir.path(),
         inputs: &inputs,
+        externals: &externals,
         out_dir: dir.path(),
         device: Device::Cpu,
         offline: true,

@@ -27,6 +27,9 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Validates the params ([`Stage::validate`]), then declares their externals
+    /// ([`Stage::externals`]): the engine calls this once, at resolve time, before any stage
+    /// runs.
     pub fn externals(&self, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         (self.externals)(self.typed.as_ref(), env)
     }
@@ -80,7 +83,11 @@ fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> 
     Ok(Parsed {
         canonical,
         typed: Box::new(typed),
-        externals: |p, env| S::externals(p.downcast_ref::<S::Params>().expect("params type"), env),
+        externals: |p, env| {
+            let params = p.downcast_ref::<S::Params>().expect("params type");
+            S::validate(params, env)?;
+            S::externals(params, env)
+        },
         run: |p, ctx| S::run(p.downcast_ref::<S::Params>().expect("params type"), ctx),
     })
 }
@@ -109,4 +116,45 @@ pub static KINDS: &[Kind] = &[
 /// Looks a kind up by its YAML name.
 pub fn lookup(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine resolves a stage through `Parsed::externals`: a wrong param must be found
+    /// there, by `validate`, before `externals` looks for the model (which does not exist).
+    #[test]
+    fn params_are_validated_before_externals_are_resolved() {
+        let env = PrepareEnv {
+            root: std::path::Path::new("."),
+            offline: true,
+        };
+        let cases = [
+            (
+                "finetune",
+                r#"{"model": "no/such-model", "epochs": 0}"#,
+                "epochs",
+            ),
+            (
+                "extract-hidden",
+                r#"{"model": "no/such-model", "batch-size": 0}"#,
+                "batch-size",
+            ),
+            ("project", r#"{"n-components": 1}"#, "n-components"),
+            ("classify", r#"{"method": "most-frequent", "C": -1}"#, "C"),
+        ];
+        for (kind, params, want) in cases {
+            let parsed = lookup(kind)
+                .expect("kind")
+                .parse(serde_json::from_str(params).expect("json"))
+                .map_err(|e| e.message)
+                .expect("params parse");
+            match parsed.externals(&env) {
+                Err(StageError::Param { field, .. }) => assert_eq!(field, want, "{kind}"),
+                Err(other) => panic!("{kind}: {other}"),
+                Ok(_) => panic!("{kind}: accepted"),
+            }
+        }
+    }
 }

@@ -155,7 +155,7 @@ pub struct MapParams {
     clamp: Option<i64>,
     #[serde(default)]
     sleep_ms: u64,
-    /// Fail on purpose. Default false.
+    /// Fail on purpose (with a hint). Default false.
     #[serde(default)]
     fail: bool,
     /// Panic on purpose. Default false.
@@ -167,7 +167,8 @@ fn map_run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
     log_execution(ctx.stage);
     nap(p.sleep_ms, ctx)?;
     if p.fail {
-        return Err(StageError::failed("failing on purpose (fail: true)"));
+        return Err(StageError::failed("failing on purpose (fail: true)")
+            .with_hint("remove `fail: true` to let it succeed"));
     }
     if p.panic {
         panic!("panicking on purpose (panic: true)");

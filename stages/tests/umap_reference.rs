@@ -65,6 +65,7 @@ fn umap_trustworthiness_matches_umap_learn() {
         stage: "project",
         root: out.path(),
         inputs: &inputs,
+        externals: &[],
         out_dir: out.path(),
         device: Device::Cpu,
         offline: true,

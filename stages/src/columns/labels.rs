@@ -7,10 +7,17 @@
 //!   `["sadness","joy","love","anger","fear","surprise"]`.
 //! - [`LABEL_COLUMN_KEY`] (`cairn.label-column`): the column the ids are in, e.g. `label` (one
 //!   id per row) or `ner_tags` (a list of ids per row).
+//!
+//! A token label of [`IGNORE_LABEL`] (-100) is not scored, neither by the loss nor by the
+//! metrics.
 
 use std::collections::HashMap;
 
 use arrow::datatypes::Schema;
+
+/// The label id that is not scored: a token that only continues a word, or a special token
+/// (PyTorch's `ignore_index`, what `align-labels` writes by default).
+pub const IGNORE_LABEL: i64 = -100;
 
 /// Schema metadata key holding the label names as a JSON list of strings.
 pub const LABELS_KEY: &str = "cairn.labels";

@@ -276,7 +276,7 @@ pub(crate) fn hidden_state() -> String {
     "hidden_state".into()
 }
 
-/// Serde default of a fit-split param.
+/// Serde default of a param naming the training split (`fit-split`, `train-split`, ...).
 pub(crate) fn train() -> String {
     "train".into()
 }

@@ -1,7 +1,11 @@
 //! Token columns as `tokenize` writes them and the encoder stages (extract-hidden, finetune)
 //! read them: the schema keys tokenize leaves for them, the unpadded columns, batching by
-//! length and padding into tensors.
+//! length and padding into tensors, and the output tables that leave the token columns behind.
 
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use candle_core::Tensor;
 
@@ -96,4 +100,34 @@ pub fn pad_rows(
         None
     };
     Ok((ids, mask, types))
+}
+
+/// `batch` without the token columns `dropped` and without the tokenizer's metadata keys
+/// ([`PAD_ID_KEY`], [`VOCAB_SIZE_KEY`]), plus `added` (non-nullable columns, in order): what an
+/// encoder stage writes. The rest of the schema metadata (label names) is kept.
+pub fn without_token_columns(
+    batch: &RecordBatch,
+    dropped: &[&str],
+    added: Vec<(&str, ArrayRef)>,
+) -> Result<RecordBatch, StageError> {
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for (f, a) in schema.fields().iter().zip(batch.columns()) {
+        if !dropped.contains(&f.name().as_str()) {
+            fields.push(f.as_ref().clone());
+            arrays.push(a.clone());
+        }
+    }
+    for (name, a) in added {
+        fields.push(Field::new(name, a.data_type().clone(), false));
+        arrays.push(a);
+    }
+    let mut meta = schema.metadata().clone();
+    meta.remove(PAD_ID_KEY);
+    meta.remove(VOCAB_SIZE_KEY);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, meta)),
+        arrays,
+    )?)
 }

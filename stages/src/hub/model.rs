@@ -293,6 +293,16 @@ impl ResolvedModel {
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// The model as [`ResolvedModel::external`] declared it, for the run to read from
+    /// [`crate::api::Context::externals`] instead of resolving it again.
+    pub fn from_external(external: &External) -> ResolvedModel {
+        ResolvedModel {
+            shown: external.shown.clone(),
+            dir: external.path.clone(),
+            files: external.files.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// Resolves `spec` (param `field`): a directory relative to `root` when one exists there (or the

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Arity, Context, Output, Stage, StageError};
+use crate::columns::labels::IGNORE_LABEL;
 use crate::columns::table;
 
 /// Params of `align-labels`.
@@ -43,7 +44,7 @@ fn labels() -> String {
     "labels".into()
 }
 fn minus_100() -> i32 {
-    -100
+    IGNORE_LABEL as i32
 }
 
 /// Aligns one row; `None` when a word id points past the tags (inconsistent input).

@@ -22,7 +22,8 @@ use serde_json::json;
 use crate::api::{Arity, Context, Output, PrepareEnv, Stage, StageError};
 use crate::columns::matrix::{fixed_size_list_f32, read_f64 as matrix};
 use crate::columns::table::ids;
-use crate::ml::logreg::{self, argmax};
+use crate::ml::logreg;
+use crate::numeric::argmax;
 use crate::{columns::labels, columns::table};
 
 /// Which classifier.
@@ -48,7 +49,7 @@ pub struct ClassifyParams {
     #[serde(default = "label")]
     pub label: String,
     /// The split the classifier is fitted on. Default `train`.
-    #[serde(default = "train")]
+    #[serde(default = "crate::columns::table::train")]
     pub fit_split: String,
     /// Inverse L2 strength, as scikit-learn's `C` (logistic regression). Default 1.0.
     #[serde(default = "one", rename = "C", alias = "c")]
@@ -68,9 +69,6 @@ fn hidden_state() -> String {
 }
 fn label() -> String {
     "label".into()
-}
-fn train() -> String {
-    "train".into()
 }
 fn one() -> f64 {
     1.0
@@ -164,31 +162,75 @@ impl Stage for Classify {
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str = "fit logistic regression or a most-frequent baseline on feature vectors; predict every split";
 
-    fn externals(
-        p: &ClassifyParams,
-        _env: &PrepareEnv,
-    ) -> Result<Vec<crate::api::External>, StageError> {
-        p.check()?;
-        Ok(Vec::new())
+    fn validate(p: &ClassifyParams, _env: &PrepareEnv) -> Result<(), StageError> {
+        p.check()
     }
 
     fn run(p: &ClassifyParams, ctx: &Context) -> Result<Output, StageError> {
-        p.check()?;
         let input = ctx.single_input()?;
-        let Some(fit_batch) = input.tables.get(&p.fit_split) else {
-            return Err(StageError::param(
-                "fit-split",
-                format!(
-                    "input `{}` has no split `{}` (splits: {})",
-                    input.stage,
-                    p.fit_split,
-                    input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-                None,
-            ));
+        let fit_batch = input.table_named_by("fit-split", &p.fit_split)?;
+        let fit = FitLabels::read(p, fit_batch)?;
+        let started = Instant::now();
+        let (saved, predict) = match p.method {
+            Method::MostFrequent => most_frequent(&fit),
+            Method::LogisticRegression => logistic_regression(p, ctx, fit_batch, &fit)?,
         };
-        let names = labels::label_names(&fit_batch.schema());
-        let y_fit: Vec<i64> = ids(fit_batch, &p.label, &p.fit_split)?
+        tracing::info!(
+            stage = ctx.stage,
+            "fitted {:?} on `{}` in {:.2}s",
+            p.method,
+            p.fit_split,
+            started.elapsed().as_secs_f64()
+        );
+        let iterations = match &saved {
+            SavedModel::LogisticRegression {
+                n_iter, converged, ..
+            } => Some((*n_iter, *converged)),
+            SavedModel::MostFrequent { .. } => None,
+        };
+        if let Some((n_iter, converged)) = iterations {
+            ctx.progress
+                .message(&format!("n_iter {n_iter}, converged {converged}"));
+        }
+
+        let mut output = Output::default();
+        for (split, batch) in &input.tables {
+            ctx.check_cancelled()?;
+            let (table, accuracy) = predict_split(p, &fit, &predict, batch, split)?;
+            if let Some(accuracy) = accuracy {
+                output
+                    .metrics
+                    .insert(split.clone(), json!({ "accuracy": accuracy }));
+            }
+            output.tables.insert(split.clone(), table);
+        }
+        if let Some((n_iter, converged)) = iterations {
+            output.metrics.insert("n_iter".into(), json!(n_iter));
+            output.metrics.insert("converged".into(), json!(converged));
+        }
+        let text = serde_json::to_string_pretty(&saved).expect("model serializes");
+        std::fs::write(ctx.out_dir.join("model.json"), text + "\n")?;
+        Ok(output)
+    }
+}
+
+/// The labels of the fit split and the classes they make.
+struct FitLabels {
+    /// One label id per row.
+    y: Vec<i64>,
+    /// The distinct ids, sorted: the model's class order.
+    classes: Vec<i64>,
+    /// Position of each id in `classes`.
+    class_index: BTreeMap<i64, usize>,
+    /// Width of `probs`: every named label, and every id seen.
+    k_out: usize,
+}
+
+impl FitLabels {
+    /// The fit split's labels: every row has one, a non-negative id; there is at least one row.
+    fn read(p: &ClassifyParams, batch: &RecordBatch) -> Result<FitLabels, StageError> {
+        let names = labels::label_names(&batch.schema());
+        let y: Vec<i64> = ids(batch, &p.label, &p.fit_split)?
             .into_iter()
             .enumerate()
             .map(|(row, y)| match y {
@@ -200,201 +242,199 @@ impl Stage for Classify {
                 ))),
             })
             .collect::<Result<_, _>>()?;
-        if y_fit.is_empty() {
+        if y.is_empty() {
             return Err(StageError::failed(format!(
                 "split `{}` (fit split) has no rows",
                 p.fit_split
             )));
         }
-        let mut classes = y_fit.clone();
+        let mut classes = y.clone();
         classes.sort_unstable();
         classes.dedup();
-        // Width of `probs`: every named label, and every id seen.
         let k_out = names
             .as_ref()
             .map_or(0, Vec::len)
             .max(*classes.last().expect("non-empty") as usize + 1);
-        let class_index: BTreeMap<i64, usize> =
-            classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-
-        let started = Instant::now();
-        let (saved, predict): (SavedModel, Predictor) = match p.method {
-            Method::MostFrequent => {
-                let mut counts = vec![0usize; classes.len()];
-                for y in &y_fit {
-                    counts[class_index[y]] += 1;
-                }
-                // The first maximum: the smallest id on ties, as numpy's argmax.
-                let best = argmax(&counts.iter().map(|&c| c as f64).collect::<Vec<_>>());
-                let nc = classes.len();
-                let saved = SavedModel::MostFrequent {
-                    classes: classes.clone(),
-                    class_prior: counts
-                        .iter()
-                        .map(|&c| c as f64 / y_fit.len() as f64)
-                        .collect(),
-                    constant: classes[best],
-                };
-                let predict = Box::new(move |batch: &RecordBatch, _: &str| {
-                    let mut probs = vec![0.0; batch.num_rows() * nc];
-                    for row in probs.chunks_exact_mut(nc) {
-                        row[best] = 1.0;
-                    }
-                    Ok(Predicted {
-                        probs,
-                        exact_loss: None,
-                    })
-                });
-                (saved, predict as Box<_>)
-            }
-            Method::LogisticRegression => {
-                if classes.len() < 2 {
-                    return Err(StageError::failed(format!(
-                        "split `{}` has only one label ({}): logistic regression needs at least two",
-                        p.fit_split, classes[0]
-                    )));
-                }
-                let (x, d) = matrix(fit_batch, &p.features, &p.fit_split)?;
-                let y: Vec<usize> = y_fit.iter().map(|y| class_index[y]).collect();
-                let data = logreg::Data {
-                    x: &x,
-                    d,
-                    y: &y,
-                    k: classes.len(),
-                };
-                let settings = logreg::Settings {
-                    c: p.c,
-                    max_iter: p.max_iter,
-                    tol: p.tol,
-                };
-                ctx.progress.set_total(p.max_iter as u64, "iter");
-                ctx.progress.message(&format!(
-                    "fitting on {} rows × {d} features, {} classes",
-                    y.len(),
-                    classes.len()
-                ));
-                let fitted = logreg::fit(&data, &settings, |_, _| {
-                    ctx.progress.advance(1);
-                    !ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed)
-                });
-                ctx.check_cancelled()?;
-                if !fitted.stop.converged() {
-                    tracing::warn!(
-                        stage = ctx.stage,
-                        "logistic regression stopped before converging ({:?} after {} iterations); raise max-iter or scale the features",
-                        fitted.stop,
-                        fitted.n_iter
-                    );
-                }
-                let saved = SavedModel::LogisticRegression {
-                    classes: classes.clone(),
-                    coefficients: fitted.model.coef.clone(),
-                    intercepts: fitted.model.intercept.clone(),
-                    n_iter: fitted.n_iter,
-                    converged: fitted.stop.converged(),
-                    objective: fitted.objective,
-                    c: p.c,
-                    max_iter: p.max_iter,
-                    tol: p.tol,
-                };
-                let model = fitted.model;
-                let features = p.features.clone();
-                let predict = Box::new(move |batch: &RecordBatch, split: &str| {
-                    let (x, width) = matrix(batch, &features, split)?;
-                    if width != d {
-                        return Err(StageError::failed(format!(
-                            "split `{split}`: `{features}` has {width} values per row, the fit split has {d}"
-                        )));
-                    }
-                    let pred = model.predict(&x);
-                    let probs = pred.probs.clone();
-                    Ok(Predicted {
-                        probs,
-                        exact_loss: Some(Box::new(move |i, c| pred.cross_entropy(i, c))),
-                    })
-                });
-                (saved, predict as Box<_>)
-            }
-        };
-        tracing::info!(
-            stage = ctx.stage,
-            "fitted {:?} on `{}` in {:.2}s",
-            p.method,
-            p.fit_split,
-            started.elapsed().as_secs_f64()
-        );
-        if let SavedModel::LogisticRegression {
-            n_iter, converged, ..
-        } = &saved
-        {
-            ctx.progress
-                .message(&format!("n_iter {n_iter}, converged {converged}"));
-        }
-
-        let mut output = Output::default();
-        for (split, batch) in &input.tables {
-            ctx.check_cancelled()?;
-            let predicted = predict(batch, split)?;
-            let nc = classes.len();
-            let n = batch.num_rows();
-            // A split without labels (new text to predict) gets predictions and no loss.
-            let truth = if batch.column_by_name(&p.label).is_some() {
-                ids(batch, &p.label, split)?
-            } else {
-                vec![None; n]
-            };
-            let mut pred = Vec::with_capacity(n);
-            let mut probs = vec![0f32; n * k_out];
-            let mut loss = Vec::with_capacity(n);
-            let (mut correct, mut labelled) = (0usize, 0usize);
-            for i in 0..n {
-                let row = &predicted.probs[i * nc..(i + 1) * nc];
-                let best = classes[argmax(row)];
-                pred.push(best);
-                for (c, &v) in classes.iter().zip(row) {
-                    probs[i * k_out + *c as usize] = v as f32;
-                }
-                let l = truth[i].and_then(|y| {
-                    if y < 0 {
-                        return None;
-                    }
-                    labelled += 1;
-                    correct += usize::from(y == best);
-                    let l = match (class_index.get(&y), &predicted.exact_loss) {
-                        (Some(&c), Some(exact)) => exact(i, c),
-                        (Some(&c), None) => clipped_log_loss(row[c]),
-                        (None, _) => clipped_log_loss(0.0),
-                    };
-                    Some(l as f32)
-                });
-                loss.push(l);
-            }
-            if labelled > 0 {
-                output.metrics.insert(
-                    split.clone(),
-                    json!({ "accuracy": correct as f64 / labelled as f64 }),
-                );
-            }
-            let columns: Vec<(&str, ArrayRef)> = vec![
-                ("pred", Arc::new(Int64Array::from(pred))),
-                ("probs", fixed_size_list_f32(probs, k_out)),
-                ("loss", Arc::new(Float32Array::from(loss))),
-            ];
-            output
-                .tables
-                .insert(split.clone(), without_column(batch, &p.features, columns)?);
-        }
-        if let SavedModel::LogisticRegression {
-            n_iter, converged, ..
-        } = &saved
-        {
-            output.metrics.insert("n_iter".into(), json!(n_iter));
-            output.metrics.insert("converged".into(), json!(converged));
-        }
-        let text = serde_json::to_string_pretty(&saved).expect("model serializes");
-        std::fs::write(ctx.out_dir.join("model.json"), text + "\n")?;
-        Ok(output)
+        let class_index = classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        Ok(FitLabels {
+            y,
+            classes,
+            class_index,
+            k_out,
+        })
     }
+}
+
+/// The most frequent label of the fit split (the smallest id on ties, as numpy's argmax),
+/// predicted for every row with probability 1.
+fn most_frequent(fit: &FitLabels) -> (SavedModel, Predictor) {
+    let mut counts = vec![0usize; fit.classes.len()];
+    for y in &fit.y {
+        counts[fit.class_index[y]] += 1;
+    }
+    let best = argmax(&counts.iter().map(|&c| c as f64).collect::<Vec<_>>());
+    let nc = fit.classes.len();
+    let saved = SavedModel::MostFrequent {
+        classes: fit.classes.clone(),
+        class_prior: counts
+            .iter()
+            .map(|&c| c as f64 / fit.y.len() as f64)
+            .collect(),
+        constant: fit.classes[best],
+    };
+    let predict = Box::new(move |batch: &RecordBatch, _: &str| {
+        let mut probs = vec![0.0; batch.num_rows() * nc];
+        for row in probs.chunks_exact_mut(nc) {
+            row[best] = 1.0;
+        }
+        Ok(Predicted {
+            probs,
+            exact_loss: None,
+        })
+    });
+    (saved, predict)
+}
+
+/// Fits multinomial logistic regression on the fit split's features (at least two classes);
+/// the predictor refuses a split whose features have another width.
+fn logistic_regression(
+    p: &ClassifyParams,
+    ctx: &Context,
+    fit_batch: &RecordBatch,
+    fit: &FitLabels,
+) -> Result<(SavedModel, Predictor), StageError> {
+    let classes = &fit.classes;
+    if classes.len() < 2 {
+        return Err(StageError::failed(format!(
+            "split `{}` has only one label ({}): logistic regression needs at least two",
+            p.fit_split, classes[0]
+        )));
+    }
+    let (x, d) = matrix(fit_batch, &p.features, &p.fit_split)?;
+    let y: Vec<usize> = fit.y.iter().map(|y| fit.class_index[y]).collect();
+    let data = logreg::Data {
+        x: &x,
+        d,
+        y: &y,
+        k: classes.len(),
+    };
+    let fitted = fit_logreg(p, ctx, &data)?;
+    let saved = SavedModel::LogisticRegression {
+        classes: classes.clone(),
+        coefficients: fitted.model.coef.clone(),
+        intercepts: fitted.model.intercept.clone(),
+        n_iter: fitted.n_iter,
+        converged: fitted.stop.converged(),
+        objective: fitted.objective,
+        c: p.c,
+        max_iter: p.max_iter,
+        tol: p.tol,
+    };
+    let model = fitted.model;
+    let features = p.features.clone();
+    let predict = Box::new(move |batch: &RecordBatch, split: &str| {
+        let (x, width) = matrix(batch, &features, split)?;
+        if width != d {
+            return Err(StageError::failed(format!(
+                "split `{split}`: `{features}` has {width} values per row, the fit split has {d}"
+            )));
+        }
+        let pred = model.predict(&x);
+        let probs = pred.probs.clone();
+        Ok(Predicted {
+            probs,
+            exact_loss: Some(Box::new(move |i, c| pred.cross_entropy(i, c))),
+        })
+    });
+    Ok((saved, predict))
+}
+
+/// Runs L-BFGS with progress and cancellation; a fit that stops before converging is logged.
+fn fit_logreg(
+    p: &ClassifyParams,
+    ctx: &Context,
+    data: &logreg::Data,
+) -> Result<logreg::Fitted, StageError> {
+    let settings = logreg::Settings {
+        c: p.c,
+        max_iter: p.max_iter,
+        tol: p.tol,
+    };
+    ctx.progress.set_total(p.max_iter as u64, "iter");
+    ctx.progress.message(&format!(
+        "fitting on {} rows × {} features, {} classes",
+        data.y.len(),
+        data.d,
+        data.k
+    ));
+    let fitted = logreg::fit(data, &settings, |_, _| {
+        ctx.progress.advance(1);
+        !ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    ctx.check_cancelled()?;
+    if !fitted.stop.converged() {
+        tracing::warn!(
+            stage = ctx.stage,
+            "logistic regression stopped before converging ({:?} after {} iterations); raise max-iter or scale the features",
+            fitted.stop,
+            fitted.n_iter
+        );
+    }
+    Ok(fitted)
+}
+
+/// One split's output table (its columns less the features, plus `pred`, `probs` and `loss`)
+/// and its accuracy when it has labels.
+fn predict_split(
+    p: &ClassifyParams,
+    fit: &FitLabels,
+    predict: &Predictor,
+    batch: &RecordBatch,
+    split: &str,
+) -> Result<(RecordBatch, Option<f64>), StageError> {
+    let predicted = predict(batch, split)?;
+    let (classes, k_out) = (&fit.classes, fit.k_out);
+    let nc = classes.len();
+    let n = batch.num_rows();
+    // A split without labels (new text to predict) gets predictions and no loss.
+    let truth = if batch.column_by_name(&p.label).is_some() {
+        ids(batch, &p.label, split)?
+    } else {
+        vec![None; n]
+    };
+    let mut pred = Vec::with_capacity(n);
+    let mut probs = vec![0f32; n * k_out];
+    let mut loss = Vec::with_capacity(n);
+    let (mut correct, mut labelled) = (0usize, 0usize);
+    for i in 0..n {
+        let row = &predicted.probs[i * nc..(i + 1) * nc];
+        let best = classes[argmax(row)];
+        pred.push(best);
+        for (c, &v) in classes.iter().zip(row) {
+            probs[i * k_out + *c as usize] = v as f32;
+        }
+        let l = truth[i].and_then(|y| {
+            if y < 0 {
+                return None;
+            }
+            labelled += 1;
+            correct += usize::from(y == best);
+            let l = match (fit.class_index.get(&y), &predicted.exact_loss) {
+                (Some(&c), Some(exact)) => exact(i, c),
+                (Some(&c), None) => clipped_log_loss(row[c]),
+                (None, _) => clipped_log_loss(0.0),
+            };
+            Some(l as f32)
+        });
+        loss.push(l);
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("pred", Arc::new(Int64Array::from(pred))),
+        ("probs", fixed_size_list_f32(probs, k_out)),
+        ("loss", Arc::new(Float32Array::from(loss))),
+    ];
+    let accuracy = (labelled > 0).then(|| correct as f64 / labelled as f64);
+    Ok((without_column(batch, &p.features, columns)?, accuracy))
 }
 
 /// `batch` without column `drop`, plus `columns` (replacing same-named ones), keeping the

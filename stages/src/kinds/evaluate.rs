@@ -18,7 +18,6 @@
 //! `errors.txt` and `confusion-<split>.png`; metrics `{split: {accuracy, f1_weighted,
 //! f1_macro[, loss]}}`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -26,11 +25,13 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray}
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{Arity, Context, Output, Stage, StageError};
+use crate::api::{Arity, Context, Input, Output, Stage, StageError};
+use crate::columns::labels::IGNORE_LABEL;
 use crate::columns::matrix::read_f64 as matrix;
 use crate::columns::table::ids;
 use crate::metrics::scores::Report;
-use crate::ml::logreg::argmax;
+use crate::metrics::seqeval::EntityReport;
+use crate::numeric::argmax;
 use crate::{columns::labels, columns::table, figures::heatmap, metrics::seqeval};
 
 /// Picks the gold or the predicted tag ids of a scored row.
@@ -223,9 +224,6 @@ fn scored_labels(
     })
 }
 
-/// The label the token task does not score.
-const IGNORE_LABEL: i64 = -100;
-
 /// The text column for the error analysis; a list of words is joined with spaces.
 fn shown_texts(
     batch: &RecordBatch,
@@ -254,10 +252,47 @@ fn shown_texts(
 /// One row of the confusion table: split, true label, (predicted label, fraction) per column.
 type ConfusionRow = (String, String, Vec<(String, f64)>);
 
+/// One row of the `report` table: a class, an average, or the accuracy (NaN precision and
+/// recall) of one split.
+struct ReportRow {
+    split: String,
+    label: String,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    support: i64,
+}
+
+/// One row of the `errors` table: an example among the highest or lowest losses of a split.
+struct ErrorRow {
+    split: String,
+    /// `highest` or `lowest`.
+    kind: &'static str,
+    /// 1-based, within the kind.
+    rank: i64,
+    row: i64,
+    text: String,
+    label: String,
+    predicted: String,
+    loss: f64,
+}
+
 /// One example of the error analysis.
 struct Example {
     row: usize,
     loss: f64,
+}
+
+/// Label ids as the report shows them: their recorded names, else the number.
+struct Names(Option<Vec<String>>);
+
+impl Names {
+    fn of(&self, id: i64) -> String {
+        self.0
+            .as_deref()
+            .and_then(|n| labels::int2str(n, id))
+            .map_or_else(|| id.to_string(), str::to_string)
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -339,332 +374,441 @@ impl Stage for Evaluate {
 
     fn run(p: &EvaluateParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
-        // Splits left out by default, and what to tell about the choice.
-        let mut skipped: Vec<(String, String)> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        let splits: Vec<String> = match &p.splits {
-            Some(list) => {
-                for s in list {
-                    if !input.tables.contains_key(s) {
-                        return Err(StageError::param(
-                            "splits",
-                            format!(
-                                "input `{}` has no split `{s}` (splits: {})",
-                                input.stage,
-                                input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                            None,
-                        ));
-                    }
-                }
-                list.clone()
-            }
-            None => {
-                let chosen = default_splits(&input.tables, p, &input.stage)?;
-                for (split, why) in &chosen.skipped {
-                    notes.push(format!("skipped split `{split}`: {why}"));
-                }
-                if chosen.training_only {
-                    notes.push(
-                        "only `train` has labels: these scores measure fit, not generalisation"
-                            .into(),
-                    );
-                }
-                for n in &notes {
-                    ctx.progress.println(&format!("{}: {n}", ctx.stage));
-                }
-                skipped = chosen.skipped;
-                chosen.splits
-            }
-        };
-
+        let chosen = chosen_splits(p, input)?;
+        for n in &chosen.notes {
+            ctx.progress.println(&format!("{}: {n}", ctx.stage));
+        }
+        let mut written = Written::default();
         let mut output = Output::default();
-        let mut report_txt = String::new();
-        let mut errors_txt = String::new();
-        // Table rows, accumulated over splits.
-        let mut rep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        let (mut rep_p, mut rep_r, mut rep_f, mut rep_s) = (vec![], vec![], vec![], vec![]);
-        let mut conf_rows: Vec<ConfusionRow> = vec![];
-        let (mut err_split, mut err_kind, mut err_rank, mut err_row) =
-            (vec![], vec![], vec![], vec![]);
-        let (mut err_text, mut err_label, mut err_pred, mut err_loss) =
-            (vec![], vec![], vec![], vec![]);
-
-        for split in &splits {
+        for split in &chosen.splits {
             ctx.check_cancelled()?;
-            let batch = &input.tables[split];
-            let names = labels::label_names(&batch.schema());
-            let name = |id: i64| {
-                names
-                    .as_deref()
-                    .and_then(|n| labels::int2str(n, id))
-                    .map_or_else(|| id.to_string(), str::to_string)
-            };
-            let scored = scored_labels(batch, p, split)?;
-            let (truth, pred) = (&scored.truth, &scored.pred);
-            let report = Report::new(truth, pred, name);
-            let mut m = json!({
-                "accuracy": report.accuracy,
-                "f1_weighted": report.weighted_avg.f1,
-                "f1_macro": report.macro_avg.f1,
-            });
-            // Label and prediction of each row, as the error analysis shows them.
-            let shown: Vec<(String, String)> = match &scored.rows {
-                None => truth
-                    .iter()
-                    .zip(pred)
-                    .map(|(t, p)| (name(*t), name(*p)))
-                    .collect(),
-                Some(rows) => rows
-                    .iter()
-                    .map(|(t, p)| {
-                        let tags =
-                            |v: &Vec<i64>| v.iter().map(|&i| name(i)).collect::<Vec<_>>().join(" ");
-                        (tags(t), tags(p))
-                    })
-                    .collect(),
-            };
-            if let Some(rows) = &scored.rows {
-                // Token classification: entities as seqeval scores them.
-                let tags = |pick: PickTags| -> Vec<Vec<String>> {
-                    rows.iter()
-                        .map(|r| pick(r).iter().map(|&i| name(i)).collect())
-                        .collect()
-                };
-                let entities = seqeval::score(&tags(|r| &r.0), &tags(|r| &r.1));
-                m["entity_precision"] = json!(entities.overall.precision);
-                m["entity_recall"] = json!(entities.overall.recall);
-                m["entity_f1"] = json!(entities.overall.f1);
-                let _ = writeln!(
-                    report_txt,
-                    "== {split}: entities ({} sentences, seqeval)\n\n{:>12} {:>9} {:>9} {:>9} {:>9}",
-                    rows.len(),
-                    "",
-                    "precision",
-                    "recall",
-                    "f1-score",
-                    "support"
-                );
-                let all = std::iter::once(("micro avg".to_string(), entities.overall));
-                for (k, e) in entities.per_type.clone().into_iter().chain(all) {
-                    let _ = writeln!(
-                        report_txt,
-                        "{k:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}",
-                        e.precision, e.recall, e.f1, e.support
-                    );
-                }
-                let _ = writeln!(report_txt, "\ntoken-level scores (tokens with a label):\n");
-            }
-
-            let _ = writeln!(report_txt, "== {split} ({} examples)\n", truth.len());
-            report_txt.push_str(&report.text(2));
-            let _ = writeln!(
-                report_txt,
-                "\nconfusion matrix (rows: true, columns: predicted)\n"
-            );
-            let w = report
-                .names
-                .iter()
-                .map(|n| n.chars().count())
-                .max()
-                .unwrap_or(1)
-                .max(6);
-            let _ = write!(report_txt, "{:>w$}", "");
-            for n in &report.names {
-                let _ = write!(report_txt, " {n:>w$}");
-            }
-            report_txt.push('\n');
-            let normalized = report.confusion_normalized();
-            for (t, n) in report.names.iter().enumerate() {
-                let _ = write!(report_txt, "{n:>w$}");
-                for c in &report.confusion[t] {
-                    let _ = write!(report_txt, " {c:>w$}");
-                }
-                let _ = write!(report_txt, "   |");
-                for v in &normalized[t] {
-                    let _ = write!(report_txt, " {v:>5.2}");
-                }
-                report_txt.push('\n');
-            }
-            report_txt.push('\n');
-
-            let rows = report
-                .names
-                .iter()
-                .zip(&report.per_class)
-                .map(|(n, s)| (n.as_str(), *s))
-                .chain([
-                    ("macro avg", report.macro_avg),
-                    ("weighted avg", report.weighted_avg),
-                ]);
-            for (n, s) in rows {
-                rep.entry("split").or_default().push(split.clone());
-                rep.entry("label").or_default().push(n.to_string());
-                rep_p.push(s.precision);
-                rep_r.push(s.recall);
-                rep_f.push(s.f1);
-                rep_s.push(s.support as i64);
-            }
-            rep.entry("split").or_default().push(split.clone());
-            rep.entry("label").or_default().push("accuracy".into());
-            rep_p.push(f64::NAN);
-            rep_r.push(f64::NAN);
-            rep_f.push(report.accuracy);
-            rep_s.push(truth.len() as i64);
-            for (t, n) in report.names.iter().enumerate() {
-                let cells = report
-                    .names
-                    .iter()
-                    .cloned()
-                    .zip(normalized[t].iter().copied())
-                    .collect();
-                conf_rows.push((split.clone(), n.clone(), cells));
-            }
-            heatmap::confusion_heatmap(
-                &ctx.out_dir.join(format!("confusion-{split}.png")),
-                &normalized,
-                &report.names,
-                &format!("Normalized confusion matrix ({split})"),
-            )?;
-
-            let per_row_truth: &[i64] = if scored.rows.is_some() { &[] } else { truth };
-            if let Some(loss) = example_loss(batch, split, per_row_truth)? {
-                let mean = loss.iter().sum::<f64>() / loss.len().max(1) as f64;
-                m["loss"] = json!(mean);
-                let texts = shown_texts(batch, &p.text, split)?;
-                let mut order: Vec<Example> = loss
-                    .iter()
-                    .enumerate()
-                    .map(|(row, &loss)| Example { row, loss })
-                    .collect();
-                // Highest first; NaN last; ties by row for a stable order.
-                order.sort_by(|a, b| {
-                    b.loss
-                        .partial_cmp(&a.loss)
-                        .unwrap_or_else(|| a.loss.is_nan().cmp(&b.loss.is_nan()))
-                        .then(a.row.cmp(&b.row))
-                });
-                let k = p.top_k.min(order.len());
-                let mut lowest: Vec<&Example> = order
-                    .iter()
-                    .rev()
-                    .filter(|e| !e.loss.is_nan())
-                    .take(k)
-                    .collect();
-                lowest.sort_by(|a, b| a.loss.total_cmp(&b.loss).then(a.row.cmp(&b.row)));
-                for (kind, list) in [
-                    ("highest", order.iter().take(k).collect::<Vec<_>>()),
-                    ("lowest", lowest),
-                ] {
-                    let _ = writeln!(errors_txt, "== {split}: {k} {kind}-loss examples\n");
-                    let _ = writeln!(
-                        errors_txt,
-                        "{:>5}  {:>8}  {:<12}  {:<12}  text",
-                        "row", "loss", "label", "predicted"
-                    );
-                    for (rank, e) in list.iter().enumerate() {
-                        let t = texts.as_ref().map_or("", |t| t[e.row].as_str());
-                        let _ = writeln!(
-                            errors_txt,
-                            "{:>5}  {:>8.4}  {:<12}  {:<12}  {}",
-                            e.row,
-                            e.loss,
-                            truncate(&shown[e.row].0, 12),
-                            truncate(&shown[e.row].1, 12),
-                            truncate(t, 120)
-                        );
-                        err_split.push(split.clone());
-                        err_kind.push(kind.to_string());
-                        err_rank.push(rank as i64 + 1);
-                        err_row.push(e.row as i64);
-                        err_text.push(t.to_string());
-                        err_label.push(shown[e.row].0.clone());
-                        err_pred.push(shown[e.row].1.clone());
-                        err_loss.push(e.loss);
-                    }
-                    errors_txt.push('\n');
-                }
-            }
-            output.metrics.insert(split.clone(), m);
+            let metrics = evaluate_split(p, ctx, &input.tables[split], split, &mut written)?;
+            output.metrics.insert(split.clone(), metrics);
         }
-
-        if !notes.is_empty() {
-            report_txt.insert_str(0, &format!("{}\n\n", notes.join("\n")));
-        }
-        if !skipped.is_empty() {
+        if !chosen.skipped.is_empty() {
             output.metrics.insert(
                 "skipped".into(),
-                skipped
+                chosen
+                    .skipped
                     .iter()
                     .map(|(s, why)| (s.clone(), json!(why)))
                     .collect(),
             );
         }
+        written.finish(&chosen.notes, ctx.out_dir, &mut output)?;
+        Ok(output)
+    }
+}
 
-        let strings = |v: &Vec<String>| Arc::new(StringArray::from(v.clone())) as ArrayRef;
-        let floats = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
-        let report_table = RecordBatch::try_from_iter([
-            ("split", strings(&rep["split"])),
-            ("label", strings(&rep["label"])),
-            ("precision", floats(rep_p)),
-            ("recall", floats(rep_r)),
-            ("f1-score", floats(rep_f)),
-            ("support", Arc::new(Int64Array::from(rep_s)) as ArrayRef),
-        ])?;
-        output.tables.insert("report".into(), report_table);
+/// The splits to score, and what to tell about the choice.
+struct Chosen {
+    splits: Vec<String>,
+    /// Prediction tables left out by default for want of labels: (split, why).
+    skipped: Vec<(String, String)>,
+    /// Lines for the log and the top of `report.txt`.
+    notes: Vec<String>,
+}
 
-        // Wide confusion table over the union of labels seen in the splits.
-        let mut columns: Vec<String> = Vec::new();
-        for (_, _, cells) in &conf_rows {
-            for (n, _) in cells {
-                if !columns.contains(n) {
-                    columns.push(n.clone());
-                }
-            }
+/// `splits`, each of which the input must have, or the [`default_splits`] with notes on what
+/// was left out.
+fn chosen_splits(p: &EvaluateParams, input: &Input) -> Result<Chosen, StageError> {
+    if let Some(list) = &p.splits {
+        for s in list {
+            input.table_named_by("splits", s)?;
         }
-        let mut conf: Vec<(String, ArrayRef)> = vec![
-            (
-                "split".into(),
-                strings(&conf_rows.iter().map(|r| r.0.clone()).collect()),
-            ),
-            (
-                "label".into(),
-                strings(&conf_rows.iter().map(|r| r.1.clone()).collect()),
-            ),
-        ];
-        for c in &columns {
-            let v = conf_rows
+        return Ok(Chosen {
+            splits: list.clone(),
+            skipped: Vec::new(),
+            notes: Vec::new(),
+        });
+    }
+    let chosen = default_splits(&input.tables, p, &input.stage)?;
+    let mut notes: Vec<String> = chosen
+        .skipped
+        .iter()
+        .map(|(split, why)| format!("skipped split `{split}`: {why}"))
+        .collect();
+    if chosen.training_only {
+        notes.push("only `train` has labels: these scores measure fit, not generalisation".into());
+    }
+    Ok(Chosen {
+        splits: chosen.splits,
+        skipped: chosen.skipped,
+        notes,
+    })
+}
+
+/// Scores one split and returns its metrics; its report, confusion and error rows and text go
+/// to `written`, its heatmap to `confusion-<split>.png`.
+fn evaluate_split(
+    p: &EvaluateParams,
+    ctx: &Context,
+    batch: &RecordBatch,
+    split: &str,
+    written: &mut Written,
+) -> Result<serde_json::Value, StageError> {
+    let names = Names(labels::label_names(&batch.schema()));
+    let scored = scored_labels(batch, p, split)?;
+    let report = Report::new(&scored.truth, &scored.pred, |id| names.of(id));
+    let mut m = json!({
+        "accuracy": report.accuracy,
+        "f1_weighted": report.weighted_avg.f1,
+        "f1_macro": report.macro_avg.f1,
+    });
+    if let Some(rows) = &scored.rows {
+        // Token classification: entities as seqeval scores them.
+        let entities = entity_scores(rows, &names);
+        m["entity_precision"] = json!(entities.overall.precision);
+        m["entity_recall"] = json!(entities.overall.recall);
+        m["entity_f1"] = json!(entities.overall.f1);
+        write_entity_report(&mut written.report_txt, split, rows.len(), &entities);
+    }
+    let normalized = report.confusion_normalized();
+    let n = scored.truth.len();
+    write_report(&mut written.report_txt, split, n, &report, &normalized);
+    written.add_report_rows(split, n, &report);
+    written.add_confusion_rows(split, &report, &normalized);
+    heatmap::confusion_heatmap(
+        &ctx.out_dir.join(format!("confusion-{split}.png")),
+        &normalized,
+        &report.names,
+        &format!("Normalized confusion matrix ({split})"),
+    )?;
+
+    let per_row_truth: &[i64] = if scored.rows.is_some() {
+        &[]
+    } else {
+        &scored.truth
+    };
+    if let Some(loss) = example_loss(batch, split, per_row_truth)? {
+        let mean = loss.iter().sum::<f64>() / loss.len().max(1) as f64;
+        m["loss"] = json!(mean);
+        let texts = shown_texts(batch, &p.text, split)?;
+        let shown = shown_labels(&scored, &names);
+        written.add_examples(split, p.top_k, &loss, texts.as_deref(), &shown);
+    }
+    Ok(m)
+}
+
+/// seqeval's entity scores of the token rows (true, predicted tag ids).
+fn entity_scores(rows: &[(Vec<i64>, Vec<i64>)], names: &Names) -> EntityReport {
+    let tags = |pick: PickTags| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| pick(r).iter().map(|&i| names.of(i)).collect())
+            .collect()
+    };
+    seqeval::score(&tags(|r| &r.0), &tags(|r| &r.1))
+}
+
+/// Label and prediction of each row, as the error analysis shows them (a token row: its tags
+/// joined with spaces).
+fn shown_labels(scored: &Scored, names: &Names) -> Vec<(String, String)> {
+    match &scored.rows {
+        None => scored
+            .truth
+            .iter()
+            .zip(&scored.pred)
+            .map(|(t, p)| (names.of(*t), names.of(*p)))
+            .collect(),
+        Some(rows) => rows
+            .iter()
+            .map(|(t, p)| {
+                let tags =
+                    |v: &Vec<i64>| v.iter().map(|&i| names.of(i)).collect::<Vec<_>>().join(" ");
+                (tags(t), tags(p))
+            })
+            .collect(),
+    }
+}
+
+/// `report.txt`'s entity section of a token split.
+fn write_entity_report(text: &mut String, split: &str, sentences: usize, entities: &EntityReport) {
+    let _ = writeln!(
+        text,
+        "== {split}: entities ({sentences} sentences, seqeval)\n\n{:>12} {:>9} {:>9} {:>9} {:>9}",
+        "", "precision", "recall", "f1-score", "support"
+    );
+    let all = std::iter::once(("micro avg".to_string(), entities.overall));
+    for (k, e) in entities.per_type.clone().into_iter().chain(all) {
+        let _ = writeln!(
+            text,
+            "{k:>12} {:>9.4} {:>9.4} {:>9.4} {:>9}",
+            e.precision, e.recall, e.f1, e.support
+        );
+    }
+    let _ = writeln!(text, "\ntoken-level scores (tokens with a label):\n");
+}
+
+/// `report.txt`'s section of a split: scikit-learn's report and the confusion matrix, counts
+/// and row-normalised side by side.
+fn write_report(
+    text: &mut String,
+    split: &str,
+    examples: usize,
+    report: &Report,
+    normalized: &[Vec<f64>],
+) {
+    let _ = writeln!(text, "== {split} ({examples} examples)\n");
+    text.push_str(&report.text(2));
+    let _ = writeln!(
+        text,
+        "\nconfusion matrix (rows: true, columns: predicted)\n"
+    );
+    let w = report
+        .names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(6);
+    let _ = write!(text, "{:>w$}", "");
+    for n in &report.names {
+        let _ = write!(text, " {n:>w$}");
+    }
+    text.push('\n');
+    for (t, n) in report.names.iter().enumerate() {
+        let _ = write!(text, "{n:>w$}");
+        for c in &report.confusion[t] {
+            let _ = write!(text, " {c:>w$}");
+        }
+        let _ = write!(text, "   |");
+        for v in &normalized[t] {
+            let _ = write!(text, " {v:>5.2}");
+        }
+        text.push('\n');
+    }
+    text.push('\n');
+}
+
+/// The examples with the highest losses (NaN last, ties by row) and the `k` lowest non-NaN
+/// ones (lowest first).
+fn highest_and_lowest(loss: &[f64], k: usize) -> [(&'static str, Vec<Example>); 2] {
+    let mut order: Vec<Example> = loss
+        .iter()
+        .enumerate()
+        .map(|(row, &loss)| Example { row, loss })
+        .collect();
+    // Highest first; NaN last; ties by row for a stable order.
+    order.sort_by(|a, b| {
+        b.loss
+            .partial_cmp(&a.loss)
+            .unwrap_or_else(|| a.loss.is_nan().cmp(&b.loss.is_nan()))
+            .then(a.row.cmp(&b.row))
+    });
+    let k = k.min(order.len());
+    let mut lowest: Vec<Example> = order
+        .iter()
+        .rev()
+        .filter(|e| !e.loss.is_nan())
+        .take(k)
+        .map(|e| Example {
+            row: e.row,
+            loss: e.loss,
+        })
+        .collect();
+    lowest.sort_by(|a, b| a.loss.total_cmp(&b.loss).then(a.row.cmp(&b.row)));
+    order.truncate(k);
+    [("highest", order), ("lowest", lowest)]
+}
+
+/// What the splits add up to: the rows of the `report`, `confusion` and `errors` tables and
+/// the text of `report.txt` and `errors.txt`.
+#[derive(Default)]
+struct Written {
+    report_rows: Vec<ReportRow>,
+    confusion_rows: Vec<ConfusionRow>,
+    error_rows: Vec<ErrorRow>,
+    report_txt: String,
+    errors_txt: String,
+}
+
+impl Written {
+    /// A row per class, the macro and weighted averages, and the accuracy.
+    fn add_report_rows(&mut self, split: &str, examples: usize, report: &Report) {
+        let rows = report
+            .names
+            .iter()
+            .zip(&report.per_class)
+            .map(|(n, s)| (n.as_str(), *s))
+            .chain([
+                ("macro avg", report.macro_avg),
+                ("weighted avg", report.weighted_avg),
+            ]);
+        for (n, s) in rows {
+            self.report_rows.push(ReportRow {
+                split: split.to_string(),
+                label: n.to_string(),
+                precision: s.precision,
+                recall: s.recall,
+                f1: s.f1,
+                support: s.support as i64,
+            });
+        }
+        self.report_rows.push(ReportRow {
+            split: split.to_string(),
+            label: "accuracy".into(),
+            precision: f64::NAN,
+            recall: f64::NAN,
+            f1: report.accuracy,
+            support: examples as i64,
+        });
+    }
+
+    /// A row per true label: the fraction predicted as each label.
+    fn add_confusion_rows(&mut self, split: &str, report: &Report, normalized: &[Vec<f64>]) {
+        for (t, n) in report.names.iter().enumerate() {
+            let cells = report
+                .names
                 .iter()
-                .map(|r| r.2.iter().find(|(n, _)| n == c).map_or(0.0, |x| x.1))
+                .cloned()
+                .zip(normalized[t].iter().copied())
                 .collect();
-            let name = if c == "split" || c == "label" {
-                format!("pred:{c}")
-            } else {
-                c.clone()
-            };
-            conf.push((name, floats(v)));
+            self.confusion_rows
+                .push((split.to_string(), n.clone(), cells));
+        }
+    }
+
+    /// The `top_k` highest- and lowest-loss examples, as rows and as `errors.txt` text.
+    fn add_examples(
+        &mut self,
+        split: &str,
+        top_k: usize,
+        loss: &[f64],
+        texts: Option<&[String]>,
+        shown: &[(String, String)],
+    ) {
+        let text = &mut self.errors_txt;
+        for (kind, list) in highest_and_lowest(loss, top_k) {
+            let k = top_k.min(loss.len());
+            let _ = writeln!(text, "== {split}: {k} {kind}-loss examples\n");
+            let _ = writeln!(
+                text,
+                "{:>5}  {:>8}  {:<12}  {:<12}  text",
+                "row", "loss", "label", "predicted"
+            );
+            for (rank, e) in list.iter().enumerate() {
+                let t = texts.map_or("", |t| t[e.row].as_str());
+                let (label, predicted) = &shown[e.row];
+                let _ = writeln!(
+                    text,
+                    "{:>5}  {:>8.4}  {:<12}  {:<12}  {}",
+                    e.row,
+                    e.loss,
+                    truncate(label, 12),
+                    truncate(predicted, 12),
+                    truncate(t, 120)
+                );
+                self.error_rows.push(ErrorRow {
+                    split: split.to_string(),
+                    kind,
+                    rank: rank as i64 + 1,
+                    row: e.row as i64,
+                    text: t.to_string(),
+                    label: label.clone(),
+                    predicted: predicted.clone(),
+                    loss: e.loss,
+                });
+            }
+            text.push('\n');
+        }
+    }
+
+    /// The tables into `output`, the text files into `out_dir` (`notes` head `report.txt`).
+    fn finish(
+        mut self,
+        notes: &[String],
+        out_dir: &std::path::Path,
+        output: &mut Output,
+    ) -> Result<(), StageError> {
+        if !notes.is_empty() {
+            self.report_txt
+                .insert_str(0, &format!("{}\n\n", notes.join("\n")));
         }
         output
             .tables
-            .insert("confusion".into(), RecordBatch::try_from_iter(conf)?);
-
-        if !err_split.is_empty() {
-            let errors = RecordBatch::try_from_iter([
-                ("split", strings(&err_split)),
-                ("kind", strings(&err_kind)),
-                ("rank", Arc::new(Int64Array::from(err_rank)) as ArrayRef),
-                ("row", Arc::new(Int64Array::from(err_row)) as ArrayRef),
-                ("text", strings(&err_text)),
-                ("label", strings(&err_label)),
-                ("predicted", strings(&err_pred)),
-                ("loss", floats(err_loss)),
-            ])?;
-            output.tables.insert("errors".into(), errors);
-            std::fs::write(ctx.out_dir.join("errors.txt"), errors_txt)?;
+            .insert("report".into(), report_table(&self.report_rows)?);
+        output
+            .tables
+            .insert("confusion".into(), confusion_table(&self.confusion_rows)?);
+        if !self.error_rows.is_empty() {
+            output
+                .tables
+                .insert("errors".into(), errors_table(&self.error_rows)?);
+            std::fs::write(out_dir.join("errors.txt"), self.errors_txt)?;
         }
-        std::fs::write(ctx.out_dir.join("report.txt"), report_txt)?;
-        Ok(output)
+        std::fs::write(out_dir.join("report.txt"), self.report_txt)?;
+        Ok(())
     }
+}
+
+fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn floats(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
+}
+
+fn integers(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+
+/// The `report` table.
+fn report_table(rows: &[ReportRow]) -> Result<RecordBatch, StageError> {
+    Ok(RecordBatch::try_from_iter([
+        ("split", strings(rows.iter().map(|r| r.split.as_str()))),
+        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
+        ("precision", floats(rows.iter().map(|r| r.precision))),
+        ("recall", floats(rows.iter().map(|r| r.recall))),
+        ("f1-score", floats(rows.iter().map(|r| r.f1))),
+        ("support", integers(rows.iter().map(|r| r.support))),
+    ])?)
+}
+
+/// The wide `confusion` table over the union of labels seen in the splits (0 where a split
+/// lacks a label); a label named `split` or `label` becomes `pred:split` / `pred:label`.
+fn confusion_table(rows: &[ConfusionRow]) -> Result<RecordBatch, StageError> {
+    let mut columns: Vec<String> = Vec::new();
+    for (_, _, cells) in rows {
+        for (n, _) in cells {
+            if !columns.contains(n) {
+                columns.push(n.clone());
+            }
+        }
+    }
+    let mut table: Vec<(String, ArrayRef)> = vec![
+        ("split".into(), strings(rows.iter().map(|r| r.0.as_str()))),
+        ("label".into(), strings(rows.iter().map(|r| r.1.as_str()))),
+    ];
+    for c in &columns {
+        let v = rows
+            .iter()
+            .map(|r| r.2.iter().find(|(n, _)| n == c).map_or(0.0, |x| x.1));
+        let name = if c == "split" || c == "label" {
+            format!("pred:{c}")
+        } else {
+            c.clone()
+        };
+        table.push((name, floats(v)));
+    }
+    Ok(RecordBatch::try_from_iter(table)?)
+}
+
+/// The `errors` table.
+fn errors_table(rows: &[ErrorRow]) -> Result<RecordBatch, StageError> {
+    Ok(RecordBatch::try_from_iter([
+        ("split", strings(rows.iter().map(|r| r.split.as_str()))),
+        ("kind", strings(rows.iter().map(|r| r.kind))),
+        ("rank", integers(rows.iter().map(|r| r.rank))),
+        ("row", integers(rows.iter().map(|r| r.row))),
+        ("text", strings(rows.iter().map(|r| r.text.as_str()))),
+        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
+        (
+            "predicted",
+            strings(rows.iter().map(|r| r.predicted.as_str())),
+        ),
+        ("loss", floats(rows.iter().map(|r| r.loss))),
+    ])?)
 }
 
 #[cfg(test)]

@@ -10,16 +10,12 @@
 //! a token column (label, text, ...); the schema metadata (label names) is kept, the tokenizer's
 //! `cairn.pad-token-id` / `cairn.vocab-size` are dropped with the token columns.
 
-use std::sync::Arc;
-
-use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::columns::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, pad_rows, plan_batches};
+use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
+use crate::columns::tokens::{Tokens, pad_rows, plan_batches, without_token_columns};
 use crate::hub::model::{self, ResolvedModel};
 use crate::nn::encoders::candle_device;
 use crate::nn::encoders::{Config, Encoder};
@@ -132,10 +128,14 @@ impl Stage for ExtractHidden {
     const SUMMARY: &'static str =
         "pooled last hidden state of a pretrained encoder (BERT/MiniLM, DistilBERT, XLM-R)";
 
-    fn externals(p: &ExtractHiddenParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+    fn validate(p: &ExtractHiddenParams, _env: &PrepareEnv) -> Result<(), StageError> {
         if p.batch_size == 0 {
             return Err(StageError::param("batch-size", "must be at least 1", None));
         }
+        Ok(())
+    }
+
+    fn externals(p: &ExtractHiddenParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         Ok(vec![
             resolve(&p.model, env.root, env.offline)?.external("model"),
         ])
@@ -143,88 +143,102 @@ impl Stage for ExtractHidden {
 
     fn run(p: &ExtractHiddenParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
-        let splits: Vec<&String> = match &p.splits {
-            None => input.tables.keys().collect(),
-            Some(wanted) => {
-                for s in wanted {
-                    if !input.tables.contains_key(s) {
-                        let have: Vec<&str> = input.tables.keys().map(String::as_str).collect();
-                        return Err(StageError::param(
-                            "splits",
-                            format!(
-                                "the input `{}` has no split `{s}` (splits: {})",
-                                input.stage,
-                                have.join(", ")
-                            ),
-                            None,
-                        ));
-                    }
-                }
-                wanted.iter().collect()
-            }
-        };
-        let resolved = resolve(&p.model, ctx.root, ctx.offline)?;
-        limits::check_token_columns(&resolved.dir, &p.model, input, Some(splits.as_slice()))?;
+        let splits = chosen_splits(p, input)?;
+        let model = ResolvedModel::from_external(ctx.external("model")?);
+        limits::check_token_columns(&model.dir, &p.model, input, Some(splits.as_slice()))?;
         let device = candle_device(ctx.device)?;
-        let (encoder, cfg) = Encoder::from_dir(&resolved.dir, DType::F32, &device)
+        let (encoder, cfg) = Encoder::from_dir(&model.dir, DType::F32, &device)
             .map_err(|e| StageError::failed(format!("model `{}`: {e}", p.model)))?;
-        let hidden = cfg.hidden_size();
         let total: usize = splits.iter().map(|s| input.tables[*s].num_rows()).sum();
         ctx.progress.set_total(total as u64, "rows");
-
+        let frozen = Frozen {
+            encoder: &encoder,
+            cfg: &cfg,
+            device: &device,
+        };
         let mut output = Output::default();
         for split in splits {
-            let batch = &input.tables[split];
-            let started = std::time::Instant::now();
-            let tokens = Tokens::read(batch, split)?;
-            let lengths: Vec<usize> = tokens.ids.iter().map(Vec::len).collect();
-            if let Some(i) = lengths.iter().position(|&n| n == 0) {
-                return Err(StageError::failed(format!(
-                    "split `{split}` row {i} has no tokens"
-                )));
-            }
-            let out = encode_rows(
-                &encoder,
-                &cfg,
-                &device,
-                &tokens,
-                p.batch_size,
-                p.max_tokens_per_batch,
-                p.pooling,
-                |rows| {
-                    ctx.progress.advance(rows as u64);
-                    ctx.check_cancelled()
-                },
-            )?;
-            matrix::check_finite(&out, Some(hidden), HIDDEN_STATE, split).map_err(|e| {
-                StageError::failed(format!(
-                    "model `{}` produced a non-finite value: {e}",
-                    p.model
-                ))
-            })?;
-            let values = Float32Array::from(out);
-            let field = Arc::new(Field::new_list_field(DataType::Float32, false));
-            let vectors: ArrayRef = Arc::new(FixedSizeListArray::new(
-                field,
-                hidden as i32,
-                Arc::new(values),
-                None,
-            ));
-            output
-                .tables
-                .insert(split.clone(), with_vectors(batch, vectors)?);
-            tracing::info!(
-                stage = ctx.stage,
-                split = split.as_str(),
-                rows = lengths.len(),
-                tokens = lengths.iter().sum::<usize>(),
-                seconds = started.elapsed().as_secs_f64(),
-                "extracted hidden states"
-            );
+            let table = encode_split(p, ctx, &frozen, &input.tables[split], split)?;
+            output.tables.insert(split.clone(), table);
         }
-        output.metrics.insert("hidden_size".into(), hidden.into());
+        output
+            .metrics
+            .insert("hidden_size".into(), cfg.hidden_size().into());
         Ok(output)
     }
+}
+
+/// The splits to encode: `splits`, each of which the input must have, or all of them.
+fn chosen_splits<'a>(
+    p: &ExtractHiddenParams,
+    input: &'a Input,
+) -> Result<Vec<&'a String>, StageError> {
+    let Some(wanted) = &p.splits else {
+        return Ok(input.tables.keys().collect());
+    };
+    wanted
+        .iter()
+        .map(|s| {
+            input.table_named_by("splits", s)?;
+            Ok(input.tables.get_key_value(s).expect("checked").0)
+        })
+        .collect()
+}
+
+/// The loaded encoder and where it runs.
+struct Frozen<'a> {
+    encoder: &'a Encoder,
+    cfg: &'a Config,
+    device: &'a candle_core::Device,
+}
+
+/// One split's output table: its pooled vectors (checked finite) with the non-token columns.
+fn encode_split(
+    p: &ExtractHiddenParams,
+    ctx: &Context,
+    model: &Frozen,
+    batch: &RecordBatch,
+    split: &str,
+) -> Result<RecordBatch, StageError> {
+    let started = std::time::Instant::now();
+    let hidden = model.cfg.hidden_size();
+    let tokens = Tokens::read(batch, split)?;
+    let lengths: Vec<usize> = tokens.ids.iter().map(Vec::len).collect();
+    if let Some(i) = lengths.iter().position(|&n| n == 0) {
+        return Err(StageError::failed(format!(
+            "split `{split}` row {i} has no tokens"
+        )));
+    }
+    let out = encode_rows(
+        model.encoder,
+        model.cfg,
+        model.device,
+        &tokens,
+        p.batch_size,
+        p.max_tokens_per_batch,
+        p.pooling,
+        |rows| {
+            ctx.progress.advance(rows as u64);
+            ctx.check_cancelled()
+        },
+    )?;
+    matrix::check_finite(&out, Some(hidden), HIDDEN_STATE, split).map_err(|e| {
+        StageError::failed(format!(
+            "model `{}` produced a non-finite value: {e}",
+            p.model
+        ))
+    })?;
+    let vectors = matrix::fixed_size_list_f32(out, hidden);
+    let table = without_token_columns(batch, TOKEN_COLUMNS, vec![(HIDDEN_STATE, vectors)])?;
+    tracing::info!(
+        stage = ctx.stage,
+        split,
+        rows = lengths.len(),
+        tokens = lengths.iter().sum::<usize>(),
+        seconds = started.elapsed().as_secs_f64(),
+        "extracted hidden states"
+    );
+    Ok(table)
 }
 
 /// Encodes every row of `tokens` in batches (sorted by length, per-batch padding); returns
@@ -267,29 +281,6 @@ pub fn encode_rows(
         after_batch(idx.len())?;
     }
     Ok(out)
-}
-
-/// The non-token columns of `batch` plus `hidden_state`, schema metadata kept (minus the
-/// tokenizer's keys).
-fn with_vectors(batch: &RecordBatch, vectors: ArrayRef) -> Result<RecordBatch, StageError> {
-    let schema = batch.schema();
-    let mut fields = Vec::new();
-    let mut arrays = Vec::new();
-    for (f, a) in schema.fields().iter().zip(batch.columns()) {
-        if !TOKEN_COLUMNS.contains(&f.name().as_str()) {
-            fields.push(f.as_ref().clone());
-            arrays.push(a.clone());
-        }
-    }
-    fields.push(Field::new(HIDDEN_STATE, vectors.data_type().clone(), false));
-    arrays.push(vectors);
-    let mut meta = schema.metadata().clone();
-    meta.remove(PAD_ID_KEY);
-    meta.remove(VOCAB_SIZE_KEY);
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new_with_metadata(fields, meta)),
-        arrays,
-    )?)
 }
 
 #[cfg(test)]

@@ -26,22 +26,23 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, RecordBatch,
-};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
-use crate::columns::tokens::{PAD_ID_KEY, Tokens, VOCAB_SIZE_KEY, plan_batches};
+use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
+use crate::columns::labels::IGNORE_LABEL;
+use crate::columns::matrix::fixed_size_list_f32;
+use crate::columns::tokens::{Tokens, plan_batches, without_token_columns};
 use crate::hub::model::{self, ResolvedModel};
 use crate::metrics::scores::Report;
 use crate::ml::rng::Rng;
 use crate::nn::encoders::candle_device;
 use crate::nn::encoders::classifier::Task;
 use crate::nn::optim::{AdamW, linear_schedule};
-use crate::nn::training::{self, Examples, IGNORE, Targets, Trainable};
+use crate::nn::training::{self, Examples, Targets, Trainable};
+use crate::numeric::argmax;
 use crate::{columns::labels, columns::table, metrics::seqeval};
 
 /// The files a model reference needs.
@@ -94,7 +95,7 @@ pub struct FinetuneParams {
     #[serde(default)]
     pub label: Option<String>,
     /// Default `train`.
-    #[serde(default = "train")]
+    #[serde(default = "crate::columns::table::train")]
     pub train_split: String,
     /// Evaluated after each epoch. Default `validation`.
     #[serde(default = "validation")]
@@ -149,9 +150,6 @@ fn max_tokens_default() -> usize {
     8192
 }
 
-fn train() -> String {
-    "train".into()
-}
 fn validation() -> String {
     "validation".into()
 }
@@ -221,6 +219,18 @@ struct SplitData {
     batch: RecordBatch,
 }
 
+/// What the run reads from its input, checked before the model is loaded.
+struct Data {
+    /// The label column.
+    label_col: String,
+    train: SplitData,
+    eval: SplitData,
+    /// The label names (from the training split's metadata, or `LABEL_i`).
+    names: Vec<String>,
+    /// The splits to write predictions for.
+    predict: Vec<String>,
+}
+
 impl Stage for Finetune {
     type Params = FinetuneParams;
     const KIND: &'static str = "finetune";
@@ -233,7 +243,7 @@ impl Stage for Finetune {
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::nn::predict::predict_texts);
     const SUMMARY: &'static str = "fine-tunes an encoder + classification head (sequence or token) end to end; writes an HF model directory and predictions";
 
-    fn externals(p: &FinetuneParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
+    fn validate(p: &FinetuneParams, _env: &PrepareEnv) -> Result<(), StageError> {
         for (field, v) in [("batch-size", p.batch_size), ("epochs", p.epochs)] {
             if v == 0 {
                 return Err(StageError::param(field, "must be at least 1", None));
@@ -263,6 +273,10 @@ impl Stage for Finetune {
         {
             return Err(StageError::param("dropout", "must be in [0, 1)", None));
         }
+        Ok(())
+    }
+
+    fn externals(p: &FinetuneParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
         Ok(vec![
             resolve(&p.model, env.root, env.offline)?.external("model"),
         ])
@@ -270,236 +284,390 @@ impl Stage for Finetune {
 
     fn run(p: &FinetuneParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
+        let pretrained = ResolvedModel::from_external(ctx.external("model")?);
         // Token ids and lengths the model cannot take fail here, not deep inside training.
-        let model_dir = resolve(&p.model, ctx.root, ctx.offline)?.dir;
-        crate::nn::limits::check_token_columns(&model_dir, &p.model, input, None)?;
+        crate::nn::limits::check_token_columns(&pretrained.dir, &p.model, input, None)?;
+        let data = Data::read(p, input)?;
+        let model = Model::load(p, ctx, &pretrained, data.names.len())?;
+        let trained = train(p, ctx, &model, &data)?;
+        save_model(
+            &model.trainable,
+            &pretrained,
+            p.task,
+            &data.names,
+            ctx.out_dir,
+        )?;
+        let mut output = Output::default();
+        for name in &data.predict {
+            let table = predict_split(p, ctx, &model, &data, &input.tables[name], name)?;
+            output.tables.insert(name.clone(), table);
+        }
+        output
+            .tables
+            .insert("history".into(), history_table(&trained.history)?);
+        trained.record(p, &mut output);
+        tracing::info!(stage = ctx.stage, "\n{}", trained.table_text);
+        Ok(output)
+    }
+}
+
+impl Data {
+    /// The training, evaluation and prediction splits, their examples and the label names.
+    fn read(p: &FinetuneParams, input: &Input) -> Result<Data, StageError> {
         let label_col = p.label.clone().unwrap_or_else(|| match p.task {
             Task::SequenceClassification => "label".into(),
             Task::TokenClassification => "labels".into(),
         });
-        let split = |name: &str, field: &str| -> Result<&RecordBatch, StageError> {
-            input.tables.get(name).ok_or_else(|| {
-                StageError::param(
-                    field,
-                    format!(
-                        "the input `{}` has no split `{name}` (splits: {})",
-                        input.stage,
-                        input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                    None,
-                )
-            })
-        };
-        let train_batch = split(&p.train_split, "train-split")?;
-        let eval_batch = split(&p.eval_split, "eval-split")?;
-        let predict: Vec<String> = match &p.predict_splits {
-            Some(list) => {
-                for s in list {
-                    split(s, "predict-splits")?;
-                }
-                list.clone()
-            }
-            None => input
-                .tables
-                .keys()
-                .filter(|s| **s != p.train_split)
-                .cloned()
-                .collect(),
-        };
-
+        let train_batch = input.table_named_by("train-split", &p.train_split)?;
+        let eval_batch = input.table_named_by("eval-split", &p.eval_split)?;
+        let predict = predict_splits(p, input)?;
         let train = read_split(train_batch, &p.train_split, &label_col, p.task)?;
         let names = label_names(train_batch, &train.examples)?;
-        let k = names.len();
         let eval = read_split(eval_batch, &p.eval_split, &label_col, p.task)?;
-        check_label_range(&eval.examples, k, &p.eval_split)?;
+        check_label_range(&eval.examples, names.len(), &p.eval_split)?;
         if train.examples.is_empty() {
             return Err(StageError::failed(format!(
                 "split `{}` has no rows to train on",
                 p.train_split
             )));
         }
+        Ok(Data {
+            label_col,
+            train,
+            eval,
+            names,
+            predict,
+        })
+    }
+}
 
-        let resolved = resolve(&p.model, ctx.root, ctx.offline)?;
+/// `predict-splits`, each of which the input must have; default: every split but the
+/// training one.
+fn predict_splits(p: &FinetuneParams, input: &Input) -> Result<Vec<String>, StageError> {
+    match &p.predict_splits {
+        Some(list) => {
+            for s in list {
+                input.table_named_by("predict-splits", s)?;
+            }
+            Ok(list.clone())
+        }
+        None => Ok(input
+            .tables
+            .keys()
+            .filter(|s| **s != p.train_split)
+            .cloned()
+            .collect()),
+    }
+}
+
+/// The classifier being trained, where it runs, and how its batches are padded.
+struct Model {
+    trainable: Trainable,
+    device: candle_core::Device,
+    pad_id: u32,
+    with_types: bool,
+}
+
+impl Model {
+    /// The pretrained encoder with a fresh `k`-label head, dropout as the params say.
+    fn load(
+        p: &FinetuneParams,
+        ctx: &Context,
+        pretrained: &ResolvedModel,
+        k: usize,
+    ) -> Result<Model, StageError> {
         let device = candle_device(ctx.device)?;
-        let mut trainable = training::load_trainable(&resolved.dir, p.task, k, p.seed, &device)
+        let mut trainable = training::load_trainable(&pretrained.dir, p.task, k, p.seed, &device)
             .map_err(|e| StageError::failed(format!("model `{}`: {e}", p.model)))?;
         if let Some(d) = p.dropout {
             trainable.model.encoder.set_dropout(d);
             trainable.model.dropout = d;
         }
         tracing::info!(stage = ctx.stage, fresh = ?trainable.fresh, "initialised the parameters the checkpoint lacks");
-        let pad_id = trainable.config.pad_token_id();
-        let with_types = trainable.config.uses_token_types();
-        let vars: Vec<candle_core::Var> =
-            trainable.named_vars().into_iter().map(|(_, v)| v).collect();
-        let mut opt = AdamW::new(trainable.named_vars(), p.weight_decay, device.is_cpu())
-            .map_err(failed("optimizer"))?;
+        Ok(Model {
+            pad_id: trainable.config.pad_token_id(),
+            with_types: trainable.config.uses_token_types(),
+            trainable,
+            device,
+        })
+    }
 
-        let steps_per_epoch = train.examples.len().div_ceil(p.batch_size);
-        let planned = steps_per_epoch * p.epochs;
-        let total_steps = p.max_steps.map_or(planned, |m| m.min(planned));
-        let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
-        let train_lengths: Vec<usize> = train.examples.ids.iter().map(Vec::len).collect();
-        let mut rng = Rng::new(p.seed);
-        crate::nn::encoders::seed_dropout(p.seed);
+    /// Evaluation-mode logits of every example, in batches of `batch_size` rows grouped by
+    /// length; `after_batch(rows)` runs after each batch.
+    fn logits(
+        &self,
+        examples: &Examples,
+        batch_size: usize,
+        after_batch: impl FnMut(usize) -> Result<(), StageError>,
+    ) -> Result<Vec<Vec<f32>>, StageError> {
+        let lengths: Vec<usize> = examples.ids.iter().map(Vec::len).collect();
+        training::predict_logits(
+            &self.trainable.model,
+            examples,
+            &plan_batches(&lengths, batch_size, None),
+            self.pad_id,
+            self.with_types,
+            &self.device,
+            after_batch,
+        )
+    }
+}
 
-        let mut history: Vec<EpochRecord> = Vec::new();
-        let mut best: Option<BestEpoch> = None;
-        let mut table_text = String::new();
-        let mut step = 0usize;
-        let mut train_seconds = 0.0;
-        let mut samples = 0usize;
-        for epoch in 1..=p.epochs {
-            if step >= total_steps {
-                break;
-            }
-            let batches = epoch_plan(&train_lengths, p, &mut rng, total_steps - step);
-            ctx.progress.set_total(batches.len() as u64, "steps");
-            let started = Instant::now();
-            let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-            for idx in &batches {
-                ctx.check_cancelled()?;
-                let (grads, l) = training::batch_gradients(
-                    &trainable.model,
-                    &train.examples,
-                    idx,
-                    &vars,
-                    pad_id,
-                    with_types,
-                    &device,
-                    p.max_tokens_per_step,
-                )
-                .map_err(failed("training step"))?;
-                let lr = p.learning_rate * linear_schedule(step, total_steps, p.warmup_steps);
-                let at = Diverged {
-                    epoch,
-                    step: step + 1,
-                    lr,
-                };
-                at.check("the training loss", l)?;
-                let info = opt
-                    .step(&grads, lr, Some(p.max_grad_norm))
-                    .map_err(failed("optimizer step"))?;
-                at.check("the gradient norm", info.grad_norm)?;
-                loss_sum += l;
-                loss_n += 1;
-                step += 1;
-                samples += idx.len();
-                ctx.progress.advance(1);
-                ctx.progress.message(&format!(
-                    "epoch {epoch}/{} · loss {:.4} · lr {lr:.2e}",
-                    p.epochs,
-                    loss_sum / loss_n as f64
-                ));
-            }
-            train_seconds += started.elapsed().as_secs_f64();
-            let train_loss = loss_sum / loss_n.max(1) as f64;
+/// How training went.
+struct Trained {
+    /// One record per epoch run.
+    history: Vec<EpochRecord>,
+    /// The epoch whose weights the model now has.
+    best_epoch: usize,
+    /// Optimizer steps taken.
+    steps: usize,
+    /// Time spent in training steps (evaluation excluded), and the examples they saw.
+    train_seconds: f64,
+    samples: usize,
+    /// The Trainer-like table of the epochs, for the log.
+    table_text: String,
+}
 
-            ctx.progress
-                .message(&format!("epoch {epoch}: evaluating on `{}`", p.eval_split));
-            let logits = training::predict_logits(
-                &trainable.model,
-                &eval.examples,
-                &plan_batches(
-                    &eval.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
-                    eval_bs,
-                    None,
-                ),
-                pad_id,
-                with_types,
-                &device,
-                |_| ctx.check_cancelled(),
-            )?;
-            let scores = score(&eval.examples, &logits, k, &names);
-            let line = epoch_line(&mut table_text, p.task, epoch, step, train_loss, &scores);
-            ctx.progress.println(&line);
-            let key = match p.best_by {
-                BestBy::F1 => scores.f1,
-                BestBy::Loss => -scores.loss,
-                BestBy::Last => epoch as f64,
-            };
-            if best.as_ref().is_none_or(|(_, b, _)| key > *b) {
-                let snap = if epoch == p.epochs {
-                    Vec::new() // The last epoch: the live weights are the snapshot.
-                } else {
-                    trainable.snapshot().map_err(failed("snapshot"))?
-                };
-                best = Some((epoch, key, snap));
-            }
-            history.push(EpochRecord {
-                epoch,
-                step,
-                train_loss,
-                eval: scores,
-            });
-        }
-        let (best_epoch, _, snap) = best.expect("at least one epoch ran");
-        if !snap.is_empty() && best_epoch != history.last().map_or(0, |h| h.epoch) {
-            trainable
-                .restore(&snap)
-                .map_err(failed("restoring the best epoch"))?;
-        }
-
-        save_model(&trainable, &resolved, p.task, &names, ctx.out_dir)?;
-
-        let mut output = Output::default();
-        for name in &predict {
-            let batch = &input.tables[name];
-            let data = read_split(batch, name, &label_col, p.task)?;
-            check_label_range(&data.examples, k, name)?;
-            ctx.progress.set_total(data.examples.len() as u64, "rows");
-            ctx.progress.message(&format!("predicting `{name}`"));
-            let logits = training::predict_logits(
-                &trainable.model,
-                &data.examples,
-                &plan_batches(
-                    &data.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
-                    eval_bs,
-                    None,
-                ),
-                pad_id,
-                with_types,
-                &device,
-                |n| {
-                    ctx.progress.advance(n as u64);
-                    ctx.check_cancelled()
-                },
-            )?;
-            output
-                .tables
-                .insert(name.clone(), prediction_table(&data, &logits, k)?);
-        }
-        output
-            .tables
-            .insert("history".into(), history_table(&history)?);
-
-        let best_scores = &history
+impl Trained {
+    /// The best epoch's validation scores and the step count as metrics; the speed as run facts.
+    fn record(&self, p: &FinetuneParams, output: &mut Output) {
+        let best_scores = &self
+            .history
             .iter()
-            .find(|h| h.epoch == best_epoch)
+            .find(|h| h.epoch == self.best_epoch)
             .expect("best epoch in history")
             .eval;
         output
             .metrics
-            .insert("best_epoch".into(), best_epoch.into());
+            .insert("best_epoch".into(), self.best_epoch.into());
         output.metrics.insert(
             p.eval_split.clone(),
             serde_json::to_value(best_scores).expect("scores"),
         );
-        output.metrics.insert("steps".into(), step.into());
+        output.metrics.insert("steps".into(), self.steps.into());
         // How fast it went depends on the machine and its load: the run record, not a result.
         output
             .run_facts
-            .insert("train_seconds".into(), json!(round(train_seconds, 2)));
+            .insert("train_seconds".into(), json!(round(self.train_seconds, 2)));
         output.run_facts.insert(
             "train_samples_per_second".into(),
-            json!(round(samples as f64 / train_seconds, 2)),
+            json!(round(self.samples as f64 / self.train_seconds, 2)),
         );
         output
             .run_facts
             .insert("threads".into(), rayon::current_num_threads().into());
-        tracing::info!(stage = ctx.stage, "\n{table_text}");
-        Ok(output)
     }
+}
+
+/// Trains for the epochs (or steps) the params allow, evaluating after each, and leaves the
+/// best epoch's weights in `model`.
+fn train(
+    p: &FinetuneParams,
+    ctx: &Context,
+    model: &Model,
+    data: &Data,
+) -> Result<Trained, StageError> {
+    let mut trainer = Trainer::new(p, ctx, model, &data.train.examples)?;
+    let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut best: Option<BestEpoch> = None;
+    let mut table_text = String::new();
+    for epoch in 1..=p.epochs {
+        if trainer.step >= trainer.total_steps {
+            break;
+        }
+        let train_loss = trainer.epoch(epoch, &data.train.examples)?;
+        ctx.progress
+            .message(&format!("epoch {epoch}: evaluating on `{}`", p.eval_split));
+        let logits = model.logits(&data.eval.examples, eval_bs, |_| ctx.check_cancelled())?;
+        let scores = score(&data.eval.examples, &logits, data.names.len(), &data.names);
+        let step = trainer.step;
+        let line = epoch_line(&mut table_text, p.task, epoch, step, train_loss, &scores);
+        ctx.progress.println(&line);
+        keep_if_best(&mut best, p, epoch, &scores, &model.trainable)?;
+        history.push(EpochRecord {
+            epoch,
+            step,
+            train_loss,
+            eval: scores,
+        });
+    }
+    let (best_epoch, _, snap) = best.expect("at least one epoch ran");
+    if !snap.is_empty() && best_epoch != history.last().map_or(0, |h| h.epoch) {
+        model
+            .trainable
+            .restore(&snap)
+            .map_err(failed("restoring the best epoch"))?;
+    }
+    Ok(Trained {
+        history,
+        best_epoch,
+        steps: trainer.step,
+        train_seconds: trainer.train_seconds,
+        samples: trainer.samples,
+        table_text,
+    })
+}
+
+/// Keeps `epoch` as the best so far when its score (by `best-by`) beats the best's, with a
+/// copy of its weights (none for the last epoch: the live weights are its copy).
+fn keep_if_best(
+    best: &mut Option<BestEpoch>,
+    p: &FinetuneParams,
+    epoch: usize,
+    scores: &EvalScores,
+    trainable: &Trainable,
+) -> Result<(), StageError> {
+    let key = match p.best_by {
+        BestBy::F1 => scores.f1,
+        BestBy::Loss => -scores.loss,
+        BestBy::Last => epoch as f64,
+    };
+    if best.as_ref().is_none_or(|(_, b, _)| key > *b) {
+        let snap = if epoch == p.epochs {
+            Vec::new() // The last epoch: the live weights are the snapshot.
+        } else {
+            trainable.snapshot().map_err(failed("snapshot"))?
+        };
+        *best = Some((epoch, key, snap));
+    }
+    Ok(())
+}
+
+/// The optimizer and where training stands, across epochs.
+struct Trainer<'a> {
+    p: &'a FinetuneParams,
+    ctx: &'a Context<'a>,
+    model: &'a Model,
+    vars: Vec<candle_core::Var>,
+    opt: AdamW,
+    /// Shuffles the batches.
+    rng: Rng,
+    train_lengths: Vec<usize>,
+    /// Steps the schedule decays over (`max-steps` caps the epochs' steps).
+    total_steps: usize,
+    /// Optimizer steps taken so far.
+    step: usize,
+    samples: usize,
+    train_seconds: f64,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        p: &'a FinetuneParams,
+        ctx: &'a Context<'a>,
+        model: &'a Model,
+        train: &Examples,
+    ) -> Result<Trainer<'a>, StageError> {
+        let t = &model.trainable;
+        let vars = t.named_vars().into_iter().map(|(_, v)| v).collect();
+        let opt = AdamW::new(t.named_vars(), p.weight_decay, model.device.is_cpu())
+            .map_err(failed("optimizer"))?;
+        let steps_per_epoch = train.len().div_ceil(p.batch_size);
+        let planned = steps_per_epoch * p.epochs;
+        let total_steps = p.max_steps.map_or(planned, |m| m.min(planned));
+        let rng = Rng::new(p.seed);
+        crate::nn::encoders::seed_dropout(p.seed);
+        Ok(Trainer {
+            p,
+            ctx,
+            model,
+            vars,
+            opt,
+            rng,
+            train_lengths: train.ids.iter().map(Vec::len).collect(),
+            total_steps,
+            step: 0,
+            samples: 0,
+            train_seconds: 0.0,
+        })
+    }
+
+    /// One epoch of optimizer steps (fewer when the steps run out); the mean training loss.
+    fn epoch(&mut self, epoch: usize, train: &Examples) -> Result<f64, StageError> {
+        let batches = epoch_plan(
+            &self.train_lengths,
+            self.p,
+            &mut self.rng,
+            self.total_steps - self.step,
+        );
+        self.ctx.progress.set_total(batches.len() as u64, "steps");
+        let started = Instant::now();
+        let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+        for idx in &batches {
+            self.ctx.check_cancelled()?;
+            loss_sum += self.step(epoch, train, idx)?;
+            loss_n += 1;
+            self.ctx.progress.message(&format!(
+                "epoch {epoch}/{} · loss {:.4} · lr {:.2e}",
+                self.p.epochs,
+                loss_sum / loss_n as f64,
+                self.learning_rate(self.step - 1)
+            ));
+        }
+        self.train_seconds += started.elapsed().as_secs_f64();
+        Ok(loss_sum / loss_n.max(1) as f64)
+    }
+
+    /// The learning rate of optimizer step `step` (0-based).
+    fn learning_rate(&self, step: usize) -> f64 {
+        self.p.learning_rate * linear_schedule(step, self.total_steps, self.p.warmup_steps)
+    }
+
+    /// One optimizer step on the rows `idx`; its training loss. A non-finite loss or gradient
+    /// norm stops training.
+    fn step(&mut self, epoch: usize, train: &Examples, idx: &[usize]) -> Result<f64, StageError> {
+        let model = self.model;
+        let (grads, loss) = training::batch_gradients(
+            &model.trainable.model,
+            train,
+            idx,
+            &self.vars,
+            model.pad_id,
+            model.with_types,
+            &model.device,
+            self.p.max_tokens_per_step,
+        )
+        .map_err(failed("training step"))?;
+        let lr = self.learning_rate(self.step);
+        let at = Diverged {
+            epoch,
+            step: self.step + 1,
+            lr,
+        };
+        at.check("the training loss", loss)?;
+        let info = self
+            .opt
+            .step(&grads, lr, Some(self.p.max_grad_norm))
+            .map_err(failed("optimizer step"))?;
+        at.check("the gradient norm", info.grad_norm)?;
+        self.step += 1;
+        self.samples += idx.len();
+        self.ctx.progress.advance(1);
+        Ok(loss)
+    }
+}
+
+/// The prediction table of split `name`: its rows' predictions and losses by the trained model.
+fn predict_split(
+    p: &FinetuneParams,
+    ctx: &Context,
+    model: &Model,
+    data: &Data,
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<RecordBatch, StageError> {
+    let split = read_split(batch, name, &data.label_col, p.task)?;
+    let k = data.names.len();
+    check_label_range(&split.examples, k, name)?;
+    ctx.progress.set_total(split.examples.len() as u64, "rows");
+    ctx.progress.message(&format!("predicting `{name}`"));
+    let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
+    let logits = model.logits(&split.examples, eval_bs, |n| {
+        ctx.progress.advance(n as u64);
+        ctx.check_cancelled()
+    })?;
+    prediction_table(&split, &logits, k)
 }
 
 /// Where training stands, to say where a loss or gradient norm stopped being finite.
@@ -565,7 +733,7 @@ fn read_split(
             }
             let col = arrow::compute::cast(col, &DataType::Int64)?;
             let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&col);
-            Targets::Sequence(col.iter().map(|v| v.unwrap_or(IGNORE)).collect())
+            Targets::Sequence(col.iter().map(|v| v.unwrap_or(IGNORE_LABEL)).collect())
         }
         Task::TokenClassification => {
             let rows = table::int_lists(batch, label_col, split)?;
@@ -602,7 +770,10 @@ fn label_names(batch: &RecordBatch, train: &Examples) -> Result<Vec<String>, Sta
         check_label_range(train, names.len(), "train")?;
         return Ok(names);
     }
-    let max = all_labels(train).into_iter().filter(|&y| y != IGNORE).max();
+    let max = all_labels(train)
+        .into_iter()
+        .filter(|&y| y != IGNORE_LABEL)
+        .max();
     match max {
         Some(m) if m >= 0 => Ok((0..=m).map(|i| format!("LABEL_{i}")).collect()),
         _ => Err(StageError::failed(
@@ -614,7 +785,7 @@ fn label_names(batch: &RecordBatch, train: &Examples) -> Result<Vec<String>, Sta
 fn check_label_range(examples: &Examples, k: usize, split: &str) -> Result<(), StageError> {
     if let Some(bad) = all_labels(examples)
         .into_iter()
-        .find(|&y| y != IGNORE && (y < 0 || y >= k as i64))
+        .find(|&y| y != IGNORE_LABEL && (y < 0 || y >= k as i64))
     {
         return Err(StageError::failed(format!(
             "split `{split}` has label {bad}, outside the {k} known labels (0..{})",
@@ -627,51 +798,57 @@ fn check_label_range(examples: &Examples, k: usize, split: &str) -> Result<(), S
 /// Loss and scores of evaluation logits.
 fn score(examples: &Examples, logits: &[Vec<f32>], k: usize, names: &[String]) -> EvalScores {
     match &examples.targets {
-        Targets::Sequence(y) => {
-            let mut loss = 0.0;
-            let mut pred = Vec::with_capacity(y.len());
-            for (z, &t) in logits.iter().zip(y) {
-                loss += training::row_loss(z, t as usize);
-                pred.push(training::argmax(z) as i64);
+        Targets::Sequence(y) => sequence_scores(y, logits),
+        Targets::Token(rows) => token_scores(rows, logits, k, names),
+    }
+}
+
+/// Mean loss, accuracy and weighted F1 of one label per row.
+fn sequence_scores(y: &[i64], logits: &[Vec<f32>]) -> EvalScores {
+    let mut loss = 0.0;
+    let mut pred = Vec::with_capacity(y.len());
+    for (z, &t) in logits.iter().zip(y) {
+        loss += training::row_loss(z, t as usize);
+        pred.push(argmax(z) as i64);
+    }
+    let r = Report::new(y, &pred, |i| i.to_string());
+    EvalScores {
+        loss: loss / y.len().max(1) as f64,
+        accuracy: r.accuracy,
+        f1: r.weighted_avg.f1,
+        precision: None,
+        recall: None,
+    }
+}
+
+/// Mean loss and accuracy over the scored tokens, and seqeval's entity scores.
+fn token_scores(rows: &[Vec<i64>], logits: &[Vec<f32>], k: usize, names: &[String]) -> EvalScores {
+    let (mut loss, mut n, mut correct) = (0.0, 0usize, 0usize);
+    let (mut truth, mut pred) = (Vec::new(), Vec::new());
+    for (z, y) in logits.iter().zip(rows) {
+        let (mut t_tags, mut p_tags) = (Vec::new(), Vec::new());
+        for (j, &t) in y.iter().enumerate() {
+            if t == IGNORE_LABEL {
+                continue;
             }
-            let r = Report::new(y, &pred, |i| i.to_string());
-            EvalScores {
-                loss: loss / y.len().max(1) as f64,
-                accuracy: r.accuracy,
-                f1: r.weighted_avg.f1,
-                precision: None,
-                recall: None,
-            }
+            let zj = &z[j * k..(j + 1) * k];
+            loss += training::row_loss(zj, t as usize);
+            let p = argmax(zj);
+            correct += usize::from(p as i64 == t);
+            n += 1;
+            t_tags.push(names[t as usize].as_str());
+            p_tags.push(names[p].as_str());
         }
-        Targets::Token(rows) => {
-            let (mut loss, mut n, mut correct) = (0.0, 0usize, 0usize);
-            let (mut truth, mut pred) = (Vec::new(), Vec::new());
-            for (z, y) in logits.iter().zip(rows) {
-                let (mut t_tags, mut p_tags) = (Vec::new(), Vec::new());
-                for (j, &t) in y.iter().enumerate() {
-                    if t == IGNORE {
-                        continue;
-                    }
-                    let zj = &z[j * k..(j + 1) * k];
-                    loss += training::row_loss(zj, t as usize);
-                    let p = training::argmax(zj);
-                    correct += usize::from(p as i64 == t);
-                    n += 1;
-                    t_tags.push(names[t as usize].as_str());
-                    p_tags.push(names[p].as_str());
-                }
-                truth.push(t_tags);
-                pred.push(p_tags);
-            }
-            let r = seqeval::score(&truth, &pred);
-            EvalScores {
-                loss: loss / n.max(1) as f64,
-                accuracy: correct as f64 / n.max(1) as f64,
-                f1: r.overall.f1,
-                precision: Some(r.overall.precision),
-                recall: Some(r.overall.recall),
-            }
-        }
+        truth.push(t_tags);
+        pred.push(p_tags);
+    }
+    let r = seqeval::score(&truth, &pred);
+    EvalScores {
+        loss: loss / n.max(1) as f64,
+        accuracy: correct as f64 / n.max(1) as f64,
+        f1: r.overall.f1,
+        precision: Some(r.overall.precision),
+        recall: Some(r.overall.recall),
     }
 }
 
@@ -769,74 +946,60 @@ fn prediction_table(
     logits: &[Vec<f32>],
     k: usize,
 ) -> Result<RecordBatch, StageError> {
-    let schema = data.batch.schema();
-    let mut fields = Vec::new();
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (f, a) in schema.fields().iter().zip(data.batch.columns()) {
-        if !DROPPED.contains(&f.name().as_str()) {
-            fields.push(f.as_ref().clone());
-            arrays.push(a.clone());
-        }
-    }
-    let mut push = |name: &str, a: ArrayRef| {
-        fields.push(Field::new(name, a.data_type().clone(), false));
-        arrays.push(a);
+    let added = match &data.examples.targets {
+        Targets::Sequence(y) => sequence_predictions(y, logits, k),
+        Targets::Token(rows) => token_predictions(rows, logits, k),
     };
-    match &data.examples.targets {
-        Targets::Sequence(y) => {
-            let pred: Int64Array = logits.iter().map(|z| training::argmax(z) as i64).collect();
-            let loss: Float64Array = logits
-                .iter()
-                .zip(y)
-                .map(|(z, &t)| {
-                    if t == IGNORE {
-                        f64::NAN
-                    } else {
-                        training::row_loss(z, t as usize)
-                    }
-                })
-                .collect();
-            let flat = Float32Array::from(logits.iter().flatten().copied().collect::<Vec<_>>());
-            let field = Arc::new(Field::new_list_field(DataType::Float32, false));
-            let logits: ArrayRef = Arc::new(FixedSizeListArray::new(
-                field,
-                k as i32,
-                Arc::new(flat),
-                None,
-            ));
-            push("pred", Arc::new(pred));
-            push("loss", Arc::new(loss));
-            push("logits", logits);
-        }
-        Targets::Token(rows) => {
-            let mut preds = Vec::with_capacity(rows.len());
-            let mut losses = Vec::with_capacity(rows.len());
-            for (z, y) in logits.iter().zip(rows) {
-                let p: Vec<i32> = z
-                    .chunks_exact(k)
-                    .map(|zj| training::argmax(zj) as i32)
-                    .collect();
-                let (mut sum, mut n) = (0.0, 0usize);
-                for (j, &t) in y.iter().enumerate() {
-                    if t != IGNORE {
-                        sum += training::row_loss(&z[j * k..(j + 1) * k], t as usize);
-                        n += 1;
-                    }
-                }
-                losses.push(if n == 0 { 0.0 } else { sum / n as f64 });
-                preds.push(p);
+    without_token_columns(&data.batch, DROPPED, added)
+}
+
+/// `pred` (label id), `loss` (NaN where the row has no label) and `logits` of each row.
+fn sequence_predictions(y: &[i64], logits: &[Vec<f32>], k: usize) -> Vec<(&'static str, ArrayRef)> {
+    let pred: Int64Array = logits.iter().map(|z| argmax(z) as i64).collect();
+    let loss: Float64Array = logits
+        .iter()
+        .zip(y)
+        .map(|(z, &t)| {
+            if t == IGNORE_LABEL {
+                f64::NAN
+            } else {
+                training::row_loss(z, t as usize)
             }
-            push("pred", table::list_i32(&preds));
-            push("loss", Arc::new(Float64Array::from(losses)));
+        })
+        .collect();
+    let flat = logits.iter().flatten().copied().collect::<Vec<_>>();
+    vec![
+        ("pred", Arc::new(pred)),
+        ("loss", Arc::new(loss)),
+        ("logits", fixed_size_list_f32(flat, k)),
+    ]
+}
+
+/// `pred` (a label id per token) and `loss` (the mean over the row's scored tokens, 0 when
+/// none is scored) of each row.
+fn token_predictions(
+    rows: &[Vec<i64>],
+    logits: &[Vec<f32>],
+    k: usize,
+) -> Vec<(&'static str, ArrayRef)> {
+    let mut preds = Vec::with_capacity(rows.len());
+    let mut losses = Vec::with_capacity(rows.len());
+    for (z, y) in logits.iter().zip(rows) {
+        let p: Vec<i32> = z.chunks_exact(k).map(|zj| argmax(zj) as i32).collect();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for (j, &t) in y.iter().enumerate() {
+            if t != IGNORE_LABEL {
+                sum += training::row_loss(&z[j * k..(j + 1) * k], t as usize);
+                n += 1;
+            }
         }
+        losses.push(if n == 0 { 0.0 } else { sum / n as f64 });
+        preds.push(p);
     }
-    let mut meta = schema.metadata().clone();
-    meta.remove(PAD_ID_KEY);
-    meta.remove(VOCAB_SIZE_KEY);
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new_with_metadata(fields, meta)),
-        arrays,
-    )?)
+    vec![
+        ("pred", table::list_i32(&preds)),
+        ("loss", Arc::new(Float64Array::from(losses))),
+    ]
 }
 
 /// One row per epoch.

@@ -11,6 +11,7 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
 use crate::columns::table;
+use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// One normalization step.
@@ -74,34 +75,45 @@ enum CompiledOp {
     Replace(Regex, String),
 }
 
+impl NormalizeParams {
+    /// Exactly one of `ops` and `from-tokenizer`.
+    fn check_one_source(&self) -> Result<(), StageError> {
+        if self.from_tokenizer.is_some() == self.ops.is_empty() {
+            return Ok(());
+        }
+        Err(StageError::param(
+            "ops",
+            "give either `ops:` or `from-tokenizer:`",
+            Some("e.g. `ops: [nfkc, lowercase]` or `from-tokenizer: sentence-transformers/all-MiniLM-L6-v2`".into()),
+        ))
+    }
+}
+
+/// The operations with their regexes compiled; a regex that does not compile is the error of
+/// its `ops.<i>` param.
+fn compile_ops(ops: &[Op]) -> Result<Vec<CompiledOp>, StageError> {
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| match op {
+            Op::Replace { pattern, with } => Regex::new(pattern)
+                .map(|re| CompiledOp::Replace(re, with.clone()))
+                .map_err(|e| {
+                    StageError::param(&format!("ops.{i}"), format!("invalid regex: {e}"), None)
+                }),
+            other => Ok(CompiledOp::Plain(other.clone())),
+        })
+        .collect()
+}
+
 impl Compiled {
-    fn new(
-        p: &NormalizeParams,
-        root: &std::path::Path,
-        offline: bool,
-    ) -> Result<Compiled, StageError> {
-        match (&p.from_tokenizer, p.ops.is_empty()) {
-            (Some(_), false) | (None, true) => Err(StageError::param(
-                "ops",
-                "give either `ops:` or `from-tokenizer:`",
-                Some("e.g. `ops: [nfkc, lowercase]` or `from-tokenizer: sentence-transformers/all-MiniLM-L6-v2`".into()),
-            )),
-            (Some(spec), true) => {
-                let model = pretrained::resolve(spec, root, offline, "from-tokenizer")?;
+    /// The normalizer of validated params: the ops, or the tokenizer resolved before the run.
+    fn new(p: &NormalizeParams, ctx: &Context) -> Result<Compiled, StageError> {
+        match &p.from_tokenizer {
+            Some(_) => {
+                let model = ResolvedModel::from_external(ctx.external("from-tokenizer")?);
                 Ok(Compiled::Tokenizer(Box::new(Pretrained::load(&model)?)))
             }
-            (None, false) => p
-                .ops
-                .iter()
-                .enumerate()
-                .map(|(i, op)| match op {
-                    Op::Replace { pattern, with } => Regex::new(pattern)
-                        .map(|re| CompiledOp::Replace(re, with.clone()))
-                        .map_err(|e| StageError::param(&format!("ops.{i}"), format!("invalid regex: {e}"), None)),
-                    other => Ok(CompiledOp::Plain(other.clone())),
-                })
-                .collect::<Result<_, _>>()
-                .map(Compiled::Ops),
+            None => compile_ops(&p.ops).map(Compiled::Ops),
         }
     }
 
@@ -149,20 +161,22 @@ impl Stage for Normalize {
     const SUMMARY: &'static str =
         "Unicode/lowercase/accent/regex normalization, or a pretrained tokenizer's normalizer";
 
+    fn validate(p: &NormalizeParams, _env: &PrepareEnv) -> Result<(), StageError> {
+        p.check_one_source()?;
+        compile_ops(&p.ops).map(drop)
+    }
+
     fn externals(p: &NormalizeParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
-        match &p.from_tokenizer {
-            Some(spec) => Ok(vec![
+        Ok(match &p.from_tokenizer {
+            Some(spec) => vec![
                 pretrained::resolve_env(spec, env, "from-tokenizer")?.external("from-tokenizer"),
-            ]),
-            None => {
-                Compiled::new(p, env.root, true)?; // checks the ops and regexes now
-                Ok(Vec::new())
-            }
-        }
+            ],
+            None => Vec::new(),
+        })
     }
 
     fn run(p: &NormalizeParams, ctx: &Context) -> Result<Output, StageError> {
-        let compiled = Compiled::new(p, ctx.root, ctx.offline)?;
+        let compiled = Compiled::new(p, ctx)?;
         let input = ctx.single_input()?;
         let mut output = Output::default();
         ctx.progress.set_total(input.tables.len() as u64, "splits");
@@ -193,7 +207,7 @@ mod tests {
 
     fn ops(yaml: &str) -> Compiled {
         let p: NormalizeParams = crate::params_from_yaml(yaml);
-        Compiled::new(&p, std::path::Path::new("."), true).unwrap()
+        Compiled::Ops(compile_ops(&p.ops).unwrap())
     }
 
     #[test]
@@ -210,15 +224,25 @@ mod tests {
         assert_eq!(ops("{ops: [nfkd]}").apply("ﬁ").unwrap(), "fi");
     }
 
+    fn validate(yaml: &str) -> Result<(), StageError> {
+        let p: NormalizeParams = crate::params_from_yaml(yaml);
+        let env = PrepareEnv {
+            root: std::path::Path::new("."),
+            offline: true,
+        };
+        Normalize::validate(&p, &env)
+    }
+
     #[test]
     fn needs_exactly_one_of_ops_and_from_tokenizer() {
-        let p: NormalizeParams = crate::params_from_yaml("{}");
-        assert!(Compiled::new(&p, std::path::Path::new("."), true).is_err());
-        let p: NormalizeParams =
-            crate::params_from_yaml("{ops: [{replace: {pattern: '(', with: ''}}]}");
-        let e = Compiled::new(&p, std::path::Path::new("."), true)
-            .err()
-            .unwrap();
+        assert!(validate("{}").is_err());
+        // Both: refused before the tokenizer is looked for (it was found only at run time).
+        let e = validate("{ops: [lowercase], from-tokenizer: no/such-model}").unwrap_err();
+        assert!(
+            matches!(e, StageError::Param { ref field, .. } if field == "ops"),
+            "{e}"
+        );
+        let e = validate("{ops: [{replace: {pattern: '(', with: ''}}]}").unwrap_err();
         assert!(
             matches!(e, StageError::Param { ref field, .. } if field == "ops.0"),
             "{e}"

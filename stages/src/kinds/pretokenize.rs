@@ -18,6 +18,7 @@ use tokenizers::{
 
 use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
 use crate::columns::table;
+use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// How to split.
@@ -63,31 +64,41 @@ enum Splitter {
     Pretrained(Box<Pretrained>),
 }
 
-impl Splitter {
-    fn new(
-        p: &PretokenizeParams,
-        root: &std::path::Path,
-        offline: bool,
-    ) -> Result<Splitter, StageError> {
-        match (p.method, &p.tokenizer) {
-            (Method::FromTokenizer, Some(spec)) => {
-                let model = pretrained::resolve(spec, root, offline, "tokenizer")?;
-                Ok(Splitter::Pretrained(Box::new(Pretrained::load(&model)?)))
-            }
+impl PretokenizeParams {
+    /// `tokenizer:` goes with `method: from-tokenizer`, and only with it.
+    fn check_tokenizer(&self) -> Result<(), StageError> {
+        match (self.method, &self.tokenizer) {
             (Method::FromTokenizer, None) => Err(StageError::param(
                 "tokenizer",
                 "`method: from-tokenizer` needs `tokenizer:`",
                 Some("e.g. `tokenizer: sentence-transformers/all-MiniLM-L6-v2`".into()),
             )),
+            (Method::FromTokenizer, Some(_)) | (_, None) => Ok(()),
             (_, Some(_)) => Err(StageError::param(
                 "tokenizer",
                 "`tokenizer:` is only used with `method: from-tokenizer`",
                 None,
             )),
-            (Method::Whitespace, None) => Ok(Splitter::Builtin(WhitespaceSplit.into())),
-            (Method::Bert, None) => Ok(Splitter::Builtin(BertPreTokenizer.into())),
-            (Method::Metaspace, None) => Ok(Splitter::Builtin(Metaspace::default().into())),
         }
+    }
+}
+
+impl Splitter {
+    /// The splitter of validated params; `from-tokenizer` loads the tokenizer resolved before
+    /// the run (`tokenizer`).
+    fn new(p: &PretokenizeParams, tokenizer: Option<&External>) -> Result<Splitter, StageError> {
+        Ok(match p.method {
+            Method::Whitespace => Splitter::Builtin(WhitespaceSplit.into()),
+            Method::Bert => Splitter::Builtin(BertPreTokenizer.into()),
+            Method::Metaspace => Splitter::Builtin(Metaspace::default().into()),
+            Method::FromTokenizer => {
+                let external = tokenizer.ok_or_else(|| {
+                    StageError::failed("`method: from-tokenizer` needs `tokenizer:`")
+                })?;
+                let model = ResolvedModel::from_external(external);
+                Splitter::Pretrained(Box::new(Pretrained::load(&model)?))
+            }
+        })
     }
 
     /// The words of `text` with their character spans in it.
@@ -122,21 +133,27 @@ impl Stage for Pretokenize {
     const SUMMARY: &'static str =
         "splits text into words (whitespace, bert, metaspace or a tokenizer's) with offsets";
 
+    fn validate(p: &PretokenizeParams, _env: &PrepareEnv) -> Result<(), StageError> {
+        p.check_tokenizer()
+    }
+
     fn externals(p: &PretokenizeParams, env: &PrepareEnv) -> Result<Vec<External>, StageError> {
-        match (&p.tokenizer, p.method) {
-            (Some(spec), Method::FromTokenizer) => Ok(vec![
-                pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer"),
-            ]),
-            _ => {
-                Splitter::new(p, env.root, true)?; // checks method/tokenizer agree
-                Ok(Vec::new())
+        Ok(match &p.tokenizer {
+            Some(spec) => {
+                vec![pretrained::resolve_env(spec, env, "tokenizer")?.external("tokenizer")]
             }
-        }
+            None => Vec::new(),
+        })
     }
 
     fn run(p: &PretokenizeParams, ctx: &Context) -> Result<Output, StageError> {
         use rayon::prelude::*;
-        let splitter = Splitter::new(p, ctx.root, ctx.offline)?;
+        let tokenizer = p
+            .tokenizer
+            .as_ref()
+            .map(|_| ctx.external("tokenizer"))
+            .transpose()?;
+        let splitter = Splitter::new(p, tokenizer)?;
         let input = ctx.single_input()?;
         let mut output = Output::default();
         ctx.progress.set_total(input.tables.len() as u64, "splits");
@@ -173,10 +190,7 @@ mod tests {
 
     fn split(method: &str, text: &str) -> (Vec<String>, Vec<(usize, usize)>) {
         let p: PretokenizeParams = crate::params_from_yaml(&format!("{{method: {method}}}"));
-        Splitter::new(&p, std::path::Path::new("."), true)
-            .unwrap()
-            .split(text)
-            .unwrap()
+        Splitter::new(&p, None).unwrap().split(text).unwrap()
     }
 
     #[test]
@@ -198,9 +212,20 @@ mod tests {
 
     #[test]
     fn tokenizer_goes_with_from_tokenizer_only() {
-        let p: PretokenizeParams = crate::params_from_yaml("{method: from-tokenizer}");
-        assert!(Splitter::new(&p, std::path::Path::new("."), true).is_err());
-        let p: PretokenizeParams = crate::params_from_yaml("{method: bert, tokenizer: x/y}");
-        assert!(Splitter::new(&p, std::path::Path::new("."), true).is_err());
+        let env = PrepareEnv {
+            root: std::path::Path::new("."),
+            offline: true,
+        };
+        let validate = |yaml: &str| {
+            let p: PretokenizeParams = crate::params_from_yaml(yaml);
+            Pretokenize::validate(&p, &env)
+        };
+        assert!(validate("{method: from-tokenizer}").is_err());
+        // Refused before the tokenizer is looked for (it was resolved first).
+        let e = validate("{method: bert, tokenizer: x/y}").unwrap_err();
+        assert!(
+            matches!(e, StageError::Param { ref field, .. } if field == "tokenizer"),
+            "{e}"
+        );
     }
 }

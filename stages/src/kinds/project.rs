@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Arity, Context, Output, Stage, StageError};
+use crate::api::{Arity, Context, Input, Output, PrepareEnv, Stage, StageError};
 use crate::columns::labels;
 use crate::columns::matrix::{self, Matrix};
 use crate::columns::table;
@@ -213,16 +213,7 @@ impl Stage for Project {
     const SUMMARY: &'static str =
         "UMAP or PCA of a vector column to x, y; hexbin figure per label; trustworthiness";
 
-    fn run(p: &ProjectParams, ctx: &Context) -> Result<Output, StageError> {
-        let input = ctx.single_input()?;
-        let splits_listing = || input.tables.keys().cloned().collect::<Vec<_>>().join(", ");
-        let fit = input.tables.get(&p.fit_split).ok_or_else(|| {
-            StageError::param(
-                "fit-split",
-                format!("input `{}` has no split `{}`", input.stage, p.fit_split),
-                Some(format!("its splits: {}", splits_listing())),
-            )
-        })?;
+    fn validate(p: &ProjectParams, _env: &PrepareEnv) -> Result<(), StageError> {
         if p.n_components < 2 {
             return Err(StageError::param(
                 "n-components",
@@ -233,37 +224,17 @@ impl Stage for Project {
                 None,
             ));
         }
-        let splits: Vec<String> = match (&p.splits, p.method) {
-            (Some(s), _) => s.clone(),
-            (None, ProjectMethod::Umap) => vec![p.fit_split.clone()],
-            (None, ProjectMethod::Pca) => input.tables.keys().cloned().collect(),
-        };
-        for s in &splits {
-            if !input.tables.contains_key(s) {
-                return Err(StageError::param(
-                    "splits",
-                    format!("input `{}` has no split `{s}`", input.stage),
-                    Some(format!("its splits: {}", splits_listing())),
-                ));
-            }
-            if p.method == ProjectMethod::Umap && s != &p.fit_split {
-                return Err(StageError::param(
-                    "splits",
-                    format!(
-                        "UMAP places only the split it is fitted on (`{}`), not `{s}`",
-                        p.fit_split
-                    ),
-                    Some("use `method: pca` to project every split, or fit on that split".into()),
-                ));
-            }
-        }
-        let x = matrix::read(fit, &p.column, &p.fit_split)?;
-        let min_rows = (2 * p.n_neighbors + 1).max(p.n_components + 2);
-        if x.rows < min_rows {
-            return Err(StageError::failed(format!(
-                "split `{}` has {} rows; projecting with n-neighbors {} needs at least {min_rows}",
-                p.fit_split, x.rows, p.n_neighbors
-            )));
+        if let (Some(splits), ProjectMethod::Umap) = (&p.splits, p.method)
+            && let Some(s) = splits.iter().find(|s| **s != p.fit_split)
+        {
+            return Err(StageError::param(
+                "splits",
+                format!(
+                    "UMAP places only the split it is fitted on (`{}`), not `{s}`",
+                    p.fit_split
+                ),
+                Some("use `method: pca` to project every split, or fit on that split".into()),
+            ));
         }
         if p.n_neighbors < 2 {
             return Err(StageError::param(
@@ -272,88 +243,32 @@ impl Stage for Project {
                 None,
             ));
         }
-        let cancelled = || ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn run(p: &ProjectParams, ctx: &Context) -> Result<Output, StageError> {
+        let input = ctx.single_input()?;
+        let fit = input.table_named_by("fit-split", &p.fit_split)?;
+        let splits = chosen_splits(p, input)?;
+        let x = matrix::read(fit, &p.column, &p.fit_split)?;
+        let min_rows = (2 * p.n_neighbors + 1).max(p.n_components + 2);
+        if x.rows < min_rows {
+            return Err(StageError::failed(format!(
+                "split `{}` has {} rows; projecting with n-neighbors {} needs at least {min_rows}",
+                p.fit_split, x.rows, p.n_neighbors
+            )));
+        }
         let mut output = Output::default();
         let fit_layout = match p.method {
-            ProjectMethod::Umap => {
-                let cfg = UmapConfig {
-                    n_neighbors: p.n_neighbors,
-                    min_dist: p.min_dist,
-                    metric: p.metric,
-                    n_components: p.n_components,
-                    n_epochs: p.n_epochs,
-                    seed: p.seed,
-                    ..UmapConfig::default()
-                };
-                let phase = |m: &str| ctx.progress.message(m);
-                let epochs = |total: usize, done: usize| {
-                    if done == 0 {
-                        ctx.progress.set_total(total as u64, "epochs");
-                    } else {
-                        ctx.progress.advance(1);
-                    }
-                };
-                let hooks = Hooks {
-                    cancelled: &cancelled,
-                    phase: &phase,
-                    epochs: &epochs,
-                };
-                let r = umap::fit(&x, &cfg, &hooks).ok_or(StageError::Cancelled)?;
-                output.metrics.insert("n-epochs".into(), r.n_epochs.into());
-                output.metrics.insert(
-                    "init".into(),
-                    match r.init {
-                        Init::Spectral => "spectral",
-                        Init::Pca => "pca",
-                    }
-                    .into(),
-                );
-                let layout = r.embedding;
-                output
-                    .tables
-                    .insert(p.fit_split.clone(), layout_table(fit, &p.column, &layout)?);
-                layout
-            }
-            ProjectMethod::Pca => {
-                if p.n_components > x.cols {
-                    return Err(StageError::param(
-                        "n-components",
-                        format!(
-                            "n-components is {} but `{}` has {} features",
-                            p.n_components, p.column, x.cols
-                        ),
-                        None,
-                    ));
-                }
-                ctx.progress.message("principal components");
-                let pca = Pca::fit(&x, p.n_components);
-                output.metrics.insert(
-                    "explained-variance-ratio".into(),
-                    serde_json::json!(pca.explained_variance_ratio),
-                );
-                for s in &splits {
-                    ctx.check_cancelled()?;
-                    let batch = &input.tables[s];
-                    let m = matrix::read(batch, &p.column, s)?;
-                    if m.cols != x.cols {
-                        return Err(StageError::failed(format!(
-                            "split `{s}`: `{}` has {} features, `{}` has {}",
-                            p.column, m.cols, p.fit_split, x.cols
-                        )));
-                    }
-                    let y = pca.transform(&m);
-                    output
-                        .tables
-                        .insert(s.clone(), layout_table(batch, &p.column, &y)?);
-                }
-                pca.transform(&x)
-            }
+            ProjectMethod::Umap => umap_layout(p, ctx, &x, fit, &mut output)?,
+            ProjectMethod::Pca => pca_layout(p, ctx, &x, input, &splits, &mut output)?,
         };
         output.metrics.insert("n-points".into(), x.rows.into());
         ctx.progress.message("figure");
         draw(&ctx.out_dir.join("projection.png"), fit, &fit_layout)?;
         if p.trustworthiness {
             ctx.progress.message("trustworthiness");
+            let cancelled = || ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed);
             let t = trustworthiness(&x, &fit_layout, p.n_neighbors, p.metric, &cancelled)
                 .ok_or(StageError::Cancelled)?;
             output
@@ -364,16 +279,117 @@ impl Stage for Project {
     }
 }
 
+/// The splits to project (`splits`, each of which the input must have), by default the fit
+/// split for UMAP and every split for PCA.
+fn chosen_splits(p: &ProjectParams, input: &Input) -> Result<Vec<String>, StageError> {
+    let splits: Vec<String> = match (&p.splits, p.method) {
+        (Some(s), _) => s.clone(),
+        (None, ProjectMethod::Umap) => vec![p.fit_split.clone()],
+        (None, ProjectMethod::Pca) => input.tables.keys().cloned().collect(),
+    };
+    for s in &splits {
+        input.table_named_by("splits", s)?;
+    }
+    Ok(splits)
+}
+
+/// Fits UMAP on the fit split `x` (rows of `fit`); its layout table, `n-epochs` and `init` go
+/// to `output`. Returns the layout.
+fn umap_layout(
+    p: &ProjectParams,
+    ctx: &Context,
+    x: &Matrix,
+    fit: &RecordBatch,
+    output: &mut Output,
+) -> Result<Matrix, StageError> {
+    let cfg = UmapConfig {
+        n_neighbors: p.n_neighbors,
+        min_dist: p.min_dist,
+        metric: p.metric,
+        n_components: p.n_components,
+        n_epochs: p.n_epochs,
+        seed: p.seed,
+        ..UmapConfig::default()
+    };
+    let cancelled = || ctx.cancelled.load(std::sync::atomic::Ordering::Relaxed);
+    let phase = |m: &str| ctx.progress.message(m);
+    let epochs = |total: usize, done: usize| {
+        if done == 0 {
+            ctx.progress.set_total(total as u64, "epochs");
+        } else {
+            ctx.progress.advance(1);
+        }
+    };
+    let hooks = Hooks {
+        cancelled: &cancelled,
+        phase: &phase,
+        epochs: &epochs,
+    };
+    let r = umap::fit(x, &cfg, &hooks).ok_or(StageError::Cancelled)?;
+    output.metrics.insert("n-epochs".into(), r.n_epochs.into());
+    let init = match r.init {
+        Init::Spectral => "spectral",
+        Init::Pca => "pca",
+    };
+    output.metrics.insert("init".into(), init.into());
+    let layout = r.embedding;
+    output
+        .tables
+        .insert(p.fit_split.clone(), layout_table(fit, &p.column, &layout)?);
+    Ok(layout)
+}
+
+/// Fits PCA on the fit split `x` and projects every split of `splits` (their tables go to
+/// `output`, with `explained-variance-ratio`). Returns the fit split's layout.
+fn pca_layout(
+    p: &ProjectParams,
+    ctx: &Context,
+    x: &Matrix,
+    input: &Input,
+    splits: &[String],
+    output: &mut Output,
+) -> Result<Matrix, StageError> {
+    if p.n_components > x.cols {
+        return Err(StageError::param(
+            "n-components",
+            format!(
+                "n-components is {} but `{}` has {} features",
+                p.n_components, p.column, x.cols
+            ),
+            None,
+        ));
+    }
+    ctx.progress.message("principal components");
+    let pca = Pca::fit(x, p.n_components);
+    output.metrics.insert(
+        "explained-variance-ratio".into(),
+        serde_json::json!(pca.explained_variance_ratio),
+    );
+    for s in splits {
+        ctx.check_cancelled()?;
+        let batch = &input.tables[s];
+        let m = matrix::read(batch, &p.column, s)?;
+        if m.cols != x.cols {
+            return Err(StageError::failed(format!(
+                "split `{s}`: `{}` has {} features, `{}` has {}",
+                p.column, m.cols, p.fit_split, x.cols
+            )));
+        }
+        let y = pca.transform(&m);
+        output
+            .tables
+            .insert(s.clone(), layout_table(batch, &p.column, &y)?);
+    }
+    Ok(pca.transform(x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::sync::atomic::AtomicBool;
 
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::Schema;
-
-    use crate::api::{Input, NoProgress};
 
     fn features(n: usize) -> RecordBatch {
         // Three blobs in 8-D, labels 0..3, label names in the metadata.
@@ -440,31 +456,19 @@ mod tests {
             ("train".to_string(), features(90)),
             ("test".to_string(), features(30)),
         ]);
-        let (out, _dir) = run("method: pca\ntrustworthiness: false", tables.clone());
+        let (out, _dir) = run("method: pca\ntrustworthiness: false", tables);
         assert_eq!(out.tables["test"].num_rows(), 30);
         assert!(!out.metrics.contains_key("trustworthiness"));
         let ratio = out.metrics["explained-variance-ratio"].as_array().unwrap();
         assert_eq!(ratio.len(), 2);
 
         let p: ProjectParams = crate::params_from_yaml("splits: [train, test]");
-        let dir = tempfile::tempdir().unwrap();
-        let inputs = [Input {
-            stage: "scaled".into(),
-            tables,
-            files: BTreeMap::new(),
-        }];
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "proj",
-            root: dir.path(),
-            inputs: &inputs,
-            out_dir: dir.path(),
-            device: crate::api::Device::Cpu,
+        let env = PrepareEnv {
+            root: std::path::Path::new("."),
             offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
         };
-        let err = Project::run(&p, &ctx).unwrap_err().to_string();
+        // Refused when the pipeline is resolved, before any stage runs.
+        let err = Project::validate(&p, &env).unwrap_err().to_string();
         assert!(
             err.contains("UMAP places only the split it is fitted on"),
             "{err}"

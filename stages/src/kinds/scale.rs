@@ -68,73 +68,80 @@ pub enum Scaler {
 impl Scaler {
     /// Fits on the rows of `x`.
     pub fn fit(method: ScaleMethod, x: &Matrix) -> Scaler {
-        let d = x.cols;
         match method {
-            ScaleMethod::MinMax => {
-                let mut lo = vec![f32::INFINITY; d];
-                let mut hi = vec![f32::NEG_INFINITY; d];
-                for i in 0..x.rows {
-                    for (j, &v) in x.row(i).iter().enumerate() {
-                        // NaN-ignoring like np.nanmin / np.nanmax.
-                        if v < lo[j] {
-                            lo[j] = v;
-                        }
-                        if v > hi[j] {
-                            hi[j] = v;
-                        }
-                    }
+            ScaleMethod::MinMax => Scaler::fit_min_max(x),
+            ScaleMethod::Standard => Scaler::fit_standard(x),
+        }
+    }
+
+    /// scikit-learn's `MinMaxScaler` fit.
+    fn fit_min_max(x: &Matrix) -> Scaler {
+        let d = x.cols;
+        let mut lo = vec![f32::INFINITY; d];
+        let mut hi = vec![f32::NEG_INFINITY; d];
+        for i in 0..x.rows {
+            for (j, &v) in x.row(i).iter().enumerate() {
+                // NaN-ignoring like np.nanmin / np.nanmax.
+                if v < lo[j] {
+                    lo[j] = v;
                 }
-                let scale: Vec<f32> = lo
-                    .iter()
-                    .zip(&hi)
-                    .map(|(&l, &h)| {
-                        let range = h - l;
-                        // scikit-learn's _handle_zeros_in_scale.
-                        if range < 10.0 * f32::EPSILON {
-                            1.0
-                        } else {
-                            1.0 / range
-                        }
-                    })
-                    .collect();
-                let min = lo.iter().zip(&scale).map(|(&l, &s)| 0.0 - l * s).collect();
-                Scaler::MinMax {
-                    data_min: lo,
-                    data_max: hi,
-                    scale,
-                    min,
+                if v > hi[j] {
+                    hi[j] = v;
                 }
-            }
-            ScaleMethod::Standard => {
-                let n = x.rows as f64;
-                let mut mean = vec![0.0f64; d];
-                for i in 0..x.rows {
-                    for (m, &v) in mean.iter_mut().zip(x.row(i)) {
-                        *m += v as f64;
-                    }
-                }
-                mean.iter_mut().for_each(|m| *m /= n);
-                let mut var = vec![0.0f64; d];
-                for i in 0..x.rows {
-                    for ((s, &v), &m) in var.iter_mut().zip(x.row(i)).zip(&mean) {
-                        let t = v as f64 - m;
-                        *s += t * t;
-                    }
-                }
-                var.iter_mut().for_each(|s| *s /= n);
-                let scale = var
-                    .iter()
-                    .zip(&mean)
-                    .map(|(&v, &m)| {
-                        // scikit-learn's _is_constant_feature: variance within rounding error.
-                        let eps = f64::EPSILON;
-                        let bound = n * eps * v + (n * m * eps).powi(2);
-                        if v <= bound { 1.0 } else { v.sqrt() }
-                    })
-                    .collect();
-                Scaler::Standard { mean, var, scale }
             }
         }
+        let scale: Vec<f32> = lo
+            .iter()
+            .zip(&hi)
+            .map(|(&l, &h)| {
+                let range = h - l;
+                // scikit-learn's _handle_zeros_in_scale.
+                if range < 10.0 * f32::EPSILON {
+                    1.0
+                } else {
+                    1.0 / range
+                }
+            })
+            .collect();
+        let min = lo.iter().zip(&scale).map(|(&l, &s)| 0.0 - l * s).collect();
+        Scaler::MinMax {
+            data_min: lo,
+            data_max: hi,
+            scale,
+            min,
+        }
+    }
+
+    /// scikit-learn's `StandardScaler` fit (population variance).
+    fn fit_standard(x: &Matrix) -> Scaler {
+        let d = x.cols;
+        let n = x.rows as f64;
+        let mut mean = vec![0.0f64; d];
+        for i in 0..x.rows {
+            for (m, &v) in mean.iter_mut().zip(x.row(i)) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0f64; d];
+        for i in 0..x.rows {
+            for ((s, &v), &m) in var.iter_mut().zip(x.row(i)).zip(&mean) {
+                let t = v as f64 - m;
+                *s += t * t;
+            }
+        }
+        var.iter_mut().for_each(|s| *s /= n);
+        let scale = var
+            .iter()
+            .zip(&mean)
+            .map(|(&v, &m)| {
+                // scikit-learn's _is_constant_feature: variance within rounding error.
+                let eps = f64::EPSILON;
+                let bound = n * eps * v + (n * m * eps).powi(2);
+                if v <= bound { 1.0 } else { v.sqrt() }
+            })
+            .collect();
+        Scaler::Standard { mean, var, scale }
     }
 
     pub fn features(&self) -> usize {
@@ -215,16 +222,7 @@ impl Stage for Scale {
 
     fn run(p: &ScaleParams, ctx: &Context) -> Result<Output, StageError> {
         let input = ctx.single_input()?;
-        let fit = input.tables.get(&p.fit_split).ok_or_else(|| {
-            StageError::param(
-                "fit-split",
-                format!("input `{}` has no split `{}`", input.stage, p.fit_split),
-                Some(format!(
-                    "its splits: {}",
-                    input.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                )),
-            )
-        })?;
+        let fit = input.table_named_by("fit-split", &p.fit_split)?;
         let x = matrix::read(fit, &p.column, &p.fit_split)?;
         if x.rows == 0 {
             return Err(StageError::failed(format!(
@@ -385,6 +383,7 @@ mod tests {
             stage: "scale",
             root: dir.path(),
             inputs: &inputs,
+            externals: &[],
             out_dir: dir.path(),
             device: Device::Cpu,
             offline: true,

@@ -26,9 +26,10 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokenizers::{EncodeInput, Encoding};
 
-use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
 use crate::columns::table;
 use crate::columns::tokens::{PAD_ID_KEY, VOCAB_SIZE_KEY};
+use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// Params of `tokenize`.
@@ -74,15 +75,12 @@ pub struct TokenizeParams {
     #[serde(default)]
     pub max_vocab: Option<usize>,
     /// `char` / `word`: the split whose texts build the vocabulary. Default `train`.
-    #[serde(default = "train")]
+    #[serde(default = "crate::columns::table::train")]
     pub vocab_split: String,
 }
 
 fn yes() -> bool {
     true
-}
-fn train() -> String {
-    "train".into()
 }
 fn tokens() -> String {
     "tokens".into()
@@ -389,136 +387,162 @@ impl Stage for Tokenize {
         ctx.progress.set_total(total as u64, "rows");
         let mut output = Output::default();
         match p.which() {
-            Which::Model(spec) => {
-                let model = pretrained::resolve(spec, ctx.root, ctx.offline, "tokenizer")?;
-                let mut t = Pretrained::load(&model)?;
-                let max_length = if p.truncation {
-                    match (p.max_length, t.model_max_length) {
-                        (Some(m), _) => Some(m),
-                        (None, Some(m)) => {
-                            if let Some(note) = &t.max_length_note {
-                                ctx.progress.println(&format!("{}: {note}", ctx.stage));
-                            }
-                            Some(m)
-                        }
-                        (None, None) => {
-                            return Err(StageError::param(
-                                "max-length",
-                                format!(
-                                    "`{spec}` declares no model_max_length (unset, or transformers' 1e30 for \"no limit\") and has no config.json with max_position_embeddings beside it: set `max-length:` (or `truncation: false`)"
-                                ),
-                                Some("e.g. `max-length: 512`, the positions of most BERT-size models".into()),
-                            ));
-                        }
-                    }
-                } else {
-                    None
-                };
-                t.set_truncation(max_length)?;
-                let pad_id = t.tokenizer.get_padding().map(|p| p.pad_id).or_else(|| {
-                    ["[PAD]", "<pad>", "<|endoftext|>"]
-                        .iter()
-                        .find_map(|s| t.tokenizer.token_to_id(s))
-                });
-                let vocab_size = t.tokenizer.get_vocab_size(true);
-                for (split, batch) in &input.tables {
-                    let started = std::time::Instant::now();
-                    let rows = Rows::read(p, batch, split)?;
-                    let mut encoded = Vec::with_capacity(rows.len());
-                    for start in (0..rows.len()).step_by(CHUNK) {
-                        ctx.check_cancelled()?;
-                        let end = (start + CHUNK).min(rows.len());
-                        let inputs: Vec<EncodeInput> = match &rows {
-                            Rows::Text(texts) => {
-                                texts[start..end].iter().map(|&s| s.into()).collect()
-                            }
-                            Rows::Words(words) => {
-                                words[start..end].iter().map(|w| w.clone().into()).collect()
-                            }
-                        };
-                        let encodings = t
-                            .tokenizer
-                            .encode_batch_char_offsets(inputs, p.add_special_tokens)
-                            .map_err(|e| {
-                                StageError::failed(format!(
-                                    "split `{split}`: tokenization failed: {e}"
-                                ))
-                            })?;
-                        encoded.extend(encodings.iter().map(Encoded::from_encoding));
-                        ctx.progress.advance((end - start) as u64);
-                    }
-                    let encoded_s = started.elapsed().as_secs_f64();
-                    let table =
-                        store(p, batch, &encoded, t.has_token_type_ids, pad_id, vocab_size)?;
-                    // A log line, not a metric: metrics must be deterministic (`cairn verify`).
-                    tracing::info!(
-                        stage = ctx.stage,
-                        split = split.as_str(),
-                        rows = rows.len(),
-                        encode_s = encoded_s,
-                        total_s = started.elapsed().as_secs_f64(),
-                        "tokenized"
-                    );
-                    record_metrics(&mut output, split, &encoded);
-                    output.tables.insert(split.clone(), table);
-                }
-            }
-            which @ (Which::Char | Which::Word) => {
-                let chars = matches!(which, Which::Char);
-                let Some(vocab_batch) = input.tables.get(&p.vocab_split) else {
-                    let have: Vec<&String> = input.tables.keys().collect();
-                    return Err(StageError::param(
-                        "vocab-split",
-                        format!(
-                            "the input has no split `{}` to build the vocabulary from (splits: {})",
-                            p.vocab_split,
-                            have.iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        None,
-                    ));
-                };
-                let vocab_rows = Rows::read(p, vocab_batch, &p.vocab_split)?;
-                let refs = row_refs(&vocab_rows);
-                let all_units: Vec<Unit> = refs.iter().flat_map(|r| units(chars, r)).collect();
-                let vocab = Vocab::build(all_units.iter().map(|u| u.text), p.max_vocab);
-                let mut f = std::fs::File::create(ctx.out_dir.join("vocab.txt"))?;
-                for t in &vocab.tokens {
-                    // One token per line: a newline character cannot be written as itself.
-                    writeln!(f, "{}", t.replace('\n', "\\n"))?;
-                }
-                output
-                    .metrics
-                    .insert("vocab_size".into(), vocab.len().into());
-                let max_length = if p.truncation { p.max_length } else { None };
-                for (split, batch) in &input.tables {
-                    use rayon::prelude::*;
-                    ctx.check_cancelled()?;
-                    let rows = Rows::read(p, batch, split)?;
-                    let refs = row_refs(&rows);
-                    let encoded: Vec<Encoded> = refs
-                        .par_iter()
-                        .map(|r| encode_simple(chars, &vocab, r, max_length))
-                        .collect();
-                    let unk = encoded
-                        .iter()
-                        .flat_map(|e| &e.ids)
-                        .filter(|&&i| i == 1)
-                        .count();
-                    output
-                        .metrics
-                        .insert(format!("unk_tokens.{split}"), unk.into());
-                    let table = store(p, batch, &encoded, false, Some(0), vocab.len())?;
-                    record_metrics(&mut output, split, &encoded);
-                    output.tables.insert(split.clone(), table);
-                    ctx.progress.advance(rows.len() as u64);
-                }
-            }
+            Which::Model(spec) => with_pretrained(p, ctx, input, spec, &mut output)?,
+            Which::Char => with_vocabulary(p, ctx, input, true, &mut output)?,
+            Which::Word => with_vocabulary(p, ctx, input, false, &mut output)?,
         }
         Ok(output)
     }
+}
+
+/// Tokenizes every split with the pretrained tokenizer resolved before the run (`spec`).
+fn with_pretrained(
+    p: &TokenizeParams,
+    ctx: &Context,
+    input: &Input,
+    spec: &str,
+    output: &mut Output,
+) -> Result<(), StageError> {
+    let model = ResolvedModel::from_external(ctx.external("tokenizer")?);
+    let mut t = Pretrained::load(&model)?;
+    let max_length = truncation_length(p, ctx, &t, spec)?;
+    t.set_truncation(max_length)?;
+    let pad_id = t.tokenizer.get_padding().map(|p| p.pad_id).or_else(|| {
+        ["[PAD]", "<pad>", "<|endoftext|>"]
+            .iter()
+            .find_map(|s| t.tokenizer.token_to_id(s))
+    });
+    let vocab_size = t.tokenizer.get_vocab_size(true);
+    for (split, batch) in &input.tables {
+        let started = std::time::Instant::now();
+        let rows = Rows::read(p, batch, split)?;
+        let encoded = encode_pretrained(p, ctx, &t, &rows, split)?;
+        let encoded_s = started.elapsed().as_secs_f64();
+        let table = store(p, batch, &encoded, t.has_token_type_ids, pad_id, vocab_size)?;
+        // A log line, not a metric: metrics must be deterministic (`cairn verify`).
+        tracing::info!(
+            stage = ctx.stage,
+            split = split.as_str(),
+            rows = rows.len(),
+            encode_s = encoded_s,
+            total_s = started.elapsed().as_secs_f64(),
+            "tokenized"
+        );
+        record_metrics(output, split, &encoded);
+        output.tables.insert(split.clone(), table);
+    }
+    Ok(())
+}
+
+/// Where to truncate with `truncation: true`: `max-length`, else the tokenizer's own
+/// `model_max_length` (said so when it came from the model's positions); a tokenizer without
+/// one needs `max-length`. `None`: no truncation.
+fn truncation_length(
+    p: &TokenizeParams,
+    ctx: &Context,
+    t: &Pretrained,
+    spec: &str,
+) -> Result<Option<usize>, StageError> {
+    if !p.truncation {
+        return Ok(None);
+    }
+    match (p.max_length, t.model_max_length) {
+        (Some(m), _) => Ok(Some(m)),
+        (None, Some(m)) => {
+            if let Some(note) = &t.max_length_note {
+                ctx.progress.println(&format!("{}: {note}", ctx.stage));
+            }
+            Ok(Some(m))
+        }
+        (None, None) => Err(StageError::param(
+            "max-length",
+            format!(
+                "`{spec}` declares no model_max_length (unset, or transformers' 1e30 for \"no limit\") and has no config.json with max_position_embeddings beside it: set `max-length:` (or `truncation: false`)"
+            ),
+            Some("e.g. `max-length: 512`, the positions of most BERT-size models".into()),
+        )),
+    }
+}
+
+/// Encodes the rows of one split in chunks of [`CHUNK`] (progress and cancellation between).
+fn encode_pretrained(
+    p: &TokenizeParams,
+    ctx: &Context,
+    t: &Pretrained,
+    rows: &Rows,
+    split: &str,
+) -> Result<Vec<Encoded>, StageError> {
+    let mut encoded = Vec::with_capacity(rows.len());
+    for start in (0..rows.len()).step_by(CHUNK) {
+        ctx.check_cancelled()?;
+        let end = (start + CHUNK).min(rows.len());
+        let inputs: Vec<EncodeInput> = match rows {
+            Rows::Text(texts) => texts[start..end].iter().map(|&s| s.into()).collect(),
+            Rows::Words(words) => words[start..end].iter().map(|w| w.clone().into()).collect(),
+        };
+        let encodings = t
+            .tokenizer
+            .encode_batch_char_offsets(inputs, p.add_special_tokens)
+            .map_err(|e| {
+                StageError::failed(format!("split `{split}`: tokenization failed: {e}"))
+            })?;
+        encoded.extend(encodings.iter().map(Encoded::from_encoding));
+        ctx.progress.advance((end - start) as u64);
+    }
+    Ok(encoded)
+}
+
+/// Tokenizes every split with a `char` or `word` vocabulary built from `vocab-split` (written
+/// to `vocab.txt`).
+fn with_vocabulary(
+    p: &TokenizeParams,
+    ctx: &Context,
+    input: &Input,
+    chars: bool,
+    output: &mut Output,
+) -> Result<(), StageError> {
+    use rayon::prelude::*;
+    let vocab_batch = input.table_named_by("vocab-split", &p.vocab_split)?;
+    let vocab_rows = Rows::read(p, vocab_batch, &p.vocab_split)?;
+    let refs = row_refs(&vocab_rows);
+    let all_units: Vec<Unit> = refs.iter().flat_map(|r| units(chars, r)).collect();
+    let vocab = Vocab::build(all_units.iter().map(|u| u.text), p.max_vocab);
+    write_vocab(&vocab, &ctx.out_dir.join("vocab.txt"))?;
+    output
+        .metrics
+        .insert("vocab_size".into(), vocab.len().into());
+    let max_length = if p.truncation { p.max_length } else { None };
+    for (split, batch) in &input.tables {
+        ctx.check_cancelled()?;
+        let rows = Rows::read(p, batch, split)?;
+        let refs = row_refs(&rows);
+        let encoded: Vec<Encoded> = refs
+            .par_iter()
+            .map(|r| encode_simple(chars, &vocab, r, max_length))
+            .collect();
+        let unk = encoded
+            .iter()
+            .flat_map(|e| &e.ids)
+            .filter(|&&i| i == 1)
+            .count();
+        output
+            .metrics
+            .insert(format!("unk_tokens.{split}"), unk.into());
+        let table = store(p, batch, &encoded, false, Some(0), vocab.len())?;
+        record_metrics(output, split, &encoded);
+        output.tables.insert(split.clone(), table);
+        ctx.progress.advance(rows.len() as u64);
+    }
+    Ok(())
+}
+
+/// One token per line (id = line number); a newline character cannot be written as itself.
+fn write_vocab(vocab: &Vocab, path: &std::path::Path) -> Result<(), StageError> {
+    let mut f = std::fs::File::create(path)?;
+    for t in &vocab.tokens {
+        writeln!(f, "{}", t.replace('\n', "\\n"))?;
+    }
+    Ok(())
 }
 
 fn record_metrics(output: &mut Output, split: &str, encoded: &[Encoded]) {

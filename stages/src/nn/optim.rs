@@ -137,13 +137,42 @@ impl AdamW {
     /// learning rate `lr`. A parameter without a gradient is an error: it would silently
     /// never train. A non-finite gradient norm leaves every parameter and moment as it was.
     pub fn step(&mut self, grads: &GradStore, lr: f64, max_norm: Option<f64>) -> Result<StepInfo> {
+        let (gs, sq) = self.gradients(grads)?;
+        let grad_norm = sq.sqrt();
+        if !grad_norm.is_finite() {
+            return Ok(StepInfo { grad_norm });
+        }
+        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
+        let clip = match max_norm {
+            Some(m) => (m / (grad_norm + 1e-6)).min(1.0),
+            None => 1.0,
+        };
+        self.steps += 1;
+        let update = Update {
+            lr,
+            clip,
+            bc1: 1.0 - self.beta1.powi(self.steps),
+            bc2: 1.0 - self.beta2.powi(self.steps),
+            b1: self.beta1,
+            b2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        };
+        for (s, g) in self.slots.iter_mut().zip(gs) {
+            update.apply(s, g)?;
+        }
+        Ok(StepInfo { grad_norm })
+    }
+
+    /// Every parameter's gradient, read where its moments live, and the sum of their squares
+    /// (parameters in name order, each in fixed chunks: the same sum every run).
+    fn gradients(&self, grads: &GradStore) -> Result<(Vec<Grad>, f64)> {
         let mut gs = Vec::with_capacity(self.slots.len());
         let mut sq = 0f64;
         for s in &self.slots {
             let g = grads.get(s.var.as_tensor()).ok_or_else(|| {
                 candle_core::Error::Msg(format!("no gradient reached `{}`", s.name))
             })?;
-            // Parameters in name order, each in fixed chunks: the same sum every run.
             let g = match s.moments {
                 Moments::Host { .. } => {
                     let host = g.flatten_all()?.to_vec1::<f32>()?;
@@ -161,62 +190,76 @@ impl AdamW {
             };
             gs.push(g);
         }
-        let grad_norm = sq.sqrt();
-        if !grad_norm.is_finite() {
-            return Ok(StepInfo { grad_norm });
-        }
-        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
-        let clip = match max_norm {
-            Some(m) => (m / (grad_norm + 1e-6)).min(1.0),
-            None => 1.0,
+        Ok((gs, sq))
+    }
+}
+
+/// One step's numbers: learning rate, clipping factor, bias corrections and the AdamW settings.
+struct Update {
+    lr: f64,
+    clip: f64,
+    bc1: f64,
+    bc2: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    weight_decay: f64,
+}
+
+impl Update {
+    /// Updates one parameter and its moments with its gradient `g`.
+    fn apply(&self, s: &mut Slot, g: Grad) -> Result<()> {
+        let Update {
+            lr,
+            clip,
+            bc1,
+            bc2,
+            b1,
+            b2,
+            eps,
+            ..
+        } = *self;
+        let shrink = if s.decay {
+            1.0 - lr * self.weight_decay
+        } else {
+            1.0
         };
-        self.steps += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.steps);
-        let bc2 = 1.0 - self.beta2.powi(self.steps);
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        for (s, g) in self.slots.iter_mut().zip(gs) {
-            let shrink = if s.decay {
-                1.0 - lr * self.weight_decay
-            } else {
-                1.0
-            };
-            match (&mut s.moments, g) {
-                (Moments::Host { value, m, v }, Grad::Host(g)) => {
-                    let (clip, shrink) = (clip as f32, shrink as f32);
-                    let (b1, b2, eps) = (b1 as f32, b2 as f32, eps as f32);
-                    let step_size = (lr / bc1) as f32;
-                    let bc2_sqrt = bc2.sqrt() as f32;
-                    value
-                        .par_chunks_mut(CHUNK)
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .zip(g.par_chunks(CHUNK))
-                        .for_each(|(((p, m), v), g)| {
-                            for i in 0..p.len() {
-                                let gi = g[i] * clip;
-                                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                                let denom = v[i].sqrt() / bc2_sqrt + eps;
-                                p[i] = p[i] * shrink - step_size * m[i] / denom;
-                            }
-                        });
-                    let t = s.var.as_tensor();
-                    s.var
-                        .set(&Tensor::from_slice(value, t.shape(), t.device())?)?;
-                }
-                (Moments::Device { m, v }, Grad::Device(g)) => {
-                    let g = (g * clip)?;
-                    *m = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
-                    *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-                    let denom = ((v.sqrt()? / bc2.sqrt())? + eps)?;
-                    let update = ((&*m / denom)? * (lr / bc1))?;
-                    let next = ((s.var.as_tensor() * shrink)? - update)?;
-                    s.var.set(&next)?;
-                }
-                _ => unreachable!("a gradient is read where its moments live"),
+        match (&mut s.moments, g) {
+            (Moments::Host { value, m, v }, Grad::Host(g)) => {
+                let (clip, shrink) = (clip as f32, shrink as f32);
+                let (b1, b2, eps) = (b1 as f32, b2 as f32, eps as f32);
+                let step_size = (lr / bc1) as f32;
+                let bc2_sqrt = bc2.sqrt() as f32;
+                value
+                    .par_chunks_mut(CHUNK)
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .zip(g.par_chunks(CHUNK))
+                    .for_each(|(((p, m), v), g)| {
+                        for i in 0..p.len() {
+                            let gi = g[i] * clip;
+                            m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                            let denom = v[i].sqrt() / bc2_sqrt + eps;
+                            p[i] = p[i] * shrink - step_size * m[i] / denom;
+                        }
+                    });
+                let t = s.var.as_tensor();
+                s.var
+                    .set(&Tensor::from_slice(value, t.shape(), t.device())?)?;
             }
+            (Moments::Device { m, v }, Grad::Device(g)) => {
+                let g = (g * clip)?;
+                *m = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
+                *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                let denom = ((v.sqrt()? / bc2.sqrt())? + eps)?;
+                let update = ((&*m / denom)? * (lr / bc1))?;
+                let next = ((s.var.as_tensor() * shrink)? - update)?;
+                s.var.set(&next)?;
+            }
+            _ => unreachable!("a gradient is read where its moments live"),
         }
-        Ok(StepInfo { grad_norm })
+        Ok(())
     }
 }
 

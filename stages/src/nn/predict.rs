@@ -5,7 +5,7 @@ use std::path::Path;
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use tokenizers::EncodeInput;
+use tokenizers::{EncodeInput, Encoding};
 
 use crate::api::StageError;
 use crate::hub::model::ResolvedModel;
@@ -79,78 +79,94 @@ pub enum Prediction {
     Token(Vec<(String, String)>),
 }
 
+fn fail(e: candle_core::Error) -> StageError {
+    StageError::failed(format!("predicting: {e}"))
+}
+
 impl Saved {
     /// Predicts each text (a token model tags its whitespace-separated words).
     pub fn predict(&self, texts: &[String]) -> Result<Vec<Prediction>, StageError> {
-        let fail = |e: candle_core::Error| StageError::failed(format!("predicting: {e}"));
+        texts.iter().map(|text| self.predict_one(text)).collect()
+    }
+
+    fn predict_one(&self, text: &str) -> Result<Prediction, StageError> {
+        let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        let input: EncodeInput = match self.model.task {
+            Task::SequenceClassification => text.into(),
+            Task::TokenClassification => words.clone().into(),
+        };
+        let enc = self
+            .tokenizer
+            .tokenizer
+            .encode_char_offsets(input, true)
+            .map_err(|e| StageError::failed(format!("tokenizing `{text}`: {e}")))?;
+        let logits = self.logits(&enc)?;
+        match self.model.task {
+            Task::SequenceClassification => self.ranked_labels(&logits),
+            Task::TokenClassification => self.tagged_words(&logits, &enc, words),
+        }
+    }
+
+    /// The logits of one encoded text, `[1, k]` or `[1, tokens, k]`.
+    fn logits(&self, enc: &Encoding) -> Result<Tensor, StageError> {
         let device = &self.device;
-        let mut out = Vec::with_capacity(texts.len());
-        for text in texts {
-            let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
-            let input: EncodeInput = match self.model.task {
-                Task::SequenceClassification => text.as_str().into(),
-                Task::TokenClassification => words.clone().into(),
-            };
-            let enc = self
-                .tokenizer
-                .tokenizer
-                .encode_char_offsets(input, true)
-                .map_err(|e| StageError::failed(format!("tokenizing `{text}`: {e}")))?;
-            let ids = Tensor::new(enc.get_ids(), device)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(fail)?;
-            let mask = ids.ones_like().map_err(fail)?;
-            let types = if self.config.uses_token_types() && self.tokenizer.has_token_type_ids {
-                Some(
-                    Tensor::new(enc.get_type_ids(), device)
-                        .and_then(|t| t.unsqueeze(0))
-                        .map_err(fail)?,
-                )
-            } else {
-                None
-            };
-            let logits = self
-                .model
-                .forward(&ids, &mask, types.as_ref(), false)
-                .map_err(fail)?;
-            match self.model.task {
-                Task::SequenceClassification => {
-                    let probs = candle_nn::ops::softmax(&logits, D::Minus1)
-                        .and_then(|p| p.squeeze(0))
-                        .and_then(|p| p.to_vec1::<f32>())
-                        .map_err(fail)?;
-                    let mut ranked: Vec<(String, f32)> =
-                        self.labels.iter().cloned().zip(probs).collect();
-                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    out.push(Prediction::Sequence(ranked));
-                }
-                Task::TokenClassification => {
-                    let rows = logits
-                        .squeeze(0)
-                        .and_then(|l| l.to_vec2::<f32>())
-                        .map_err(fail)?;
-                    let mut tags = vec![None; words.len()];
-                    for (j, w) in enc.get_word_ids().iter().enumerate() {
-                        // The first sub-word of each word carries its tag, as in training.
-                        if let Some(w) = w
-                            && tags[*w as usize].is_none()
-                        {
-                            let best = crate::nn::training::argmax(&rows[j]);
-                            tags[*w as usize] = Some(self.labels[best].clone());
-                        }
-                    }
-                    out.push(Prediction::Token(
-                        words
-                            .into_iter()
-                            .zip(tags)
-                            // A word cut off by truncation has no tag.
-                            .map(|(w, t)| (w, t.unwrap_or_else(|| "-".into())))
-                            .collect(),
-                    ));
-                }
+        let ids = Tensor::new(enc.get_ids(), device)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(fail)?;
+        let mask = ids.ones_like().map_err(fail)?;
+        let types = if self.config.uses_token_types() && self.tokenizer.has_token_type_ids {
+            Some(
+                Tensor::new(enc.get_type_ids(), device)
+                    .and_then(|t| t.unsqueeze(0))
+                    .map_err(fail)?,
+            )
+        } else {
+            None
+        };
+        self.model
+            .forward(&ids, &mask, types.as_ref(), false)
+            .map_err(fail)
+    }
+
+    /// Every label with its probability, most probable first.
+    fn ranked_labels(&self, logits: &Tensor) -> Result<Prediction, StageError> {
+        let probs = candle_nn::ops::softmax(logits, D::Minus1)
+            .and_then(|p| p.squeeze(0))
+            .and_then(|p| p.to_vec1::<f32>())
+            .map_err(fail)?;
+        let mut ranked: Vec<(String, f32)> = self.labels.iter().cloned().zip(probs).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(Prediction::Sequence(ranked))
+    }
+
+    /// Each word with the tag of its first sub-word, as in training.
+    fn tagged_words(
+        &self,
+        logits: &Tensor,
+        enc: &Encoding,
+        words: Vec<String>,
+    ) -> Result<Prediction, StageError> {
+        let rows = logits
+            .squeeze(0)
+            .and_then(|l| l.to_vec2::<f32>())
+            .map_err(fail)?;
+        let mut tags = vec![None; words.len()];
+        for (j, w) in enc.get_word_ids().iter().enumerate() {
+            if let Some(w) = w
+                && tags[*w as usize].is_none()
+            {
+                let best = crate::numeric::argmax(&rows[j]);
+                tags[*w as usize] = Some(self.labels[best].clone());
             }
         }
-        Ok(out)
+        Ok(Prediction::Token(
+            words
+                .into_iter()
+                .zip(tags)
+                // A word cut off by truncation has no tag.
+                .map(|(w, t)| (w, t.unwrap_or_else(|| "-".into())))
+                .collect(),
+        ))
     }
 }
 

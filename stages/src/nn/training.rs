@@ -19,12 +19,10 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
+use crate::columns::labels::IGNORE_LABEL;
 use crate::ml::rng::Rng;
 use crate::nn::encoders::classifier::{Classifier, Task, head_dropout};
 use crate::nn::encoders::{Config, LoadError};
-
-/// The label the loss skips (PyTorch's `ignore_index`).
-pub const IGNORE: i64 = -100;
 
 /// A classifier whose parameters are `Var`s named as HF names them.
 pub struct Trainable {
@@ -88,18 +86,26 @@ pub fn load_trainable(
 ) -> std::result::Result<Trainable, LoadError> {
     let config = Config::from_file(&dir.join("config.json"))?;
     let raw_config = read_json(&dir.join("config.json"))?;
-    let family = config.family();
-    let dropout = head_dropout(&raw_config, family, task);
+    let dropout = head_dropout(&raw_config, config.family(), task);
+    let build = |vb: VarBuilder| Classifier::load(vb, &config, task, num_labels, dropout);
+    let wanted = wanted_parameters(build)?;
+    let (varmap, fresh) = fill_parameters(dir, &wanted, &config, &raw_config, seed, device)?;
+    let model = build(VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    Ok(Trainable {
+        model,
+        varmap,
+        config,
+        raw_config,
+        fresh,
+    })
+}
 
-    // Pass 1: which parameters (names, shapes) the model asks for.
+/// The parameters (names, shapes, sorted by name) the model that `build` makes asks for.
+fn wanted_parameters(
+    build: impl Fn(VarBuilder) -> Result<Classifier>,
+) -> Result<Vec<(String, Shape)>> {
     let probe = VarMap::new();
-    Classifier::load(
-        VarBuilder::from_varmap(&probe, DType::F32, &Device::Cpu),
-        &config,
-        task,
-        num_labels,
-        dropout,
-    )?;
+    build(VarBuilder::from_varmap(&probe, DType::F32, &Device::Cpu))?;
     let mut wanted: Vec<(String, Shape)> = probe
         .data()
         .lock()
@@ -108,12 +114,23 @@ pub fn load_trainable(
         .map(|(k, v)| (k.clone(), v.shape().clone()))
         .collect();
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
-    drop(probe);
+    Ok(wanted)
+}
 
-    // Pass 2: fill them from the checkpoint, initialise the rest.
+/// The `wanted` parameters as variables: from the checkpoint where it has them with the same
+/// shape (with or without the task prefix), else freshly initialised in name order from
+/// `seed`; and the names of the fresh ones.
+fn fill_parameters(
+    dir: &Path,
+    wanted: &[(String, Shape)],
+    config: &Config,
+    raw_config: &serde_json::Value,
+    seed: u64,
+    device: &Device,
+) -> std::result::Result<(VarMap, Vec<String>), LoadError> {
     let checkpoint: HashMap<String, Tensor> =
         candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
-    let prefix = format!("{}.", family.prefix());
+    let prefix = format!("{}.", config.family().prefix());
     let std = raw_config
         .get("initializer_range")
         .and_then(serde_json::Value::as_f64)
@@ -123,7 +140,7 @@ pub fn load_trainable(
     let mut fresh = Vec::new();
     {
         let mut data = varmap.data().lock().expect("varmap");
-        for (name, shape) in &wanted {
+        for (name, shape) in wanted {
             let found = checkpoint
                 .get(name)
                 .or_else(|| name.strip_prefix(&prefix).and_then(|n| checkpoint.get(n)))
@@ -138,20 +155,7 @@ pub fn load_trainable(
             data.insert(name.clone(), Var::from_tensor(&value)?);
         }
     }
-    let model = Classifier::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, device),
-        &config,
-        task,
-        num_labels,
-        dropout,
-    )?;
-    Ok(Trainable {
-        model,
-        varmap,
-        config,
-        raw_config,
-        fresh,
-    })
+    Ok((varmap, fresh))
 }
 
 fn initial_value(
@@ -180,7 +184,7 @@ pub struct Examples {
     pub targets: Targets,
 }
 
-/// One label per row (sequence task) or per token (token task, `IGNORE` where unscored).
+/// One label per row (sequence task) or per token (token task, `IGNORE_LABEL` where unscored).
 pub enum Targets {
     Sequence(Vec<i64>),
     Token(Vec<Vec<i64>>),
@@ -196,7 +200,7 @@ impl Examples {
     }
 
     /// Rows `idx` padded to their longest: ids `[b, t]` (u32), mask `[b, t]` (f32), types,
-    /// and targets (`[b]` or `[b, t]`, i64, padding = `IGNORE`).
+    /// and targets (`[b]` or `[b, t]`, i64, padding = `IGNORE_LABEL`).
     pub fn batch(
         &self,
         idx: &[usize],
@@ -220,7 +224,7 @@ impl Examples {
                 Tensor::from_vec(idx.iter().map(|&i| y[i]).collect::<Vec<_>>(), b, device)?
             }
             Targets::Token(y) => {
-                let mut out = vec![IGNORE; b * t];
+                let mut out = vec![IGNORE_LABEL; b * t];
                 for (r, &i) in idx.iter().enumerate() {
                     out[r * t..r * t + y[i].len()].copy_from_slice(&y[i]);
                 }
@@ -268,14 +272,14 @@ pub fn epoch_batches(
     order.chunks(batch_size).map(<[usize]>::to_vec).collect()
 }
 
-/// Mean cross-entropy over the targets that are not `IGNORE`. `logits`: `[.., k]`; `targets`:
+/// Mean cross-entropy over the targets that are not `IGNORE_LABEL`. `logits`: `[.., k]`; `targets`:
 /// the leading dims, i64.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (sum, count) = cross_entropy_sum(logits, targets)?;
     sum.div(&count.clamp(1.0, f64::MAX)?)
 }
 
-/// The summed cross-entropy over the targets that are not `IGNORE`, and their count (f32
+/// The summed cross-entropy over the targets that are not `IGNORE_LABEL`, and their count (f32
 /// scalar tensors).
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     let k = logits.dim(D::Minus1)?;
@@ -306,10 +310,10 @@ pub fn batch_gradients(
     max_tokens: usize,
 ) -> Result<(candle_core::backprop::GradStore, f64)> {
     let total: usize = match &examples.targets {
-        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE).count(),
+        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE_LABEL).count(),
         Targets::Token(y) => idx
             .iter()
-            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE).count())
+            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE_LABEL).count())
             .sum(),
     };
     let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
@@ -393,17 +397,6 @@ pub fn row_loss(z: &[f32], y: usize) -> f64 {
     max + sum.ln() - z[y] as f64
 }
 
-/// The index of the largest entry.
-pub fn argmax(z: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in z.iter().enumerate() {
-        if v > z[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +420,7 @@ mod tests {
             &dev,
         )
         .unwrap();
-        let targets = Tensor::new(&[[1i64, IGNORE], [0, 2]], &dev).unwrap();
+        let targets = Tensor::new(&[[1i64, IGNORE_LABEL], [0, 2]], &dev).unwrap();
         let loss = cross_entropy(&logits, &targets)
             .unwrap()
             .to_scalar::<f32>()
@@ -449,7 +442,7 @@ mod tests {
             .unwrap();
         assert!(g[0][1].iter().all(|&v| v == 0.0), "{:?}", g[0][1]);
         assert!(g[0][0].iter().any(|&v| v != 0.0));
-        let all_ignored = Tensor::new(&[[IGNORE, IGNORE]], &dev).unwrap();
+        let all_ignored = Tensor::new(&[[IGNORE_LABEL, IGNORE_LABEL]], &dev).unwrap();
         let zero = cross_entropy(&logits.narrow(0, 0, 1).unwrap(), &all_ignored).unwrap();
         assert_eq!(zero.to_scalar::<f32>().unwrap(), 0.0);
     }
@@ -502,9 +495,9 @@ mod tests {
                     targets: match task {
                         Task::SequenceClassification => Targets::Sequence(vec![0, 1, 2]),
                         Task::TokenClassification => Targets::Token(vec![
-                            vec![IGNORE, 0, 1, 2, IGNORE],
-                            vec![IGNORE, 2, IGNORE],
-                            vec![IGNORE, 1, 1, 0, 2, 0, IGNORE],
+                            vec![IGNORE_LABEL, 0, 1, 2, IGNORE_LABEL],
+                            vec![IGNORE_LABEL, 2, IGNORE_LABEL],
+                            vec![IGNORE_LABEL, 1, 1, 0, 2, 0, IGNORE_LABEL],
                         ]),
                     },
                 };
@@ -634,7 +627,7 @@ mod tests {
                     ids.iter()
                         .map(|r| {
                             (0..r.len())
-                                .map(|j| if j == 0 { IGNORE } else { (j % 3) as i64 })
+                                .map(|j| if j == 0 { IGNORE_LABEL } else { (j % 3) as i64 })
                                 .collect()
                         })
                         .collect(),
