@@ -103,7 +103,7 @@ fn wrong_params_fail_at_their_line_before_any_stage_runs() {
 }
 
 #[test]
-fn a_failed_stage_prints_its_hint_after_the_message() {
+fn a_failed_stage_is_reported_at_its_yaml_line_with_its_hint() {
     let p = Project::new();
     p.write(
         "pipeline.yaml",
@@ -111,11 +111,11 @@ fn a_failed_stage_prints_its_hint_after_the_message() {
     );
     let run = p.cairn(&["run", "pipeline.yaml"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let text = format!("{}{}", run.stdout, run.stderr);
     assert!(
-        text.contains(
-            "failing on purpose (fail: true)\nhint: remove `fail: true` to let it succeed"
+        run.stderr.contains(
+            "error: failing on purpose (fail: true)\n  --> pipeline.yaml:4:3\n   = stage: bad\n   = hint: remove `fail: true` to let it succeed"
         ),
-        "{text}"
+        "{}",
+        run.stderr
     );
 }
