@@ -686,9 +686,10 @@ impl Diverged {
             return Ok(());
         }
         Err(StageError::failed(format!(
-            "{what} became {value} at epoch {} step {}; lower the learning-rate (it was {:.2e} at that step), keep max-grad-norm on, or check the inputs",
+            "{what} became {value} at epoch {} step {}; the learning rate was {:.2e} at that step",
             self.epoch, self.step, self.lr
-        )))
+        ))
+        .with_hint("lower the learning-rate, keep max-grad-norm on, or check the inputs"))
     }
 }
 
@@ -1286,12 +1287,15 @@ mod tests {
                 ("validation".to_string(), toy_split(8, 2)),
             ],
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
         assert!(
-            err.starts_with("the training loss became NaN at epoch 1 step 1;")
-                && err.contains("lower the learning-rate"),
-            "{err}"
+            err.to_string()
+                .starts_with("the training loss became NaN at epoch 1 step 1;")
+                && err
+                    .hint()
+                    .is_some_and(|h| h.contains("lower the learning-rate")),
+            "{err} / {:?}",
+            err.hint()
         );
     }
 

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ml::lbfgs;
+use crate::numeric::argmax;
 
 /// Rows per block of the loss/gradient pass: a block of 384-wide f64 features is 1.5 MiB.
 const BLOCK: usize = 512;
@@ -303,17 +304,6 @@ impl Prediction {
         let lse = max + l.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
         lse - l[y]
     }
-}
-
-/// Index of the largest value; the first one on ties.
-pub fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]
