@@ -1,6 +1,6 @@
 //! Why a run, or one stage of it, ended without a result. Each error keeps the stage id and the
-//! path involved; its message is what follows `FAILED <stage>: ` (the stage id is added there,
-//! by the layer that knows it).
+//! path involved; its message is what the located failure report shows (the stage id and its
+//! place in the pipeline file are added by the layer that knows them).
 
 use std::path::PathBuf;
 
