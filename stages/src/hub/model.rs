@@ -253,7 +253,7 @@ impl HubRepo {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), StageError> {
-    for entry in std::fs::read_dir(dir)? {
+    for entry in fs_err::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
             walk(root, &path, out)?;

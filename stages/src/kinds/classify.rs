@@ -209,7 +209,7 @@ impl Stage for Classify {
             output.metrics.insert("converged".into(), json!(converged));
         }
         let text = serde_json::to_string_pretty(&saved).expect("model serializes");
-        std::fs::write(ctx.out_dir.join("model.json"), text + "\n")?;
+        fs_err::write(ctx.out_dir.join("model.json"), text + "\n")?;
         Ok(output)
     }
 }

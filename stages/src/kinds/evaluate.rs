@@ -734,9 +734,9 @@ impl Written {
             output
                 .tables
                 .insert("errors".into(), errors_table(&self.error_rows)?);
-            std::fs::write(out_dir.join("errors.txt"), self.errors_txt)?;
+            fs_err::write(out_dir.join("errors.txt"), self.errors_txt)?;
         }
-        std::fs::write(out_dir.join("report.txt"), self.report_txt)?;
+        fs_err::write(out_dir.join("report.txt"), self.report_txt)?;
         Ok(())
     }
 }

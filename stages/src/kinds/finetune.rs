@@ -903,7 +903,7 @@ fn save_model(
     out: &std::path::Path,
 ) -> Result<(), StageError> {
     let dir = out.join("model");
-    std::fs::create_dir_all(&dir)?;
+    fs_err::create_dir_all(&dir)?;
     let mut config = t.raw_config.clone();
     let obj = config
         .as_object_mut()
@@ -928,14 +928,14 @@ fn save_model(
         obj.insert("problem_type".into(), json!("single_label_classification"));
     }
     let text = serde_json::to_string_pretty(&config).expect("json") + "\n";
-    std::fs::write(dir.join("config.json"), text)?;
+    fs_err::write(dir.join("config.json"), text)?;
     t.varmap
         .save(dir.join("model.safetensors"))
         .map_err(failed("writing model.safetensors"))?;
     for f in TOKENIZER_FILES {
         let from = source.file(f);
         if from.is_file() {
-            std::fs::copy(&from, dir.join(f))?;
+            fs_err::copy(&from, dir.join(f))?;
         }
     }
     Ok(())

@@ -242,7 +242,7 @@ impl Stage for Scale {
         };
         let json =
             serde_json::to_vec_pretty(&file).map_err(|e| StageError::failed(e.to_string()))?;
-        std::fs::write(ctx.out_dir.join("scaler.json"), json)?;
+        fs_err::write(ctx.out_dir.join("scaler.json"), json)?;
 
         let mut output = Output::default();
         for (split, batch) in &input.tables {

@@ -538,7 +538,7 @@ fn with_vocabulary(
 
 /// One token per line (id = line number); a newline character cannot be written as itself.
 fn write_vocab(vocab: &Vocab, path: &std::path::Path) -> Result<(), StageError> {
-    let mut f = std::fs::File::create(path)?;
+    let mut f = fs_err::File::create(path)?;
     for t in &vocab.tokens {
         writeln!(f, "{}", t.replace('\n', "\\n"))?;
     }
