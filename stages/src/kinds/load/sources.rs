@@ -45,15 +45,26 @@ fn local_files(p: &LoadParams, root: &Path) -> Result<Vec<SourceFile>, StageErro
             Some("e.g. `splits: {train: data/train.csv}`".into()),
         ));
     }
-    Ok(p.splits
+    p.splits
         .iter()
-        .map(|(split, file)| SourceFile {
-            split: split.clone(),
-            field: format!("splits.{split}"),
-            shown: file.clone(),
-            path: root.join(file),
+        .map(|(split, file)| {
+            let source = SourceFile {
+                split: split.clone(),
+                field: format!("splits.{split}"),
+                shown: file.clone(),
+                path: root.join(file),
+            };
+            // A directory would pass the "exists" check and fail only when the stage runs.
+            if source.path.is_dir() {
+                return Err(StageError::param(
+                    &source.field,
+                    format!("`{file}` is a directory; a split names one file"),
+                    Some(format!("e.g. `{split}: {file}/{split}.txt`")),
+                ));
+            }
+            Ok(source)
         })
-        .collect())
+        .collect()
 }
 
 /// The Hub dataset's chosen files, fetched into the Hugging Face cache.
