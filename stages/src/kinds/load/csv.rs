@@ -43,13 +43,7 @@ pub(super) fn read(
         }
         let fields = utf8_fields(f, &rec, line)?;
         if fields.len() != names.len() {
-            return Err(StageError::failed(format!(
-                "{}:{line}: expected {} fields ({}), found {}",
-                f.shown,
-                names.len(),
-                names.join(&delim),
-                fields.len()
-            )));
+            return Err(wrong_field_count(f, line, &names, &delim, &fields));
         }
         for (col, v) in columns.iter_mut().zip(fields) {
             col.push(v);
@@ -57,6 +51,37 @@ pub(super) fn read(
         line_of.push(line);
     }
     text_batch(&names, columns, &line_of, f, labeler)
+}
+
+/// A record with the wrong number of fields. When one of its fields spans lines, the likely
+/// cause is a quote that is never closed: the rest of the file became that one field.
+fn wrong_field_count(
+    f: &SourceFile,
+    line: usize,
+    names: &[String],
+    delim: &str,
+    fields: &[String],
+) -> StageError {
+    let expected = format!("expected {} fields ({})", names.len(), names.join(delim));
+    let spanned = fields
+        .iter()
+        .map(|v| v.trim_end_matches(['\r', '\n']).matches('\n').count())
+        .max()
+        .unwrap_or(0);
+    if spanned == 0 {
+        return StageError::failed(format!(
+            "{}:{line}: {expected}, found {}",
+            f.shown,
+            fields.len()
+        ));
+    }
+    StageError::failed(format!(
+        "{}:{line}: {expected}, found {}: a quoted field opened on this line runs over {} lines",
+        f.shown,
+        fields.len(),
+        spanned + 1
+    ))
+    .with_hint("a closing `\"` is probably missing; inside a quoted field, write a quote as `\"\"`")
 }
 
 /// A record's fields as text, or an error at `file:line` naming the field that is not UTF-8.
