@@ -25,14 +25,19 @@ pub fn install_signal_handlers() {
     };
     std::thread::spawn(move || {
         for signal in signals.forever() {
-            if !STOP_GRACEFULLY.load(Ordering::SeqCst)
-                || exec::CANCELLED.swap(true, Ordering::SeqCst)
-            {
+            let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+            // A closed terminal must not turn these messages into a panic.
+            if !STOP_GRACEFULLY.load(Ordering::SeqCst) {
+                // Nothing is being written yet (or the command only reads): stop now, but say
+                // why, so a run stopped while it loads its pipeline is not a silent exit 143.
+                let _ = writeln!(std::io::stderr(), "\n{name}: interrupted");
+                std::process::exit(128 + signal);
+            }
+            if exec::CANCELLED.swap(true, Ordering::SeqCst) {
+                let _ = writeln!(std::io::stderr(), "\n{name} again: interrupted, quitting now");
                 std::process::exit(128 + signal);
             }
             STOP_SIGNAL.store(signal, Ordering::SeqCst);
-            let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
-            // A closed terminal must not turn this message into a panic.
             let _ = writeln!(
                 std::io::stderr(),
                 "\n{name}: stopping after running stages notice (send it again to quit now)"
