@@ -9,5 +9,6 @@ pub mod load;
 pub mod normalize;
 pub mod pretokenize;
 pub mod project;
+pub mod sample;
 pub mod scale;
 pub mod tokenize;
