@@ -154,25 +154,34 @@ fn check_labels(split: &str, parts: &[Part]) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Every part has the first one's columns with the same types, and none has the source column.
-fn check_columns(p: &ConcatParams, split: &str, parts: &[Part]) -> Result<(), StageError> {
-    let differ = |message: String| {
-        StageError::failed(message)
-            .with_hint("concat needs the same columns, with the same types, in every input")
-    };
-    if let Some((stage, _)) = parts
+/// No input already has the column `concat` adds.
+fn check_source_column_is_new(
+    p: &ConcatParams,
+    split: &str,
+    parts: &[Part],
+) -> Result<(), StageError> {
+    match parts
         .iter()
         .find(|(_, b)| b.column_by_name(&p.source_column).is_some())
     {
-        return Err(StageError::param(
+        Some((stage, _)) => Err(StageError::param(
             "source-column",
             format!(
                 "split `{split}` of `{stage}` already has a column `{}`",
                 p.source_column
             ),
             Some("name the added column otherwise with `source-column:`".into()),
-        ));
+        )),
+        None => Ok(()),
     }
+}
+
+/// Every part has the first one's columns (by name) with the same types, and no other.
+fn check_columns(split: &str, parts: &[Part]) -> Result<(), StageError> {
+    let differ = |message: String| {
+        StageError::failed(message)
+            .with_hint("concat needs the same columns, with the same types, in every input")
+    };
     let (first, first_batch) = parts[0];
     let want = first_batch.schema();
     for (stage, batch) in &parts[1..] {
@@ -192,11 +201,11 @@ fn check_columns(p: &ConcatParams, split: &str, parts: &[Part]) -> Result<(), St
                 )));
             }
         }
-        if let Some(extra) = got
+        let extra = got
             .fields()
             .iter()
-            .find(|f| want.column_with_name(f.name()).is_none())
-        {
+            .find(|f| want.column_with_name(f.name()).is_none());
+        if let Some(extra) = extra {
             return Err(differ(format!(
                 "split `{split}`: `{stage}` has a column `{}`, which `{first}` lacks",
                 extra.name()
@@ -298,7 +307,8 @@ impl Stage for Concat {
                 .map(|i| Ok((i.stage.as_str(), i.table(&split)?)))
                 .collect::<Result<Vec<Part>, StageError>>()?;
             check_labels(&split, &parts)?;
-            check_columns(p, &split, &parts)?;
+            check_source_column_is_new(p, &split, &parts)?;
+            check_columns(&split, &parts)?;
             let joined = join(p, &split, &parts)?;
             output
                 .metrics

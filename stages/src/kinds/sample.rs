@@ -226,6 +226,21 @@ impl Stratum {
     }
 }
 
+/// The rows of each label (a null label is a label too), as positions in `shuffled`.
+fn strata(shuffled: &[usize], labels: &[Option<i64>]) -> Vec<Stratum> {
+    let mut by_label: BTreeMap<Option<i64>, Vec<usize>> = BTreeMap::new();
+    for (position, &row) in shuffled.iter().enumerate() {
+        by_label.entry(labels[row]).or_default().push(position);
+    }
+    by_label
+        .into_values()
+        .map(|positions| Stratum {
+            positions,
+            taken: 0,
+        })
+        .collect()
+}
+
 /// The stratified sampling order of a shuffled split, as positions in `shuffled` (`labels` by
 /// row). Each step places the next row, in shuffled order, of one label: among the labels whose
 /// next row is *released* (placing it keeps the label at or below its share rounded up), the one
@@ -236,18 +251,7 @@ impl Stratum {
 /// so every prefix of k rows holds ⌊k·nᵢ/n⌋ or ⌈k·nᵢ/n⌉ rows of each label i.
 pub fn stratified_order(shuffled: &[usize], labels: &[Option<i64>]) -> Vec<usize> {
     let total = shuffled.len();
-    let mut index: BTreeMap<Option<i64>, usize> = BTreeMap::new();
-    let mut strata: Vec<Stratum> = Vec::new();
-    for (position, &row) in shuffled.iter().enumerate() {
-        let s = *index.entry(labels[row]).or_insert_with(|| {
-            strata.push(Stratum {
-                positions: Vec::new(),
-                taken: 0,
-            });
-            strata.len() - 1
-        });
-        strata[s].positions.push(position);
-    }
+    let mut strata = strata(shuffled, labels);
     let mut waiting: BinaryHeap<Reverse<(u128, usize)>> =
         (0..strata.len()).map(|s| Reverse((1, s))).collect();
     let mut ready: BinaryHeap<Reverse<(u128, usize, usize)>> = BinaryHeap::new();
@@ -651,7 +655,7 @@ mod tests {
             (0..30)
                 .map(|i| if i == 3 { None } else { Some(i % 2) })
                 .collect(),
-            (0..12).map(|i| Some(i)).collect(),
+            (0..12).map(Some).collect(),
             vec![Some(5); 9],
         ];
         for labels in &layouts {
