@@ -95,6 +95,8 @@ fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> 
 /// Every kind cairn knows, in the order `cairn kinds` lists them.
 pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::load::Load>(),
+    kind::<crate::kinds::sample::Sample>(),
+    kind::<crate::kinds::concat::Concat>(),
     kind::<crate::kinds::normalize::Normalize>(),
     kind::<crate::kinds::pretokenize::Pretokenize>(),
     kind::<crate::kinds::tokenize::Tokenize>(),

@@ -2,6 +2,7 @@
 
 pub mod align_labels;
 pub mod classify;
+pub mod concat;
 pub mod evaluate;
 pub mod extract_hidden;
 pub mod finetune;
@@ -9,5 +10,6 @@ pub mod load;
 pub mod normalize;
 pub mod pretokenize;
 pub mod project;
+pub mod sample;
 pub mod scale;
 pub mod tokenize;
