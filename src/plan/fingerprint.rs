@@ -92,6 +92,14 @@ pub struct FingerprintInputs<'a> {
     pub params: &'a Value,
     /// Upstream output digests, in declared input order (with the split, when one is selected).
     pub inputs: Vec<(Option<&'a str>, &'a str)>,
+    /// For a kind that names its inputs: the name each of `inputs` fills, so that swapping two
+    /// inputs changes the fingerprint. Absent for list inputs (their fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<&'a str>>,
+    /// The sweep values of each of `inputs` (empty for a stage that is not a sweep's cell),
+    /// which a kind may read. Absent when no input is a cell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Vec<&'a BTreeMap<String, String>>>,
     /// External file/directory digests by the param that names them.
     pub externals: BTreeMap<&'a str, &'a str>,
 }
