@@ -3,8 +3,8 @@
 //! against the kind's named inputs: each name known, each required one given, each with as many
 //! stages as it takes, each stage of a kind it accepts. A sweep's id stands for all its cells.
 
-use cairn_stages::InputSlot;
 use cairn_stages::registry::Kind;
+use cairn_stages::{Arity, InputSlot};
 use serde_yaml::{Mapping, Value as Yaml};
 
 use super::sweep::{Instance, Names, key_text};
@@ -125,10 +125,14 @@ impl Resolver<'_> {
                 Err(reported) => result = Err(reported),
             }
         }
-        for slot in kind.slots.iter().filter(|s| s.required()) {
-            if !filled.iter().any(|(i, _)| kind.slots[*i].name == slot.name) {
-                result = Err(self.missing_slot(at, slot, kind));
-            }
+        // A slot written wrong, or misspelt, was reported as such; the others are missing.
+        let written: Vec<String> = written.keys().map(key_text).collect();
+        let meant = |slot: &InputSlot| {
+            let meant = |w: &String| w == slot.name || did_you_mean(w, [slot.name]).is_some();
+            written.iter().any(meant)
+        };
+        for slot in kind.slots.iter().filter(|s| s.required() && !meant(s)) {
+            result = Err(self.missing_slot(at, slot, kind));
         }
         result?;
         filled.sort_by_key(|(index, _)| *index);
@@ -174,7 +178,7 @@ impl Resolver<'_> {
             let message = format!(
                 "input `{name}` of a `{}` stage takes {}, this one has {}",
                 kind.name,
-                slot.arity.describe(),
+                slot_arity(slot),
                 refs.len()
             );
             self.error(
@@ -358,10 +362,19 @@ fn slots_hint(kind: &Kind) -> String {
                 [] => String::new(),
                 kinds => format!(", from a {} stage", kinds_listing(kinds)),
             };
-            format!("`{}` ({}{from})", s.name, s.arity.describe())
+            format!("`{}` ({}{from})", s.name, slot_arity(s))
         })
         .collect();
     format!("a `{}` stage's inputs: {}", kind.name, slots.join(", "))
+}
+
+/// How many stages a named input takes, in words.
+fn slot_arity(slot: &InputSlot) -> String {
+    match slot.arity {
+        Arity::Range(0, 1) => "at most one input".into(),
+        Arity::AtLeast(0) => "any number of inputs".into(),
+        arity => arity.describe(),
+    }
 }
 
 /// `` `finetune` `` or `` `a` or `b` ``.
