@@ -306,6 +306,37 @@ mod tests {
         );
     }
 
+    /// Named inputs and sweeps came later: a stage without them must keep the fingerprint it
+    /// had, or every checked-in manifest would go stale.
+    #[test]
+    fn list_inputs_hash_as_before_named_inputs_and_sweeps_existed() {
+        let params = json!({"add": 1});
+        let written_before = json!({
+            "scheme": 1, "kind": "test-map", "version": 1, "params": {"add": 1},
+            "inputs": [[null, "d1"], ["train", "d2"]], "externals": {"file": "d3"},
+        });
+        let cell = BTreeMap::from([("n".to_string(), "250".to_string())]);
+        let none = BTreeMap::new();
+        let inputs = |slots, matrix| FingerprintInputs {
+            scheme: SCHEME,
+            kind: "test-map",
+            version: 1,
+            params: &params,
+            inputs: vec![(None, "d1"), (Some("train"), "d2")],
+            slots,
+            matrix,
+            externals: BTreeMap::from([("file", "d3")]),
+        };
+        let list = inputs(None, None).fingerprint();
+        assert_eq!(list, digest_json(&written_before));
+        let named = inputs(Some(vec!["model", "data"]), None).fingerprint();
+        let swapped = inputs(Some(vec!["data", "model"]), None).fingerprint();
+        let from_a_cell = inputs(None, Some(vec![&cell, &none])).fingerprint();
+        let all = [&list, &named, &swapped, &from_a_cell];
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+    }
+
     #[test]
     fn listed_files_digest_ignores_the_rest_of_the_directory() {
         let dir = tempfile::tempdir().unwrap();

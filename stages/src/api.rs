@@ -418,6 +418,38 @@ mod tests {
     }
 
     #[test]
+    fn named_inputs_are_found_by_name_in_the_order_given() {
+        let input = |stage: &str, slot| Input {
+            stage: stage.into(),
+            slot: Some(slot),
+            ..Input::default()
+        };
+        let inputs = [input("ft", "model"), input("a", "data"), input("b", "data")];
+        let cancelled = AtomicBool::new(false);
+        let ctx = Context {
+            stage: "predict",
+            root: Path::new("."),
+            inputs: &inputs,
+            externals: &[],
+            out_dir: Path::new("."),
+            device: Device::Cpu,
+            offline: true,
+            progress: &NoProgress,
+            cancelled: &cancelled,
+        };
+        assert_eq!(ctx.input("model").unwrap().stage, "ft");
+        let data: Vec<&str> = ctx
+            .inputs_for("data")
+            .iter()
+            .map(|i| i.stage.as_str())
+            .collect();
+        assert_eq!(data, ["a", "b"]);
+        assert!(ctx.optional_input("bias").unwrap().is_none());
+        let err = ctx.input("data").unwrap_err();
+        assert_eq!(err.to_string(), "expected exactly one input `data`, got 2");
+    }
+
+    #[test]
     fn a_hint_is_kept_beside_the_message() {
         let err = StageError::failed("the loss became NaN").with_hint("lower the learning rate");
         assert_eq!(err.to_string(), "the loss became NaN");
