@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::{Cell, Reported, Resolver, valid_id};
+use super::{Cell, ENGINE_KEYS, Reported, Resolver, valid_id};
 use crate::spec::yaml::SourceFile;
 
 /// The most stages all sweeps of a pipeline may expand to: a slip such as a long list under
@@ -114,12 +114,15 @@ impl<'a> Resolver<'a> {
         value: &Yaml,
         budget: &mut usize,
     ) -> Option<Result<Vec<Mapping>, Reported>> {
-        let matrix = value.as_mapping()?.get("matrix")?;
+        let stage = value.as_mapping()?;
+        let matrix = stage.get("matrix")?;
         // A wrong id is reported as it is written, once, rather than once per cell.
         if !valid_id(key) {
             return None;
         }
-        Some(self.matrix_variables(key, matrix).and_then(|vars| {
+        let vars = self.matrix_variables(key, matrix);
+        Some(vars.and_then(|vars| {
+            self.check_used(key, stage, &vars)?;
             let count = vars
                 .iter()
                 .fold(1usize, |n, (_, values)| n.saturating_mul(values.len()));
@@ -137,6 +140,41 @@ impl<'a> Resolver<'a> {
             *budget -= count;
             Ok(product(&vars))
         }))
+    }
+
+    /// A stage cannot see its own sweep values: a variable that no param or input mentions
+    /// would make cells that compute the same thing. (A misspelt reference is reported as such
+    /// instead, when the stage resolves.)
+    fn check_used(
+        &mut self,
+        key: &str,
+        stage: &Mapping,
+        vars: &[(String, Vec<Yaml>)],
+    ) -> Result<(), Reported> {
+        let mut mentioned = Vec::new();
+        for (k, v) in stage {
+            let k = k.as_str().unwrap_or_default();
+            if k == "inputs" || !ENGINE_KEYS.contains(&k) {
+                collect_variables(v, &mut mentioned);
+            }
+        }
+        let known = |m: &String| vars.iter().any(|(name, _)| name == m);
+        if !mentioned.iter().all(known) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for (name, _) in vars.iter().filter(|(name, _)| !mentioned.contains(name)) {
+            self.error(
+                self.source.locations.key(&["stages", key, "matrix", name]),
+                Some(key),
+                format!("matrix variable `{name}` is used nowhere in the stage"),
+                Some(format!(
+                    "its cells would all compute the same thing: use `${{matrix.{name}}}` in a param or an input, or remove it"
+                )),
+            );
+            result = Err(Reported);
+        }
+        result
     }
 
     /// `matrix:`, a mapping of variable → non-empty list of values; every mistake reported.
@@ -193,25 +231,8 @@ impl<'a> Resolver<'a> {
         let mut seen = HashSet::new();
         let mut result = Ok((name.to_string(), list.clone()));
         for (i, v) in list.iter().enumerate() {
-            let pos = loc.value(&["stages", key, "matrix", name, &i.to_string()]);
-            let problem = match value_text(v) {
-                None => Some((
-                    "a matrix value must be a string, a number or a boolean".to_string(),
-                    None,
-                )),
-                Some(t) if !valid_id(&t) => Some((
-                    format!("matrix value `{t}` cannot be part of a stage id"),
-                    Some(format!(
-                        "the cells are named by their values (`{key}-…`): use letters, digits, `-` and `_`"
-                    )),
-                )),
-                Some(t) if !seen.insert(t.clone()) => Some((
-                    format!("matrix value `{t}` appears twice in `{name}`"),
-                    Some("each value names cells: list it once".into()),
-                )),
-                Some(_) => None,
-            };
-            if let Some((message, hint)) = problem {
+            if let Some((message, hint)) = value_problem(key, name, v, &mut seen) {
+                let pos = loc.value(&["stages", key, "matrix", name, &i.to_string()]);
                 self.error(pos, Some(key), message, hint);
                 result = Err(Reported);
             }
@@ -269,6 +290,37 @@ impl Names {
     }
 }
 
+/// What is wrong with value `v` of variable `name`, if anything (`seen`: its values so far).
+fn value_problem(
+    key: &str,
+    name: &str,
+    v: &Yaml,
+    seen: &mut HashSet<String>,
+) -> Option<(String, Option<String>)> {
+    let text = match value_text(v) {
+        None => {
+            let message = "a matrix value must be a string, a number or a boolean";
+            return Some((message.into(), None));
+        }
+        Some(text) => text,
+    };
+    if !valid_id(&text) {
+        Some((
+            format!("matrix value `{text}` cannot be part of a stage id"),
+            Some(format!(
+                "the cells are named by their values (`{key}-…`): use letters, digits, `-` and `_`"
+            )),
+        ))
+    } else if !seen.insert(text.clone()) {
+        Some((
+            format!("matrix value `{text}` appears twice in `{name}`"),
+            Some("each value names cells: list it once".into()),
+        ))
+    } else {
+        None
+    }
+}
+
 /// Every combination of the variables' values, first variable outermost, in the order written.
 fn product(vars: &[(String, Vec<Yaml>)]) -> Vec<Mapping> {
     vars.iter()
@@ -285,6 +337,24 @@ fn product(vars: &[(String, Vec<Yaml>)]) -> Vec<Mapping> {
                 })
                 .collect()
         })
+}
+
+/// The names of the `${matrix.x}` references in the strings of `value`.
+fn collect_variables(value: &Yaml, out: &mut Vec<String>) {
+    match value {
+        Yaml::String(s) => {
+            for (_, rest) in s
+                .match_indices("${matrix.")
+                .map(|(i, m)| s.split_at(i + m.len()))
+            {
+                out.extend(rest.split_once('}').map(|(name, _)| name.to_string()));
+            }
+        }
+        Yaml::Sequence(items) => items.iter().for_each(|v| collect_variables(v, out)),
+        Yaml::Mapping(map) => map.values().for_each(|v| collect_variables(v, out)),
+        Yaml::Tagged(t) => collect_variables(&t.value, out),
+        _ => {}
+    }
 }
 
 /// `<key>-<value>-<value>`.
@@ -336,5 +406,16 @@ mod tests {
         ];
         let ids: Vec<String> = product(&vars).iter().map(|m| cell_id("ft", m)).collect();
         assert_eq!(ids, ["ft-de-250", "ft-de-500", "ft-en-250", "ft-en-500"]);
+    }
+
+    #[test]
+    fn matrix_references_are_found_in_nested_strings() {
+        let stage: Yaml = serde_yaml::from_str(
+            "{a: [\"x-${matrix.lang}\"], b: {c: \"${matrix.n}/${matrix.lang}\"}}",
+        )
+        .unwrap();
+        let mut names = Vec::new();
+        collect_variables(&stage, &mut names);
+        assert_eq!(names, ["lang", "n", "lang"]);
     }
 }
