@@ -22,7 +22,10 @@ fn log_execution(stage: &str) {
             .append(true)
             .open(path)
             .expect("test log");
-        writeln!(f, "{stage}").expect("test log write");
+        // One write per line: stages running at once append to the same log, and `writeln!`
+        // writes the id and the newline separately, so two lines could interleave.
+        f.write_all(format!("{stage}\n").as_bytes())
+            .expect("test log write");
     }
 }
 
