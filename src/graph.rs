@@ -4,7 +4,7 @@
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::spec::resolve::StageSpec;
+use crate::spec::resolve::{InputRef, StageSpec};
 
 pub struct Dag {
     graph: DiGraph<usize, ()>,
@@ -127,8 +127,8 @@ impl Dag {
     }
 }
 
-/// `cairn dag`: one line per stage in run order, its kind, `[device]` for device stages, and
-/// `← inputs`.
+/// `cairn dag`: one line per stage in run order (a sweep's cells each on their own), its kind,
+/// `[device]` for device stages, and `← inputs` (`name=stage` for named inputs).
 pub fn render_text(stages: &[StageSpec], dag: &Dag) -> String {
     let width = stages.iter().map(|s| s.id.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -149,7 +149,17 @@ pub fn render_text(stages: &[StageSpec], dag: &Dag) -> String {
     out
 }
 
-/// `cairn dag --format mermaid`: a Mermaid flowchart, edges labelled with the split they take.
+/// An edge's label: the named input it fills and the split it takes, when there are.
+fn edge_label(input: &InputRef) -> Option<String> {
+    match (input.slot, input.split.as_deref()) {
+        (None, split) => split.map(str::to_string),
+        (Some(slot), None) => Some(slot.to_string()),
+        (Some(slot), Some(split)) => Some(format!("{slot}: {split}")),
+    }
+}
+
+/// `cairn dag --format mermaid`: a Mermaid flowchart, edges labelled with the named input they
+/// fill and the split they take.
 pub fn render_mermaid(stages: &[StageSpec], dag: &Dag) -> String {
     let order = dag.topological_order();
     let mut out = String::from("graph TD\n");
@@ -162,9 +172,7 @@ pub fn render_mermaid(stages: &[StageSpec], dag: &Dag) -> String {
     }
     for &i in &order {
         for input in &stages[i].inputs {
-            let label = input
-                .split
-                .as_deref()
+            let label = edge_label(input)
                 .map(|s| format!("|{s}|"))
                 .unwrap_or_default();
             out.push_str(&format!("  {} -->{label} {}\n", input.stage, stages[i].id));
@@ -191,9 +199,7 @@ pub fn render_dot(stages: &[StageSpec], dag: &Dag, name: &str) -> String {
     }
     for &i in &order {
         for input in &stages[i].inputs {
-            let label = input
-                .split
-                .as_deref()
+            let label = edge_label(input)
                 .map(|s| format!(" [label=\"{s}\"]"))
                 .unwrap_or_default();
             out.push_str(&format!(

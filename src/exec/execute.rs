@@ -194,6 +194,8 @@ impl Job<'_> {
         plan::input_digest(entry, input)?;
         let mut loaded = Input {
             stage: input.stage.clone(),
+            slot: input.slot,
+            matrix: input.matrix.clone(),
             ..Default::default()
         };
         for (name, out) in &entry.outputs {

@@ -92,6 +92,14 @@ pub struct FingerprintInputs<'a> {
     pub params: &'a Value,
     /// Upstream output digests, in declared input order (with the split, when one is selected).
     pub inputs: Vec<(Option<&'a str>, &'a str)>,
+    /// For a kind that names its inputs: the name each of `inputs` fills, so that swapping two
+    /// inputs changes the fingerprint. Absent for list inputs (their fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<&'a str>>,
+    /// The sweep values of each of `inputs` (empty for a stage that is not a sweep's cell),
+    /// which a kind may read. Absent when no input is a cell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Vec<&'a BTreeMap<String, String>>>,
     /// External file/directory digests by the param that names them.
     pub externals: BTreeMap<&'a str, &'a str>,
 }
@@ -296,6 +304,37 @@ mod tests {
             digest_json(&json!({"c": 1.0})),
             digest_json(&json!({"c": 1.5}))
         );
+    }
+
+    /// Named inputs and sweeps came later: a stage without them must keep the fingerprint it
+    /// had, or every checked-in manifest would go stale.
+    #[test]
+    fn list_inputs_hash_as_before_named_inputs_and_sweeps_existed() {
+        let params = json!({"add": 1});
+        let written_before = json!({
+            "scheme": 1, "kind": "test-map", "version": 1, "params": {"add": 1},
+            "inputs": [[null, "d1"], ["train", "d2"]], "externals": {"file": "d3"},
+        });
+        let cell = BTreeMap::from([("n".to_string(), "250".to_string())]);
+        let none = BTreeMap::new();
+        let inputs = |slots, matrix| FingerprintInputs {
+            scheme: SCHEME,
+            kind: "test-map",
+            version: 1,
+            params: &params,
+            inputs: vec![(None, "d1"), (Some("train"), "d2")],
+            slots,
+            matrix,
+            externals: BTreeMap::from([("file", "d3")]),
+        };
+        let list = inputs(None, None).fingerprint();
+        assert_eq!(list, digest_json(&written_before));
+        let named = inputs(Some(vec!["model", "data"]), None).fingerprint();
+        let swapped = inputs(Some(vec!["data", "model"]), None).fingerprint();
+        let from_a_cell = inputs(None, Some(vec![&cell, &none])).fingerprint();
+        let all = [&list, &named, &swapped, &from_a_cell];
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
     }
 
     #[test]

@@ -189,6 +189,8 @@ pub fn plan(
             .zip(&inputs)
             .map(|(i, r)| (i.split.as_deref(), r.digest.as_str()))
             .collect(),
+        slots: input_slots(stage),
+        matrix: input_cells(stage),
         externals: externals
             .iter()
             .map(|(k, v)| (k.as_str(), v.digest.as_str()))
@@ -200,6 +202,23 @@ pub fn plan(
         inputs,
         externals,
     })
+}
+
+/// The named input each input fills, when the stage's kind names its inputs.
+fn input_slots(stage: &StageSpec) -> Option<Vec<&str>> {
+    stage.kind.named_inputs().then(|| {
+        stage
+            .inputs
+            .iter()
+            .map(|i| i.slot.unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Each input's sweep values, when any input is a sweep's cell.
+fn input_cells(stage: &StageSpec) -> Option<Vec<&BTreeMap<String, String>>> {
+    let cells: Vec<&BTreeMap<String, String>> = stage.inputs.iter().map(|i| &i.matrix).collect();
+    cells.iter().any(|m| !m.is_empty()).then_some(cells)
 }
 
 /// With `repair`, corrupt objects are removed (so the rerun can store good ones).
@@ -314,8 +333,8 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// Indices of the stages a run or status covers: `--target`s, their ancestors and, with
-/// `downstream`, their descendants. All stages when no target is named.
+/// Indices of the stages a run or status covers: `--target`s (a sweep's id: all its cells),
+/// their ancestors and, with `downstream`, their descendants. All stages when no target is named.
 pub fn selection(
     pipeline: &Pipeline,
     targets: &[String],
@@ -326,17 +345,17 @@ pub fn selection(
     }
     let mut idx = Vec::new();
     for t in targets {
-        match pipeline.index_of(t) {
-            Some(i) => idx.push(i),
-            None => {
-                let ids: Vec<&str> = pipeline.stages.iter().map(|s| s.id.as_str()).collect();
-                return Err(format!(
-                    "`{t}` is not a stage of {} (stages: {})",
-                    pipeline.file.display(),
-                    ids.join(", ")
-                ));
-            }
+        // A sweep's id names all its cells.
+        let named = pipeline.named(t);
+        if named.is_empty() {
+            let ids: Vec<&str> = pipeline.stages.iter().map(|s| s.id.as_str()).collect();
+            return Err(format!(
+                "`{t}` is not a stage of {} (stages: {})",
+                pipeline.file.display(),
+                ids.join(", ")
+            ));
         }
+        idx.extend(named);
     }
     Ok(pipeline.dag.select(&idx, downstream))
 }

@@ -1,7 +1,14 @@
-//! From the pipeline file as written to a checked pipeline: `${params.x}` substituted, each
-//! stage's kind found and its params typed, inputs and external files checked, the DAG built.
-//! Every problem is collected and reported with its file:line:col and stage id.
+//! From the pipeline file as written to a checked pipeline: sweeps expanded into their cells
+//! (`sweep`), `${params.x}` and `${matrix.x}` substituted (`substitute`), each stage's kind
+//! found and its params typed, its inputs checked against what the kind takes, as a list or by
+//! name (`inputs`), external files checked, the DAG built. Every problem is collected and
+//! reported with its file:line:col and stage id.
 
+mod inputs;
+mod substitute;
+mod sweep;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cairn_stages::registry::{self, Kind, ParamParseError, Parsed};
@@ -12,8 +19,10 @@ use crate::graph::Dag;
 use crate::spec::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::spec::yaml::{Pos, SourceFile};
 
+use self::sweep::{Instance, Names};
+
 /// Keys of a stage mapping that belong to the engine; every other key is a param of the kind.
-const ENGINE_KEYS: &[&str] = &["kind", "inputs", "device", "description"];
+const ENGINE_KEYS: &[&str] = &["kind", "inputs", "device", "description", "matrix"];
 
 /// A pipeline ready to plan and run.
 pub struct Pipeline {
@@ -42,17 +51,36 @@ pub struct StageSpec {
     pub device: Option<Device>,
     /// Where the stage is written in the pipeline file (its id's key), for run-time failures.
     pub pos: Option<Pos>,
+    /// The sweep it is a cell of; `None` for a stage written out.
+    pub sweep: Option<Cell>,
 }
 
-/// `inputs: [stage]` or `inputs: [stage.split]`.
+/// One cell of a sweep (`matrix:`): a stage of its own, with its own fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The id the sweep is written under (`ft`); in inputs and `--target` it names every cell.
+    pub template: String,
+    /// The cell's value of each variable, as its id spells it (`lang: de`, `n: 250`).
+    pub values: BTreeMap<String, String>,
+}
+
+/// An input: `stage` or `stage.split`, in a list or under a named input (`model: stage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputRef {
     pub stage: String,
     pub split: Option<String>,
+    /// The named input it fills, for kinds that name their inputs; `None` in a list.
+    pub slot: Option<&'static str>,
+    /// The upstream stage's sweep values when it is a cell; empty otherwise.
+    pub matrix: BTreeMap<String, String>,
 }
 
+/// `stage`, `stage.split`, and for a named input `slot=stage.split`.
 impl std::fmt::Display for InputRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(slot) = self.slot {
+            write!(f, "{slot}=")?;
+        }
         match &self.split {
             Some(s) => write!(f, "{}.{s}", self.stage),
             None => write!(f, "{}", self.stage),
@@ -72,6 +100,20 @@ impl Pipeline {
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.id == id)
+    }
+
+    /// The stages a name stands for: the stage with that id, or every cell of the sweep
+    /// written under it, in expansion order. Empty when it names nothing.
+    pub fn named(&self, name: &str) -> Vec<usize> {
+        match self.index_of(name) {
+            Some(i) => vec![i],
+            None => (0..self.stages.len())
+                .filter(|&i| {
+                    let sweep = self.stages[i].sweep.as_ref();
+                    sweep.is_some_and(|c| c.template == name)
+                })
+                .collect(),
+        }
     }
 
     /// A stage's run-time failure, located like a resolve-time error: the message, the stage's
@@ -102,15 +144,17 @@ pub fn parse_device(text: &str) -> Result<Option<Device>, String> {
 struct Resolver<'a> {
     source: &'a SourceFile,
     errors: Vec<Diagnostic>,
-    /// What `${params.x}` references have produced so far, in [`yaml_len`] units.
+    /// What `${params.x}` and `${matrix.x}` references have produced so far, in
+    /// [`substitute::yaml_len`] units.
     substituted: usize,
 }
 
 /// A problem was recorded in [`Resolver::errors`]; the caller stops, or checks on to report more.
 struct Reported;
 
-/// The most that `${params.x}` references may produce in one pipeline. Without a cap, a short
-/// file referencing a long param many times makes the resolved params quadratically large.
+/// The most that `${params.x}` and `${matrix.x}` references may produce in one pipeline.
+/// Without a cap, a short file referencing a long param many times makes the resolved params
+/// quadratically large.
 const MAX_SUBSTITUTED: usize = 16 << 20;
 
 /// The pipeline file, checked and resolved; else every problem found, each located.
@@ -124,7 +168,7 @@ pub fn resolve(source: &SourceFile, offline: bool) -> Result<Pipeline, Diagnosti
     let root = r.root();
     let stages = r.stages(&root, offline);
     if !r.errors.is_empty() {
-        return Err(Diagnostics(r.errors));
+        return Err(Diagnostics(distinct(r.errors)));
     }
     let dag = Dag::build(&stages);
     if r.check_acyclic(&stages, &dag).is_err() {
@@ -193,10 +237,10 @@ impl Resolver<'_> {
         root
     }
 
-    /// Every stage that resolves, in declaration order; the others are reported.
+    /// Every stage that resolves, in declaration order, a sweep's cells in its place; the
+    /// others are reported.
     fn stages(&mut self, root: &Path, offline: bool) -> Vec<StageSpec> {
-        let raw = &self.source.raw;
-        if raw.stages.is_empty() {
+        if self.source.raw.stages.is_empty() {
             self.error(
                 self.source.locations.key(&["stages"]),
                 None,
@@ -204,19 +248,11 @@ impl Resolver<'_> {
                 None,
             );
         }
-        let ids: Vec<String> = raw
-            .stages
-            .keys()
-            .map(|k| {
-                k.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{k:?}"))
-            })
-            .collect();
+        let (instances, names) = self.instances();
         let env = PrepareEnv { root, offline };
-        ids.iter()
-            .zip(raw.stages.values())
-            .filter_map(|(id, value)| self.stage(id, value, &ids, &env))
+        instances
+            .iter()
+            .filter_map(|at| self.stage(at, &names, &env))
             .collect()
     }
 
@@ -238,50 +274,41 @@ impl Resolver<'_> {
 }
 
 // One stage.
-impl Resolver<'_> {
+impl<'a> Resolver<'a> {
     /// One stage, step by step. A wrong id, shape, kind or params ends its checks; wrong
     /// inputs, a wrong device or a missing file are reported and the checks go on, so one
     /// `cairn` names them all.
-    fn stage(
-        &mut self,
-        id: &str,
-        value: &Yaml,
-        ids: &[String],
-        env: &PrepareEnv,
-    ) -> Option<StageSpec> {
-        let map = self.stage_mapping(id, value).ok()?;
-        let kind = self.stage_kind(id, map).ok()?;
-        let inputs = self.stage_inputs(id, map, ids, kind);
-        let device = self.stage_device(id, map, kind);
-        let params = self.substituted_params(id, map).ok()?;
-        let parsed = self.typed_params(id, kind, &params).ok()?;
-        let externals = self.stage_externals(id, &parsed, env).ok()?;
-        let present = self.check_externals_exist(id, &externals, env);
+    fn stage(&mut self, at: &Instance<'a>, names: &Names, env: &PrepareEnv) -> Option<StageSpec> {
+        let map = self.stage_mapping(at).ok()?;
+        let kind = self.stage_kind(at, map).ok()?;
+        let inputs = self.stage_inputs(at, map, names, kind);
+        let device = self.stage_device(at, map, kind);
+        let params = self.substituted_params(at, map).ok()?;
+        let parsed = self.typed_params(at, kind, &params).ok()?;
+        let externals = self.stage_externals(at, &parsed, env).ok()?;
+        let present = self.check_externals_exist(at, &externals, env);
         let (Ok(inputs), Ok(device), Ok(())) = (inputs, device, present) else {
             return None;
         };
         Some(StageSpec {
-            id: id.to_string(),
+            id: at.id.clone(),
             kind,
             params: parsed.canonical.clone(),
             parsed,
             inputs,
             externals,
             device,
-            pos: self.source.locations.key(&["stages", id]),
+            pos: self.source.locations.key(&["stages", &at.key]),
+            sweep: at.cell(),
         })
     }
 
     /// A plain id, naming a mapping.
-    fn stage_mapping<'v>(
-        &mut self,
-        id: &str,
-        value: &'v Yaml,
-    ) -> Result<&'v serde_yaml::Mapping, Reported> {
-        let loc = &self.source.locations;
+    fn stage_mapping(&mut self, at: &Instance<'a>) -> Result<&'a serde_yaml::Mapping, Reported> {
+        let (id, loc) = (at.id.as_str(), &self.source.locations);
         if !valid_id(id) {
             self.error(
-                loc.key(&["stages", id]),
+                loc.key(&["stages", &at.key]),
                 Some(id),
                 format!("stage id `{id}` is not a plain name"),
                 Some(
@@ -291,9 +318,9 @@ impl Resolver<'_> {
             );
             return Err(Reported);
         }
-        value.as_mapping().ok_or_else(|| {
+        at.value.as_mapping().ok_or_else(|| {
             self.error(
-                loc.value(&["stages", id]),
+                loc.value(&["stages", &at.key]),
                 Some(id),
                 "a stage must be a mapping with at least `kind:`".into(),
                 Some(format!(
@@ -307,24 +334,24 @@ impl Resolver<'_> {
     /// `kind:`, looked up in the registry.
     fn stage_kind(
         &mut self,
-        id: &str,
+        at: &Instance,
         map: &serde_yaml::Mapping,
     ) -> Result<&'static Kind, Reported> {
-        let loc = &self.source.locations;
+        let (id, loc) = (Some(at.id.as_str()), &self.source.locations);
         let Some(kind_value) = map.get("kind") else {
             self.error(
-                loc.key(&["stages", id]),
-                Some(id),
+                loc.key(&["stages", &at.key]),
+                id,
                 "the stage has no `kind:`".into(),
                 Some(known_kinds_hint()),
             );
             return Err(Reported);
         };
-        let pos = loc.value(&["stages", id, "kind"]);
+        let pos = loc.value(&["stages", &at.key, "kind"]);
         let Some(name) = kind_value.as_str() else {
             self.error(
                 pos,
-                Some(id),
+                id,
                 "`kind:` must be a string".into(),
                 Some(known_kinds_hint()),
             );
@@ -335,122 +362,27 @@ impl Resolver<'_> {
                 Some(m) => format!("did you mean `{m}`? {}", known_kinds_hint()),
                 None => known_kinds_hint(),
             };
-            self.error(
-                pos,
-                Some(id),
-                format!("unknown stage kind `{name}`"),
-                Some(hint),
-            );
+            self.error(pos, id, format!("unknown stage kind `{name}`"), Some(hint));
             Reported
-        })
-    }
-
-    /// `inputs:`, each naming a stage of the pipeline, as many as the kind takes.
-    fn stage_inputs(
-        &mut self,
-        id: &str,
-        map: &serde_yaml::Mapping,
-        ids: &[String],
-        kind: &Kind,
-    ) -> Result<Vec<InputRef>, Reported> {
-        let loc = &self.source.locations;
-        let items = match map.get("inputs") {
-            None => &[][..],
-            Some(Yaml::Sequence(items)) => items.as_slice(),
-            Some(_) => {
-                self.error(
-                    loc.value(&["stages", id, "inputs"]),
-                    Some(id),
-                    "`inputs:` must be a list of stage ids".into(),
-                    Some("e.g. `inputs: [load]` or `inputs: [load.train]`".into()),
-                );
-                return Err(Reported);
-            }
-        };
-        let inputs: Vec<Result<InputRef, Reported>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.input_ref(id, i, item, ids))
-            .collect();
-        let inputs: Vec<InputRef> = inputs.into_iter().collect::<Result<_, _>>()?;
-        if !kind.inputs.accepts(inputs.len()) {
-            self.error(
-                loc.key(&["stages", id, "inputs"])
-                    .or(loc.key(&["stages", id])),
-                Some(id),
-                format!(
-                    "a `{}` stage takes {}, this one has {}",
-                    kind.name,
-                    kind.inputs.describe(),
-                    inputs.len()
-                ),
-                None,
-            );
-            return Err(Reported);
-        }
-        Ok(inputs)
-    }
-
-    /// Input `i` of stage `id`: `stage` or `stage.split`, the stage one of `ids`.
-    fn input_ref(
-        &mut self,
-        id: &str,
-        i: usize,
-        item: &Yaml,
-        ids: &[String],
-    ) -> Result<InputRef, Reported> {
-        let pos = self
-            .source
-            .locations
-            .value(&["stages", id, "inputs", &i.to_string()]);
-        let Some(text) = item.as_str() else {
-            self.error(
-                pos,
-                Some(id),
-                "an input must be a stage id (string)".into(),
-                None,
-            );
-            return Err(Reported);
-        };
-        let (stage, split) = match text.split_once('.') {
-            Some((s, sp)) => (s, Some(sp.to_string())),
-            None => (text, None),
-        };
-        if !ids.iter().any(|x| x == stage) {
-            let hint = match did_you_mean(stage, ids.iter().map(String::as_str)) {
-                Some(m) => format!("did you mean `{m}`?"),
-                None => format!("stages in this pipeline: {}", ids.join(", ")),
-            };
-            self.error(
-                pos,
-                Some(id),
-                format!("input `{text}` names no stage of this pipeline"),
-                Some(hint),
-            );
-            return Err(Reported);
-        }
-        Ok(InputRef {
-            stage: stage.to_string(),
-            split,
         })
     }
 
     /// `device:`, only for device stages; `None` when absent or `auto`.
     fn stage_device(
         &mut self,
-        id: &str,
+        at: &Instance,
         map: &serde_yaml::Mapping,
         kind: &Kind,
     ) -> Result<Option<Device>, Reported> {
         let Some(d) = map.get("device") else {
             return Ok(None);
         };
-        let pos = self.source.locations.value(&["stages", id, "device"]);
+        let pos = self.source.locations.value(&["stages", &at.key, "device"]);
         match d.as_str().map(parse_device) {
             Some(Ok(_)) if !kind.uses_device => {
                 self.error(
                     pos,
-                    Some(id),
+                    Some(&at.id),
                     format!(
                         "`{}` stages run on the CPU; `device:` applies only to device stages",
                         kind.name
@@ -463,7 +395,7 @@ impl Resolver<'_> {
             _ => {
                 self.error(
                     pos,
-                    Some(id),
+                    Some(&at.id),
                     format!("unknown device {}", yaml_inline(d)),
                     Some("use `auto`, `cpu` or `cuda:N`".into()),
                 );
@@ -472,10 +404,10 @@ impl Resolver<'_> {
         }
     }
 
-    /// Every key but the engine's, with `${params.x}` substituted.
+    /// Every key but the engine's, with `${params.x}` and `${matrix.x}` substituted.
     fn substituted_params(
         &mut self,
-        id: &str,
+        at: &Instance,
         map: &serde_yaml::Mapping,
     ) -> Result<Yaml, Reported> {
         let mut params = Yaml::Mapping(
@@ -485,7 +417,7 @@ impl Resolver<'_> {
                 .collect(),
         );
         let before = self.errors.len();
-        self.substitute(&mut params, &mut vec!["stages".into(), id.into()], id);
+        self.substitute(&mut params, &mut vec!["stages".into(), at.key.clone()], at);
         if self.errors.len() > before {
             return Err(Reported);
         }
@@ -493,26 +425,31 @@ impl Resolver<'_> {
     }
 
     /// The params, typed by the kind (its defaults filled in).
-    fn typed_params(&mut self, id: &str, kind: &Kind, params: &Yaml) -> Result<Parsed, Reported> {
+    fn typed_params(
+        &mut self,
+        at: &Instance,
+        kind: &Kind,
+        params: &Yaml,
+    ) -> Result<Parsed, Reported> {
         let json = serde_json::to_value(params).map_err(|e| {
             self.error(
-                self.source.locations.key(&["stages", id]),
-                Some(id),
+                self.source.locations.key(&["stages", &at.key]),
+                Some(&at.id),
                 format!("params cannot be read: {e}"),
                 None,
             );
             Reported
         })?;
         kind.parse(json).map_err(|e| {
-            self.report_param_error(id, kind, &e);
+            self.report_param_error(at, kind, &e);
             Reported
         })
     }
 
     /// A serde error, at the param it names: the unknown key itself, else its value.
-    fn report_param_error(&mut self, id: &str, kind: &Kind, e: &ParamParseError) {
+    fn report_param_error(&mut self, at: &Instance, kind: &Kind, e: &ParamParseError) {
         let loc = &self.source.locations;
-        let mut path = vec!["stages", id];
+        let mut path = vec!["stages", at.key.as_str()];
         path.extend(e.path.iter().map(String::as_str));
         let unknown = e.message.starts_with("unknown field");
         let pos = if unknown {
@@ -528,7 +465,7 @@ impl Resolver<'_> {
         };
         let hint = unknown.then(|| {
             format!(
-                "stage keys are `kind`, `inputs`, `device`, `description` and the params of `{}`",
+                "stage keys are `kind`, `inputs`, `matrix`, `device`, `description` and the params of `{}`",
                 kind.name
             )
         });
@@ -537,13 +474,13 @@ impl Resolver<'_> {
         } else {
             format!("param `{}`: ", e.path.join("."))
         };
-        self.error(pos, Some(id), format!("{field}{}", e.message), hint);
+        self.error(pos, Some(&at.id), format!("{field}{}", e.message), hint);
     }
 
     /// The files and models the stage reads, as its kind names them.
     fn stage_externals(
         &mut self,
-        id: &str,
+        at: &Instance,
         parsed: &Parsed,
         env: &PrepareEnv,
     ) -> Result<Vec<External>, Reported> {
@@ -555,8 +492,8 @@ impl Resolver<'_> {
             self.error(
                 self.source
                     .locations
-                    .value_or_parent(&field_path(id, field)),
-                Some(id),
+                    .value_or_parent(&field_path(&at.key, field)),
+                Some(&at.id),
                 e.to_string(),
                 hint,
             );
@@ -567,15 +504,15 @@ impl Resolver<'_> {
     /// Every external must exist; each one missing is reported.
     fn check_externals_exist(
         &mut self,
-        id: &str,
+        at: &Instance,
         externals: &[External],
         env: &PrepareEnv,
     ) -> Result<(), Reported> {
         let mut result = Ok(());
         for ext in externals.iter().filter(|ext| !ext.path.exists()) {
             self.error(
-                self.source.locations.value_or_parent(&field_path(id, &ext.field)),
-                Some(id),
+                self.source.locations.value_or_parent(&field_path(&at.key, &ext.field)),
+                Some(&at.id),
                 format!("`{}` does not exist ({})", ext.shown, ext.path.display()),
                 Some(format!(
                     "relative paths resolve against the pipeline root `{}`; run scripts/setup.sh to fetch data and models",
@@ -588,151 +525,14 @@ impl Resolver<'_> {
     }
 }
 
-// `${params.x}` references.
-impl Resolver<'_> {
-    /// Replaces `${params.name}` in every string of `value`. A string that is exactly one
-    /// reference takes the param's value with its type; otherwise the param is spliced in as text.
-    fn substitute(&mut self, value: &mut Yaml, path: &mut Vec<String>, stage: &str) {
-        if self.substituted > MAX_SUBSTITUTED {
-            return; // reported once, where it happened
-        }
-        match value {
-            Yaml::String(s) if s.contains("${") => {
-                let budget = MAX_SUBSTITUTED - self.substituted;
-                match expand(s, &self.source.raw.params, budget) {
-                    Ok(v) => {
-                        self.substituted += yaml_len(&v);
-                        *value = v;
-                    }
-                    Err(why) => self.report_unexpanded(why, path, stage),
-                }
-            }
-            Yaml::Sequence(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    path.push(i.to_string());
-                    self.substitute(item, path, stage);
-                    path.pop();
-                }
-            }
-            Yaml::Mapping(map) => {
-                for (k, v) in map.iter_mut() {
-                    path.push(k.as_str().unwrap_or_default().to_string());
-                    self.substitute(v, path, stage);
-                    path.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// At the string holding the reference.
-    fn report_unexpanded(&mut self, why: Unexpanded, path: &[String], stage: &str) {
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        let pos = self.source.locations.value(&refs);
-        match why {
-            Unexpanded::TooLong(name) => {
-                self.substituted = MAX_SUBSTITUTED + 1;
-                self.error(
-                    pos,
-                    Some(stage),
-                    format!(
-                        "`${{params.{name}}}` makes the substituted params longer than {} MiB",
-                        MAX_SUBSTITUTED >> 20
-                    ),
-                    Some("reference long params fewer times".into()),
-                );
-            }
-            Unexpanded::Unknown(name) => {
-                let hint = self.unknown_param_hint(&name);
-                self.error(
-                    pos,
-                    Some(stage),
-                    format!("unresolved reference `${{params.{name}}}`"),
-                    Some(hint),
-                );
-            }
-        }
-    }
-
-    /// The param meant, else the params there are, else where `params:` goes.
-    fn unknown_param_hint(&self, name: &str) -> String {
-        let known: Vec<String> = self
-            .source
-            .raw
-            .params
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect();
-        match did_you_mean(name, known.iter().map(String::as_str)) {
-            Some(m) => format!("did you mean `${{params.{m}}}`?"),
-            None if known.is_empty() => {
-                "the pipeline has no `params:` block; add one at the top level".into()
-            }
-            None => format!("defined params: {}", known.join(", ")),
-        }
-    }
-}
-
-/// Why a string's `${params.x}` references cannot be expanded.
-#[derive(Debug, PartialEq)]
-enum Unexpanded {
-    /// No param has this name.
-    Unknown(String),
-    /// Expanding this param went past the budget.
-    TooLong(String),
-}
-
-/// A value's size for [`MAX_SUBSTITUTED`]: string bytes, 1 per other node. Costs at most what it
-/// returns, so the budget bounds the work too.
-fn yaml_len(v: &Yaml) -> usize {
-    match v {
-        Yaml::String(s) => s.len().max(1),
-        Yaml::Sequence(items) => items.iter().map(yaml_len).fold(1, usize::saturating_add),
-        Yaml::Mapping(m) => m
-            .iter()
-            .map(|(k, v)| yaml_len(k).saturating_add(yaml_len(v)))
-            .fold(1, usize::saturating_add),
-        Yaml::Tagged(t) => yaml_len(&t.value).saturating_add(1),
-        _ => 1,
-    }
-}
-
-/// Expands references in one string, producing at most `budget` ([`yaml_len`]).
-fn expand(s: &str, params: &serde_yaml::Mapping, budget: usize) -> Result<Yaml, Unexpanded> {
-    let lookup = |name: &str| match params.get(name) {
-        None => Err(Unexpanded::Unknown(name.to_string())),
-        Some(v) if yaml_len(v) > budget => Err(Unexpanded::TooLong(name.to_string())),
-        Some(v) => Ok(v.clone()),
-    };
-    let whole = s
-        .strip_prefix("${params.")
-        .and_then(|r| r.strip_suffix('}'));
-    if let Some(name) = whole.filter(|n| !n.contains('}')) {
-        return lookup(name);
-    }
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err(Unexpanded::Unknown(after.to_string()));
-        };
-        let reference = &after[..end];
-        let name = reference.strip_prefix("params.").unwrap_or(reference);
-        match lookup(name)? {
-            Yaml::String(v) => out.push_str(&v),
-            Yaml::Number(n) => out.push_str(&n.to_string()),
-            Yaml::Bool(b) => out.push_str(&b.to_string()),
-            _ => return Err(Unexpanded::Unknown(name.to_string())),
-        }
-        if out.len() > budget {
-            return Err(Unexpanded::TooLong(name.to_string()));
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(Yaml::String(out))
+/// The errors, each reported once: a sweep's cells share their YAML, so one mistake there
+/// would otherwise be reported for every cell.
+fn distinct(errors: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = std::collections::HashSet::new();
+    errors
+        .into_iter()
+        .filter(|d| seen.insert((d.pos.map(|p| (p.line, p.col)), d.message.clone())))
+        .collect()
 }
 
 fn valid_id(id: &str) -> bool {
@@ -781,6 +581,7 @@ fn yaml_inline(v: &Yaml) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::substitute::{Unexpanded, expand};
     use super::*;
 
     #[test]

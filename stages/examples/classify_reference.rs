@@ -14,7 +14,6 @@
 //! 0.6455 / 0.6367 / n_iter 512 in 136 s (it stops earlier: on float32 features part of its
 //! loss is computed in float32 and its ftol test fires sooner); most-frequent 0.352 for both.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -50,7 +49,7 @@ fn run<S: Stage>(p: &S::Params, tables: Tables, out_dir: &std::path::Path) -> Ou
     let inputs = [Input {
         stage: "features".into(),
         tables,
-        files: BTreeMap::new(),
+        ..Default::default()
     }];
     let cancelled = AtomicBool::new(false);
     let ctx = Context {

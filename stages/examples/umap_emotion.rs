@@ -123,7 +123,7 @@ fn main() {
     let inputs = [Input {
         stage: "scale".into(),
         tables: BTreeMap::from([("train".to_string(), scaled)]),
-        files: BTreeMap::new(),
+        ..Default::default()
     }];
     let params: ProjectParams = serde_json::from_str("{}").unwrap();
     let cancelled = AtomicBool::new(false);

@@ -41,6 +41,12 @@ pub struct Input {
     pub tables: Tables,
     /// Its files, by the relative name the producer gave them, as readable paths.
     pub files: BTreeMap<String, PathBuf>,
+    /// The named input it fills (`inputs: {model: ft-de}` → `model`), for kinds that declare
+    /// [`Stage::INPUT_SLOTS`]; `None` for list inputs.
+    pub slot: Option<&'static str>,
+    /// When the upstream stage is one cell of a sweep (`matrix:`), its values by variable, e.g.
+    /// `lang: de, n: 250`, as written; empty otherwise. Part of the consumer's fingerprint.
+    pub matrix: BTreeMap<String, String>,
 }
 
 impl Input {
@@ -130,6 +136,34 @@ impl Context<'_> {
         }
     }
 
+    /// The one input in named slot `slot` (see [`Stage::INPUT_SLOTS`]).
+    pub fn input(&self, slot: &str) -> Result<&Input, StageError> {
+        match self.inputs_for(slot).as_slice() {
+            [one] => Ok(one),
+            other => Err(StageError::failed(format!(
+                "expected exactly one input `{slot}`, got {}",
+                other.len()
+            ))),
+        }
+    }
+
+    /// The input in named slot `slot`, if the stage gives one (an optional slot).
+    pub fn optional_input(&self, slot: &str) -> Result<Option<&Input>, StageError> {
+        match self.inputs_for(slot).as_slice() {
+            [] => Ok(None),
+            _ => self.input(slot).map(Some),
+        }
+    }
+
+    /// Every input in named slot `slot`, in the order the pipeline names them (a sweep's cells
+    /// in expansion order); empty when an optional slot is left out.
+    pub fn inputs_for(&self, slot: &str) -> Vec<&Input> {
+        self.inputs
+            .iter()
+            .filter(|input| input.slot == Some(slot))
+            .collect()
+    }
+
     /// The external that param `field` names, as resolved before the run.
     pub fn external(&self, field: &str) -> Result<&External, StageError> {
         self.externals
@@ -164,6 +198,40 @@ pub struct External {
     /// (a model's README does not rerun anything). A listed file that is missing is an error.
     /// `None`: every file under `path`.
     pub files: Option<Vec<String>>,
+}
+
+/// One named input of a kind: a stage writes `inputs: {model: ft-de, data: [load-en.test]}`
+/// and the kind reads [`Context::input`] / [`Context::inputs_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSlot {
+    /// The name a stage writes under `inputs:`.
+    pub name: &'static str,
+    /// How many stages it takes; a slot that accepts 0 may be left out.
+    pub arity: Arity,
+    /// The kinds (`kind:` names) its stages may have, e.g. `&["finetune"]`; empty: any kind.
+    /// Names, not types: a kind never imports another kind.
+    pub kinds: &'static [&'static str],
+}
+
+impl InputSlot {
+    /// A slot taking `arity` stages of any kind.
+    pub const fn new(name: &'static str, arity: Arity) -> Self {
+        InputSlot {
+            name,
+            arity,
+            kinds: &[],
+        }
+    }
+
+    /// The same slot, taking only stages of these kinds.
+    pub const fn from_kinds(self, kinds: &'static [&'static str]) -> Self {
+        InputSlot { kinds, ..self }
+    }
+
+    /// Whether a stage must name it.
+    pub fn required(&self) -> bool {
+        !self.arity.accepts(0)
+    }
 }
 
 /// How many upstream stages a kind takes.
@@ -293,8 +361,13 @@ pub trait Stage: Send + Sync + 'static {
     const VERSION: u32;
     /// Device stages share one device queue: never two at once.
     const USES_DEVICE: bool = false;
-    /// How many inputs it takes.
-    const INPUTS: Arity;
+    /// How many inputs it takes, as a list (`inputs: [a, b.train]`). Default: none (a source,
+    /// or a kind with [`Stage::INPUT_SLOTS`]).
+    const INPUTS: Arity = Arity::None;
+    /// Its inputs by name (`inputs: {model: ft-de, data: load-en}`), in the order the engine
+    /// hands them over. Default: none, the kind takes a list ([`Stage::INPUTS`]); a kind
+    /// declares one or the other.
+    const INPUT_SLOTS: &'static [InputSlot] = &[];
     /// One line for `cairn kinds` and the pipeline reference.
     const SUMMARY: &'static str;
 
@@ -333,7 +406,7 @@ mod tests {
             tables: [("test", &batch), ("train", &batch)]
                 .map(|(s, b)| (s.to_string(), b.clone()))
                 .into(),
-            files: BTreeMap::new(),
+            ..Input::default()
         };
         assert!(input.table("train").is_ok());
         let err = input.table_named_by("fit-split", "validation").unwrap_err();
@@ -342,6 +415,38 @@ mod tests {
             "input `emb` has no split `validation` (splits: test, train)"
         );
         assert!(matches!(err, StageError::Param { ref field, .. } if field == "fit-split"));
+    }
+
+    #[test]
+    fn named_inputs_are_found_by_name_in_the_order_given() {
+        let input = |stage: &str, slot| Input {
+            stage: stage.into(),
+            slot: Some(slot),
+            ..Input::default()
+        };
+        let inputs = [input("ft", "model"), input("a", "data"), input("b", "data")];
+        let cancelled = AtomicBool::new(false);
+        let ctx = Context {
+            stage: "predict",
+            root: Path::new("."),
+            inputs: &inputs,
+            externals: &[],
+            out_dir: Path::new("."),
+            device: Device::Cpu,
+            offline: true,
+            progress: &NoProgress,
+            cancelled: &cancelled,
+        };
+        assert_eq!(ctx.input("model").unwrap().stage, "ft");
+        let data: Vec<&str> = ctx
+            .inputs_for("data")
+            .iter()
+            .map(|i| i.stage.as_str())
+            .collect();
+        assert_eq!(data, ["a", "b"]);
+        assert!(ctx.optional_input("bias").unwrap().is_none());
+        let err = ctx.input("data").unwrap_err();
+        assert_eq!(err.to_string(), "expected exactly one input `data`, got 2");
     }
 
     #[test]

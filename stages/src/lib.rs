@@ -43,7 +43,7 @@ pub(crate) fn run_for_test<S: Stage>(
     let inputs = [Input {
         stage: "upstream".into(),
         tables: tables.into_iter().collect(),
-        files: Default::default(),
+        ..Default::default()
     }];
     let env = PrepareEnv {
         root: dir.path(),

@@ -2,14 +2,17 @@
 
 use std::any::Any;
 
-use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::api::{Arity, Context, External, InputSlot, Output, PrepareEnv, Stage, StageError};
 
 /// A kind, type-erased so the engine can look it up by name.
 pub struct Kind {
     pub name: &'static str,
     pub version: u32,
     pub uses_device: bool,
+    /// How many inputs it takes as a list (`Arity::None` for a kind with named inputs).
     pub inputs: Arity,
+    /// Its named inputs; empty for a kind that takes a list.
+    pub slots: &'static [InputSlot],
     pub summary: &'static str,
     /// Predictions on new texts from the stage's files (`cairn predict`), for model kinds.
     pub predict: Option<crate::api::PredictFn>,
@@ -46,17 +49,33 @@ pub struct ParamParseError {
 }
 
 impl Kind {
+    /// Whether stages of this kind name their inputs (`inputs: {slot: stage}`).
+    pub fn named_inputs(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// The named input `name`, if the kind has one.
+    pub fn slot(&self, name: &str) -> Option<&'static InputSlot> {
+        self.slots.iter().find(|s| s.name == name)
+    }
+
     pub fn parse(&self, params: serde_json::Value) -> Result<Parsed, ParamParseError> {
         (self.parse)(params)
     }
 }
 
 const fn kind<S: Stage>() -> Kind {
+    // Checked when the registry compiles: a stage writes its inputs one way or the other.
+    assert!(
+        S::INPUT_SLOTS.is_empty() || matches!(S::INPUTS, Arity::None),
+        "a kind declares INPUTS (a list) or INPUT_SLOTS (by name), not both"
+    );
     Kind {
         name: S::KIND,
         version: S::VERSION,
         uses_device: S::USES_DEVICE,
         inputs: S::INPUTS,
+        slots: S::INPUT_SLOTS,
         summary: S::SUMMARY,
         predict: S::PREDICT,
         parse: parse::<S>,
@@ -113,6 +132,8 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::testing::TestMap>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestDeviceMap>(),
+    #[cfg(feature = "test-kinds")]
+    kind::<crate::testing::TestJoin>(),
 ];
 
 /// Looks a kind up by its YAML name.

@@ -1,5 +1,6 @@
-//! Kinds that exercise the engine in tests: a source table, a CPU map and a device map. Each
-//! run appends its stage id to `$CAIRN_TEST_LOG` (when set), so tests count real executions.
+//! Kinds that exercise the engine in tests: a source table, a CPU map, a device map and a join
+//! with named inputs. Each run appends its stage id to `$CAIRN_TEST_LOG` (when set), so tests
+//! count real executions.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError};
+use crate::api::{
+    Arity, Context, External, Input, InputSlot, Output, PrepareEnv, Stage, StageError,
+};
 
 fn log_execution(stage: &str) {
     if let Ok(path) = std::env::var("CAIRN_TEST_LOG") {
@@ -19,7 +22,10 @@ fn log_execution(stage: &str) {
             .append(true)
             .open(path)
             .expect("test log");
-        writeln!(f, "{stage}").expect("test log write");
+        // One write per line: stages running at once append to the same log, and `writeln!`
+        // writes the id and the newline separately, so two lines could interleave.
+        f.write_all(format!("{stage}\n").as_bytes())
+            .expect("test log write");
     }
 }
 
@@ -243,5 +249,86 @@ impl Stage for TestDeviceMap {
 
     fn run(p: &MapParams, ctx: &Context) -> Result<Output, StageError> {
         map_run(p, ctx)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JoinParams {
+    /// Multiplies the `left` values before the others are added. Default 1.
+    #[serde(default = "one")]
+    times: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// The `value` column of `input`'s table `split`.
+fn values(input: &Input, split: &str) -> Result<Vec<i64>, StageError> {
+    let batch = input.table(split)?;
+    let column = batch.column(batch.schema().index_of("value")?);
+    let values = column
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| StageError::failed("`value` is not int64"))?;
+    Ok(values.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// `slot:stage`, with the upstream's sweep values when it is a cell: `right:b-2[n=2]`.
+fn describe(input: &Input) -> String {
+    let matrix: Vec<String> = input
+        .matrix
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let matrix = if matrix.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", matrix.join(","))
+    };
+    format!("{}:{}{matrix}", input.slot.unwrap_or("-"), input.stage)
+}
+
+/// `test-join`: `left` × `times` plus every `right` (and the optional `bias`), row by row.
+pub struct TestJoin;
+
+impl Stage for TestJoin {
+    type Params = JoinParams;
+    const KIND: &'static str = "test-join";
+    const VERSION: u32 = 1;
+    const INPUT_SLOTS: &'static [InputSlot] = &[
+        InputSlot::new("left", Arity::One).from_kinds(&["test-source"]),
+        InputSlot::new("right", Arity::AtLeast(1)),
+        InputSlot::new("bias", Arity::Range(0, 1)),
+    ];
+    const SUMMARY: &'static str = "(tests) adds named inputs' values row by row";
+
+    fn run(p: &JoinParams, ctx: &Context) -> Result<Output, StageError> {
+        log_execution(ctx.stage);
+        let left = ctx.input("left")?;
+        let others: Vec<&Input> = ctx
+            .inputs_for("right")
+            .into_iter()
+            .chain(ctx.optional_input("bias")?)
+            .collect();
+        let mut output = Output::default();
+        for (split, batch) in &left.tables {
+            let mut sum: Vec<i64> = values(left, split)?.iter().map(|v| v * p.times).collect();
+            for other in &others {
+                for (total, v) in sum.iter_mut().zip(values(other, split)?) {
+                    *total += v;
+                }
+            }
+            let mut columns = batch.columns().to_vec();
+            columns[batch.schema().index_of("value")?] = Arc::new(Int64Array::from(sum));
+            output.tables.insert(
+                split.clone(),
+                RecordBatch::try_new(batch.schema(), columns)?,
+            );
+        }
+        let from: Vec<String> = ctx.inputs.iter().map(describe).collect();
+        output.metrics.insert("from".into(), from.join(" ").into());
+        Ok(output)
     }
 }

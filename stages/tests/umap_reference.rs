@@ -57,7 +57,7 @@ fn umap_trustworthiness_matches_umap_learn() {
     let inputs = [Input {
         stage: "scale".into(),
         tables: BTreeMap::from([("train".to_string(), scaled)]),
-        files: BTreeMap::new(),
+        ..Default::default()
     }];
     let out = tempfile::tempdir().unwrap();
     let cancelled = AtomicBool::new(false);

@@ -375,7 +375,7 @@ mod tests {
         let inputs = [Input {
             stage: "features".into(),
             tables,
-            files: BTreeMap::new(),
+            ..Default::default()
         }];
         let dir = tempfile::tempdir().unwrap();
         let cancelled = AtomicBool::new(false);

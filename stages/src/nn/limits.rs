@@ -161,7 +161,7 @@ mod tests {
         Input {
             stage: "tok".into(),
             tables: [("train".to_string(), batch)].into_iter().collect(),
-            files: Default::default(),
+            ..Default::default()
         }
     }
 
