@@ -34,7 +34,10 @@ pub fn install_signal_handlers() {
                 std::process::exit(128 + signal);
             }
             if exec::CANCELLED.swap(true, Ordering::SeqCst) {
-                let _ = writeln!(std::io::stderr(), "\n{name} again: interrupted, quitting now");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n{name} again: interrupted, quitting now"
+                );
                 std::process::exit(128 + signal);
             }
             STOP_SIGNAL.store(signal, Ordering::SeqCst);

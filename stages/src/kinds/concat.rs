@@ -364,6 +364,7 @@ mod tests {
                 .map(|(s, b)| (s.to_string(), b.clone()))
                 .collect(),
             files: BTreeMap::new(),
+            ..Default::default()
         }
     }
 
