@@ -5,8 +5,10 @@
 #   2. model: sentence-transformers/all-MiniLM-L6-v2 into the Hugging Face hub cache, laid out
 #             exactly as huggingface_hub / the Rust hf-hub crate write it, so that
 #             `hf_hub` (local_files_only) and `transformers` (HF_HUB_OFFLINE=1) both find it.
+#   3. only with --multilingual: multilingual-e5-small (4-bit-rounded) as the local model
+#             models/multilingual-e5-small-q4dq/ (scripts/setup-multilingual.sh; ~500 MB).
 #
-# Usage: scripts/setup.sh [--data-only | --model-only]
+# Usage: scripts/setup.sh [--data-only | --model-only] [--multilingual]
 # Idempotent: files already in place (same size) and a complete snapshot are left alone.
 #
 # Environment:
@@ -28,12 +30,14 @@ MODEL_SAFETENSORS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4
 
 do_data=1
 do_model=1
+do_multilingual=0
 for arg in "$@"; do
     case "$arg" in
         --data-only) do_model=0 ;;
         --model-only) do_data=0 ;;
-        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "setup.sh: unknown argument: $arg (use --data-only, --model-only)" >&2; exit 2 ;;
+        --multilingual) do_multilingual=1 ;;
+        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup.sh: unknown argument: $arg (use --data-only, --model-only, --multilingual)" >&2; exit 2 ;;
     esac
 done
 if [[ $do_data == 0 && $do_model == 0 ]]; then
@@ -317,4 +321,5 @@ verify_model() {
 start=$SECONDS
 if [[ $do_data == 1 ]]; then setup_data; fi
 if [[ $do_model == 1 ]]; then setup_model; verify_model; fi
+if [[ $do_multilingual == 1 ]]; then PYTHON="$PYTHON" "$ROOT/scripts/setup-multilingual.sh"; fi
 log "done in $((SECONDS - start))s"
