@@ -34,7 +34,7 @@ pub fn markdown_table() -> String {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
             kind_cell(k),
-            inputs_cell(k.inputs),
+            inputs_cell(k),
             k.summary.replace('|', "\\|")
         ));
     }
@@ -50,11 +50,49 @@ fn kind_cell(k: &Kind) -> String {
     }
 }
 
-fn inputs_cell(arity: Arity) -> String {
+/// `one`, `at least 2`, or for a kind with named inputs each name and what it takes, e.g.
+/// `model: one (finetune); data: at least 1`.
+fn inputs_cell(k: &Kind) -> String {
+    if k.slots.is_empty() {
+        return arity_words(k.inputs);
+    }
+    let slots: Vec<String> = k
+        .slots
+        .iter()
+        .map(|s| match s.kinds {
+            [] => format!("`{}`: {}", s.name, arity_words(s.arity)),
+            kinds => format!(
+                "`{}`: {} ({})",
+                s.name,
+                arity_words(s.arity),
+                kinds.join(", ")
+            ),
+        })
+        .collect();
+    slots.join("; ")
+}
+
+fn arity_words(arity: Arity) -> String {
     match arity {
         Arity::None => "none".into(),
         Arity::One => "one".into(),
         Arity::AtLeast(n) => format!("at least {n}"),
         Arity::Range(lo, hi) => format!("{lo} to {hi}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_with_named_inputs_lists_each_name_with_its_count_and_kinds() {
+        let join = cairn_stages::registry::lookup("test-join").expect("test kinds are built");
+        assert_eq!(
+            inputs_cell(join),
+            "`left`: one (test-source); `right`: at least 1; `bias`: 0 to 1"
+        );
+        let load = cairn_stages::registry::lookup("load").unwrap();
+        assert_eq!(inputs_cell(load), "none");
     }
 }
