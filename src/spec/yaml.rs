@@ -210,11 +210,16 @@ impl SourceFile {
                 && let Some((dup, at)) = Locations::index(text).duplicates.first()
             {
                 d.pos = Some(*at);
-                if dup.len() == 2 && dup[0] == "stages" {
-                    d = d
-                        .stage(&dup[1])
-                        .hint("stage ids must be unique: rename one of the two");
-                }
+                let key = dup.last().map_or("", String::as_str);
+                d = match dup.as_slice() {
+                    [stages, id] if stages == "stages" => d
+                        .stage(id)
+                        .hint("stage ids must be unique: rename one of the two"),
+                    [stages, id, ..] if stages == "stages" => d
+                        .stage(id)
+                        .hint(format!("`{key}:` is written twice in this stage: delete one")),
+                    _ => d.hint(format!("`{key}:` is written twice here: delete one")),
+                };
             }
             Diagnostics(vec![d])
         })?;
@@ -264,7 +269,7 @@ fn top_level_hint(message: &str) -> Option<String> {
         Some("a pipeline has `name`, `description`, `root`, `params` and `stages`".into())
     } else if message.starts_with("missing field") {
         Some("every pipeline needs `name:` and `stages:`".into())
-    } else if message.starts_with("duplicate entry") {
+    } else if message.contains("duplicate entry") {
         Some("each key (and each stage id) may appear only once".into())
     } else if message.starts_with("the file holds") {
         Some("write `name: ...` and `stages: ...` as top-level keys (no leading `- `)".into())
