@@ -62,6 +62,25 @@ pub struct ClassifyParams {
     /// Default 1e-4.
     #[serde(default = "tol")]
     pub tol: f64,
+    /// scikit-learn's `class_weight` (logistic regression): `balanced` (n / (k · count) per
+    /// class) or a weight per label name (id when the labels have no names; others 1). Unset:
+    /// every row counts 1 (and the fingerprint is as before the param existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight: Option<ClassWeight>,
+}
+
+/// `class-weight: balanced` or `class-weight: {joy: 1.0, surprise: 4.0}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ClassWeight {
+    Rule(WeightRule),
+    PerLabel(BTreeMap<String, f64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightRule {
+    Balanced,
 }
 
 fn hidden_state() -> String {
@@ -103,7 +122,29 @@ impl ClassifyParams {
                 None,
             ));
         }
-        Ok(())
+        self.check_class_weight()
+    }
+
+    fn check_class_weight(&self) -> Result<(), StageError> {
+        match (&self.class_weight, self.method) {
+            (None, _) => Ok(()),
+            (Some(_), Method::MostFrequent) => Err(StageError::param(
+                "class-weight",
+                "class-weight applies to logistic-regression; most-frequent ignores weights",
+                None,
+            )),
+            (Some(ClassWeight::Rule(_)), _) => Ok(()),
+            (Some(ClassWeight::PerLabel(map)), _) => {
+                match map.iter().find(|(_, w)| !(w.is_finite() && **w > 0.0)) {
+                    Some((label, w)) => Err(StageError::param(
+                        &format!("class-weight.{label}"),
+                        format!("a class weight must be a positive number, got {w}"),
+                        None,
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 }
 
@@ -126,6 +167,8 @@ pub enum SavedModel {
         c: f64,
         max_iter: usize,
         tol: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class_weight: Option<ClassWeight>,
     },
     MostFrequent {
         classes: Vec<i64>,
@@ -224,6 +267,8 @@ struct FitLabels {
     class_index: BTreeMap<i64, usize>,
     /// Width of `probs`: every named label, and every id seen.
     k_out: usize,
+    /// The label names the table carries, if any (for `class-weight` keys).
+    names: Option<Vec<String>>,
 }
 
 impl FitLabels {
@@ -261,6 +306,7 @@ impl FitLabels {
             classes,
             class_index,
             k_out,
+            names,
         })
     }
 }
@@ -312,11 +358,13 @@ fn logistic_regression(
     }
     let (x, d) = matrix(fit_batch, &p.features, &p.fit_split)?;
     let y: Vec<usize> = fit.y.iter().map(|y| fit.class_index[y]).collect();
+    let weights = class_weights(p, fit, &y)?;
     let data = logreg::Data {
         x: &x,
         d,
         y: &y,
         k: classes.len(),
+        weights: weights.as_deref(),
     };
     let fitted = fit_logreg(p, ctx, &data)?;
     let saved = SavedModel::LogisticRegression {
@@ -329,6 +377,7 @@ fn logistic_regression(
         c: p.c,
         max_iter: p.max_iter,
         tol: p.tol,
+        class_weight: p.class_weight.clone(),
     };
     let model = fitted.model;
     let features = p.features.clone();
@@ -347,6 +396,53 @@ fn logistic_regression(
         })
     });
     Ok((saved, predict))
+}
+
+/// Each fit row's weight from `class-weight`, or `None` without it (every row counts 1).
+fn class_weights(
+    p: &ClassifyParams,
+    fit: &FitLabels,
+    y: &[usize],
+) -> Result<Option<Vec<f64>>, StageError> {
+    let k = fit.classes.len();
+    let per_class = match &p.class_weight {
+        None => return Ok(None),
+        Some(ClassWeight::Rule(WeightRule::Balanced)) => logreg::balanced_class_weights(y, k),
+        Some(ClassWeight::PerLabel(map)) => {
+            let mut weights = vec![1.0; k];
+            for (label, &weight) in map {
+                weights[class_of(p, fit, label)?] = weight;
+            }
+            weights
+        }
+    };
+    Ok(Some(logreg::row_weights(y, &per_class)))
+}
+
+/// The model class a `class-weight` key names: a label name, or an id when there are none.
+fn class_of(p: &ClassifyParams, fit: &FitLabels, label: &str) -> Result<usize, StageError> {
+    let id = match &fit.names {
+        Some(names) => names.iter().position(|n| n == label).map(|i| i as i64),
+        None => label.parse::<i64>().ok(),
+    };
+    id.and_then(|id| fit.class_index.get(&id).copied())
+        .ok_or_else(|| {
+            let known: Vec<String> = fit
+                .classes
+                .iter()
+                .map(|&c| {
+                    fit.names
+                        .as_deref()
+                        .and_then(|n| labels::int2str(n, c))
+                        .map_or(c.to_string(), str::to_string)
+                })
+                .collect();
+            StageError::failed(format!(
+                "class-weight names label `{label}`, which split `{}` does not have (labels: {})",
+                p.fit_split,
+                known.join(", ")
+            ))
+        })
 }
 
 /// Runs L-BFGS with progress and cancellation; a fit that stops before converging is logged.
@@ -609,6 +705,56 @@ mod tests {
         );
         let acc = pred.iter().zip(&y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64;
         assert_eq!(a.metrics["train"]["accuracy"], json!(acc));
+    }
+
+    #[test]
+    fn class_weight_by_label_name_matches_scikit_learn_and_is_checked() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/classify/logreg_weighted.json"
+        );
+        let fx: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let p = &fx["multiclass"];
+        let x: Vec<Vec<f32>> = serde_json::from_value(p["X"].clone()).unwrap();
+        let y: Vec<i64> = serde_json::from_value(p["y"].clone()).unwrap();
+        let train = || features_table(&x, &y, &["a", "b", "c"]);
+        // The fixture's {1: 3.0, 2: 0.5} with C 0.5, written by label name.
+        let yaml =
+            "method: logistic-regression\nC: 0.5\ntol: 1e-10\nclass-weight: {b: 3.0, c: 0.5}";
+        let (_, dir) = run_stage(&params(yaml), vec![("train", train())]);
+        let model: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.json")).unwrap())
+                .unwrap();
+        let got: Vec<f64> = serde_json::from_value(model["coefficients"][1].clone()).unwrap();
+        let want: Vec<f64> = serde_json::from_value(p["map"]["coef"][1].clone()).unwrap();
+        // The stage fits float32 features widened to f64, as the fixture's float64 ones.
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs scikit-learn {want:?}");
+        }
+        let unknown = params("method: logistic-regression\nclass-weight: {z: 2.0}");
+        let e = crate::run_for_test::<Classify>(&unknown, [("train".to_string(), train())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("label `z`") && e.contains("labels: a, b, c"),
+            "{e}"
+        );
+        let dummy = params("method: most-frequent\nclass-weight: balanced");
+        let e = Classify::validate(&dummy, &test_env()).unwrap_err();
+        assert!(
+            e.to_string().contains("applies to logistic-regression"),
+            "{e}"
+        );
+        let zero = params("method: logistic-regression\nclass-weight: {a: 0}");
+        assert!(Classify::validate(&zero, &test_env()).is_err());
+    }
+
+    fn test_env() -> PrepareEnv<'static> {
+        PrepareEnv {
+            root: std::path::Path::new("."),
+            offline: true,
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Data<'a> {
     pub y: &'a [usize],
     /// Number of classes (≥ 2).
     pub k: usize,
+    /// Per-row weights (scikit-learn's `sample_weight` after `class_weight`); `None`: all 1.
+    /// The objective is then Σ wᵢ·lossᵢ / Σ wᵢ + ‖W‖² / (2·C·Σ wᵢ), as scikit-learn scales it.
+    pub weights: Option<&'a [f64]>,
 }
 
 impl Data<'_> {
@@ -151,8 +154,16 @@ fn block_loss_grad(data: &Data, start: usize, w: &[f64], grad: &mut [f64]) -> f6
         let y = data.y[start + i];
         logits_of(zi, k, &mut p);
         let zy = p[y];
-        loss += softmax(&mut p) - zy;
+        let row_loss = softmax(&mut p) - zy;
         p[y] -= 1.0;
+        match data.weights {
+            None => loss += row_loss,
+            Some(w) => {
+                let wi = w[start + i];
+                loss += wi * row_loss;
+                p.iter_mut().for_each(|g| *g *= wi);
+            }
+        }
         if k == 2 {
             zi[0] = p[1];
         } else {
@@ -203,8 +214,10 @@ pub fn objective(data: &Data, c: f64, w: &[f64], grad: &mut [f64]) -> f64 {
         loss += l;
         grad.iter_mut().zip(g).for_each(|(a, b)| *a += b);
     }
-    let inv_n = 1.0 / n as f64;
-    let l2 = 1.0 / (c * n as f64);
+    // scikit-learn divides by the number of rows, or by the sum of the weights when given.
+    let sw_sum = data.weights.map_or(n as f64, |w| w.iter().sum());
+    let inv_n = 1.0 / sw_sum;
+    let l2 = 1.0 / (c * sw_sum);
     let mut penalty = 0.0;
     for (j, (g, wj)) in grad.iter_mut().zip(w).enumerate() {
         *g *= inv_n;
@@ -243,6 +256,29 @@ pub fn fit(data: &Data, s: &Settings, callback: impl FnMut(usize, f64) -> bool) 
         objective: min.f,
         stop: min.stop,
     }
+}
+
+/// scikit-learn's `class_weight="balanced"`: n / (k · count of the class), per class.
+/// A class with no rows gets weight 0 (it contributes nothing either way).
+pub fn balanced_class_weights(y: &[usize], k: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; k];
+    y.iter().for_each(|&c| counts[c] += 1);
+    let n = y.len() as f64;
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                n / (k as f64 * c as f64)
+            }
+        })
+        .collect()
+}
+
+/// Each row's weight from its class's weight (scikit-learn's `sample_weight *= class_weight_[y]`).
+pub fn row_weights(y: &[usize], class_weights: &[f64]) -> Vec<f64> {
+    y.iter().map(|&c| class_weights[c]).collect()
 }
 
 impl Model {
@@ -341,13 +377,24 @@ mod tests {
     }
 
     fn run(p: &Problem, c: f64, tol: f64) -> (Fitted, Prediction) {
+        run_weighted(p, c, tol, None)
+    }
+
+    fn run_weighted(
+        p: &Problem,
+        c: f64,
+        tol: f64,
+        class_weights: Option<&[f64]>,
+    ) -> (Fitted, Prediction) {
         let x: Vec<f64> = p.x.iter().flatten().copied().collect();
         let k = p.y.iter().max().unwrap() + 1;
+        let weights = class_weights.map(|w| row_weights(&p.y, w));
         let data = Data {
             x: &x,
             d: p.x[0].len(),
             y: &p.y,
             k,
+            weights: weights.as_deref(),
         };
         let settings = Settings {
             c,
@@ -396,6 +443,36 @@ mod tests {
         check(&fitted, &pred, want, 1e-5);
     }
 
+    fn weighted_problem(name: &str) -> Problem {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/classify/logreg_weighted.json"
+        );
+        let all: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_json::from_value(all[name].clone()).unwrap()
+    }
+
+    #[test]
+    fn class_weights_match_scikit_learn_balanced_and_explicit() {
+        let p = weighted_problem("multiclass");
+        let balanced = balanced_class_weights(&p.y, 3);
+        // 48 rows as 30/12/6: 48 / (3 · count).
+        assert_eq!(balanced, [48.0 / 90.0, 48.0 / 36.0, 48.0 / 18.0]);
+        let (fitted, pred) = run_weighted(&p, 1.0, 1e-10, Some(&balanced));
+        check(&fitted, &pred, &p.cases["balanced"], 2e-6);
+        let (fitted, pred) = run_weighted(&p, 0.5, 1e-10, Some(&[1.0, 3.0, 0.5]));
+        check(&fitted, &pred, &p.cases["map"], 2e-6);
+        let unweighted = run(&p, 1.0, 1e-10).0.model.coef;
+        let balanced_coef = run_weighted(&p, 1.0, 1e-10, Some(&balanced)).0.model.coef;
+        assert_ne!(unweighted, balanced_coef, "the weights must change the fit");
+
+        let p = weighted_problem("binary");
+        let balanced = balanced_class_weights(&p.y, 2);
+        let (fitted, pred) = run_weighted(&p, 1.0, 1e-10, Some(&balanced));
+        check(&fitted, &pred, &p.cases["balanced"], 2e-6);
+    }
+
     #[test]
     fn binary_has_one_weight_row_like_scikit_learn() {
         let p = problem("binary");
@@ -415,6 +492,7 @@ mod tests {
                 d: 2,
                 y: &y,
                 k,
+                weights: None,
             };
             let w: Vec<f64> = (0..param_rows(k) * 3)
                 .map(|i| 0.1 * i as f64 - 0.2)
