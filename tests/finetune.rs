@@ -201,3 +201,40 @@ fn the_environment_changes_no_trained_output() {
     let switched = digests(&[("CAIRN_TRAIN_KERNELS", "none"), ("RAYON_NUM_THREADS", "1")]);
     assert_eq!(plain, switched);
 }
+
+/// `label-smoothing` changes the trained weights and the fingerprint; left out, the params and
+/// the fingerprint are those of a pipeline written before the param existed; out of range, it is
+/// refused at its line before anything runs.
+#[test]
+fn label_smoothing_trains_differently_and_is_checked_at_its_line() {
+    let run = |extra: &str| {
+        let p = project(extra);
+        let run = p.cairn(&["run", "p.yaml"]).ok();
+        assert!(run.stdout.contains("ft "), "{}", run.stdout);
+        record(&p, "ft")
+    };
+    let plain = run("");
+    let zero = run(", label-smoothing: 0");
+    let smoothed = run(", label-smoothing: 0.1");
+    assert_eq!(plain.fingerprint, zero.fingerprint);
+    assert!(
+        plain.params.get("label-smoothing").is_none(),
+        "{:?}",
+        plain.params
+    );
+    assert_ne!(plain.fingerprint, smoothed.fingerprint);
+    assert_ne!(
+        plain.outputs["files/model/model.safetensors"].digest,
+        smoothed.outputs["files/model/model.safetensors"].digest
+    );
+
+    let p = project(", label-smoothing: 1.5");
+    let out = p.cairn(&["run", "p.yaml"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("label-smoothing") && out.stderr.contains("p.yaml:"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("cache/manifests/ft.yaml").exists());
+}

@@ -144,6 +144,15 @@ pub struct FinetuneParams {
     /// Default 8192.
     #[serde(default = "max_tokens_default")]
     pub max_tokens_per_step: usize,
+    /// Label smoothing of the training loss, as the Trainer's `label_smoothing_factor`:
+    /// (1 − ε)·(−log p_label) + ε·mean over labels of (−log p). The validation loss is the plain
+    /// cross-entropy. Default 0 (left out of the params, so fingerprints are as before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn max_tokens_default() -> usize {
@@ -267,6 +276,16 @@ impl Stage for Finetune {
         // Written to refuse NaN as well.
         if p.learning_rate.is_nan() || p.learning_rate <= 0.0 {
             return Err(StageError::param("learning-rate", "must be positive", None));
+        }
+        if !(0.0..1.0).contains(&p.label_smoothing) {
+            return Err(StageError::param(
+                "label-smoothing",
+                format!(
+                    "label-smoothing must be in [0, 1), got {}",
+                    p.label_smoothing
+                ),
+                Some("the Trainer's usual value is 0.1".into()),
+            ));
         }
         if let Some(d) = p.dropout
             && !(0.0..1.0).contains(&d)
@@ -627,6 +646,7 @@ impl<'a> Trainer<'a> {
             model.with_types,
             &model.device,
             self.p.max_tokens_per_step,
+            self.p.label_smoothing,
         )
         .map_err(failed("training step"))?;
         let lr = self.learning_rate(self.step);

@@ -282,6 +282,17 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// The summed cross-entropy over the targets that are not `IGNORE_LABEL`, and their count (f32
 /// scalar tensors).
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    smoothed_cross_entropy_sum(logits, targets, 0.0)
+}
+
+/// [`cross_entropy_sum`] with label smoothing `eps`, as the Hugging Face Trainer's
+/// `LabelSmoother` computes it per scored target: (1 − eps)·(−log p_y) + eps·mean_k(−log p_k).
+/// `eps = 0` is exactly the plain sum (no smoothing term is computed).
+pub fn smoothed_cross_entropy_sum(
+    logits: &Tensor,
+    targets: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor)> {
     let k = logits.dim(D::Minus1)?;
     let logits = logits.reshape(((), k))?;
     let targets = targets.flatten_all()?;
@@ -290,7 +301,12 @@ pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, T
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
     let count = valid.sum_all()?;
-    Ok(((picked * valid)?.sum_all()?.neg()?, count))
+    let nll = (picked * &valid)?.sum_all()?.neg()?;
+    if eps == 0.0 {
+        return Ok((nll, count));
+    }
+    let uniform = (logp.mean(D::Minus1)? * &valid)?.sum_all()?.neg()?;
+    Ok((((nll * (1.0 - eps))? + (uniform * eps)?)?, count))
 }
 
 /// The gradients of one optimizer step over rows `idx` and the batch's mean loss. Rows run in
@@ -308,6 +324,7 @@ pub fn batch_gradients(
     with_types: bool,
     device: &Device,
     max_tokens: usize,
+    label_smoothing: f64,
 ) -> Result<(candle_core::backprop::GradStore, f64)> {
     let total: usize = match &examples.targets {
         Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE_LABEL).count(),
@@ -324,7 +341,7 @@ pub fn batch_gradients(
         let rows: Vec<usize> = part.iter().map(|&j| idx[j]).collect();
         let b = examples.batch(&rows, pad_id, with_types, device)?;
         let logits = model.forward(&b.ids, &b.mask, b.types.as_ref(), true)?;
-        let (sum, _) = cross_entropy_sum(&logits, &b.targets)?;
+        let (sum, _) = smoothed_cross_entropy_sum(&logits, &b.targets, label_smoothing)?;
         let part_loss = (sum / total.max(1) as f64)?;
         loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let grads = part_loss.backward()?;
@@ -407,6 +424,35 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/encoders")
             .join(family)
+    }
+
+    #[test]
+    fn label_smoothing_mixes_in_the_mean_over_labels_as_the_trainer_does() {
+        let dev = Device::Cpu;
+        let rows = [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, -1.0, 0.0]];
+        let logits = Tensor::new(&rows, &dev).unwrap();
+        let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &dev).unwrap();
+        let eps = 0.1;
+        let (sum, count) = smoothed_cross_entropy_sum(&logits, &targets, eps).unwrap();
+        // Per scored row: (1 − ε)·(−log p_y) + ε·mean_k(−log p_k); the ignored row adds nothing.
+        let smoothed = |z: &[f32], y: usize| {
+            let mean_nll = (0..z.len()).map(|k| row_loss(z, k)).sum::<f64>() / z.len() as f64;
+            (1.0 - eps) * row_loss(z, y) + eps * mean_nll
+        };
+        let want = smoothed(&rows[0], 1) + smoothed(&rows[2], 0);
+        let got = sum.to_scalar::<f32>().unwrap() as f64;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert_eq!(count.to_scalar::<f32>().unwrap(), 2.0);
+        // No smoothing is the plain sum, bit for bit.
+        let plain = cross_entropy_sum(&logits, &targets).unwrap().0;
+        let zero = smoothed_cross_entropy_sum(&logits, &targets, 0.0)
+            .unwrap()
+            .0;
+        assert_eq!(
+            plain.to_scalar::<f32>().unwrap().to_bits(),
+            zero.to_scalar::<f32>().unwrap().to_bits()
+        );
+        assert!((got - plain.to_scalar::<f32>().unwrap() as f64).abs() > 1e-3);
     }
 
     #[test]
@@ -566,7 +612,8 @@ mod tests {
                 let mut trace = Vec::new();
                 for idx in epoch_batches(&lengths, 16, true, &mut rng) {
                     let (grads, loss) =
-                        batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 200).unwrap();
+                        batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 200, 0.0)
+                            .unwrap();
                     let info = opt.step(&grads, 1e-3, Some(0.5)).unwrap();
                     trace.extend([loss.to_bits(), info.grad_norm.to_bits()]);
                 }
@@ -641,9 +688,9 @@ mod tests {
             let vars: Vec<Var> = t.named_vars().into_iter().map(|(_, v)| v).collect();
             let idx: Vec<usize> = (0..6).collect();
             let (whole, l1) =
-                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 1 << 20).unwrap();
+                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 1 << 20, 0.0).unwrap();
             let (parts, l2) =
-                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 20).unwrap();
+                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 20, 0.0).unwrap();
             assert!((l1 - l2).abs() < 1e-5, "{l1} vs {l2}");
             for v in &vars {
                 let (a, b) = (
