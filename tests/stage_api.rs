@@ -40,6 +40,22 @@ const CASES: &[(&str, &str, &str)] = &[
         "learning-rate",
     ),
     ("finetune", "model: no/such-model; dropout: 1.0", "dropout"),
+    // Added with the params themselves.
+    (
+        "classify",
+        "method: most-frequent; class-weight: balanced",
+        "class-weight",
+    ),
+    (
+        "classify",
+        "method: logistic-regression; class-weight: {a: 0}",
+        "class-weight",
+    ),
+    (
+        "finetune",
+        "model: no/such-model; label-smoothing: 1.5",
+        "label-smoothing",
+    ),
     (
         "extract-hidden",
         "model: no/such-model; batch-size: 0",
