@@ -238,3 +238,32 @@ fn label_smoothing_trains_differently_and_is_checked_at_its_line() {
     );
     assert!(!p.path("cache/manifests/ft.yaml").exists());
 }
+
+/// `class-weight` weights the training loss (torch's `CrossEntropyLoss(weight=...)`): the
+/// weights and the fingerprint change; a label the data does not have is refused, naming the
+/// labels.
+#[test]
+fn class_weight_trains_differently_and_names_unknown_labels() {
+    let run = |extra: &str| {
+        let p = project(extra);
+        let run = p.cairn(&["run", "p.yaml"]).ok();
+        assert!(run.stdout.contains("ft "), "{}", run.stdout);
+        record(&p, "ft")
+    };
+    let plain = run("");
+    let balanced = run(", class-weight: balanced");
+    let by_name = run(", class-weight: {high: 3.0}");
+    assert_ne!(plain.fingerprint, balanced.fingerprint);
+    let model = |r: &StageRecord| r.outputs["files/model/model.safetensors"].digest.clone();
+    assert_ne!(model(&plain), model(&balanced));
+    assert_ne!(model(&plain), model(&by_name));
+
+    let p = project(", class-weight: {medium: 2.0}");
+    let out = p.cairn(&["run", "p.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("label `medium`") && out.stderr.contains("(other, high)"),
+        "{}",
+        out.stderr
+    );
+}

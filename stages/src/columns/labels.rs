@@ -107,6 +107,69 @@ impl LabelMap {
     }
 }
 
+/// scikit-learn's / torch's class weights as a param: `class-weight: balanced` (n / (k · count)
+/// per label) or `class-weight: {joy: 1.0, surprise: 4.0}` (by label name; others 1).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum ClassWeight {
+    Rule(WeightRule),
+    PerLabel(std::collections::BTreeMap<String, f64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightRule {
+    Balanced,
+}
+
+impl ClassWeight {
+    /// Every given weight is a positive number (a param check, located at its key).
+    pub fn check(&self) -> Result<(), crate::api::StageError> {
+        let ClassWeight::PerLabel(map) = self else {
+            return Ok(());
+        };
+        match map.iter().find(|(_, w)| !(w.is_finite() && **w > 0.0)) {
+            Some((label, w)) => Err(crate::api::StageError::param(
+                &format!("class-weight.{label}"),
+                format!("a class weight must be a positive number, got {w}"),
+                None,
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// One weight per label id `0..names.len()`, from each label's count of scored targets
+    /// (`balanced`: n / (k · count), 0 for a label with none) or the map by name (others 1).
+    pub fn per_label(&self, names: &[String], counts: &[usize]) -> Result<Vec<f64>, String> {
+        let k = names.len();
+        match self {
+            ClassWeight::Rule(WeightRule::Balanced) => {
+                let n: usize = counts.iter().sum();
+                Ok(counts
+                    .iter()
+                    .map(|&c| match c {
+                        0 => 0.0,
+                        c => n as f64 / (k as f64 * c as f64),
+                    })
+                    .collect())
+            }
+            ClassWeight::PerLabel(map) => {
+                let mut weights = vec![1.0; k];
+                for (label, &w) in map {
+                    let Some(i) = names.iter().position(|n| n == label) else {
+                        return Err(format!(
+                            "class-weight names label `{label}`, which is not one of the labels ({})",
+                            names.join(", ")
+                        ));
+                    };
+                    weights[i] = w;
+                }
+                Ok(weights)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

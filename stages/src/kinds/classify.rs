@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, Output, PrepareEnv, Stage, StageError};
+use crate::columns::labels::{ClassWeight, WeightRule};
 use crate::columns::matrix::{fixed_size_list_f32, read_f64 as matrix};
 use crate::columns::table::ids;
 use crate::ml::logreg;
@@ -67,20 +68,6 @@ pub struct ClassifyParams {
     /// every row counts 1 (and the fingerprint is as before the param existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weight: Option<ClassWeight>,
-}
-
-/// `class-weight: balanced` or `class-weight: {joy: 1.0, surprise: 4.0}`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum ClassWeight {
-    Rule(WeightRule),
-    PerLabel(BTreeMap<String, f64>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WeightRule {
-    Balanced,
 }
 
 fn hidden_state() -> String {
@@ -133,17 +120,7 @@ impl ClassifyParams {
                 "class-weight applies to logistic-regression; most-frequent ignores weights",
                 None,
             )),
-            (Some(ClassWeight::Rule(_)), _) => Ok(()),
-            (Some(ClassWeight::PerLabel(map)), _) => {
-                match map.iter().find(|(_, w)| !(w.is_finite() && **w > 0.0)) {
-                    Some((label, w)) => Err(StageError::param(
-                        &format!("class-weight.{label}"),
-                        format!("a class weight must be a positive number, got {w}"),
-                        None,
-                    )),
-                    None => Ok(()),
-                }
-            }
+            (Some(weights), _) => weights.check(),
         }
     }
 }

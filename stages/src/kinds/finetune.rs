@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
-use crate::columns::labels::IGNORE_LABEL;
+use crate::columns::labels::{ClassWeight, IGNORE_LABEL};
 use crate::columns::matrix::fixed_size_list_f32;
 use crate::columns::tokens::{Tokens, plan_batches, without_token_columns};
 use crate::hub::model::{self, ResolvedModel};
@@ -41,7 +41,7 @@ use crate::ml::rng::Rng;
 use crate::nn::encoders::candle_device;
 use crate::nn::encoders::classifier::Task;
 use crate::nn::optim::{AdamW, linear_schedule};
-use crate::nn::training::{self, Examples, Targets, Trainable};
+use crate::nn::training::{self, Examples, Loss, Targets, Trainable};
 use crate::numeric::argmax;
 use crate::{columns::labels, columns::table, metrics::seqeval};
 
@@ -149,6 +149,11 @@ pub struct FinetuneParams {
     /// cross-entropy. Default 0 (left out of the params, so fingerprints are as before).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
+    /// Class weights of the training loss, as torch's `CrossEntropyLoss(weight=...)`:
+    /// `balanced` (n / (k · count) over the training split's scored targets) or a weight per
+    /// label name (others 1). The validation loss is unweighted. Unset: every target counts 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weight: Option<ClassWeight>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -286,6 +291,9 @@ impl Stage for Finetune {
                 ),
                 Some("the Trainer's usual value is 0.1".into()),
             ));
+        }
+        if let Some(weights) = &p.class_weight {
+            weights.check()?;
         }
         if let Some(d) = p.dropout
             && !(0.0..1.0).contains(&d)
@@ -486,7 +494,7 @@ fn train(
     model: &Model,
     data: &Data,
 ) -> Result<Trained, StageError> {
-    let mut trainer = Trainer::new(p, ctx, model, &data.train.examples)?;
+    let mut trainer = Trainer::new(p, ctx, model, &data.train.examples, &data.names)?;
     let eval_bs = p.eval_batch_size.unwrap_or(p.batch_size);
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<BestEpoch> = None;
@@ -553,6 +561,38 @@ fn keep_if_best(
     Ok(())
 }
 
+/// The training loss's settings from `label-smoothing` and `class-weight` (weights from the
+/// training split's scored targets).
+fn training_loss(
+    p: &FinetuneParams,
+    train: &Examples,
+    names: &[String],
+) -> Result<Loss, StageError> {
+    let class_weights = match &p.class_weight {
+        None => None,
+        Some(rule) => {
+            let mut counts = vec![0usize; names.len()];
+            let mut count = |t: i64| {
+                if t != IGNORE_LABEL {
+                    counts[t as usize] += 1;
+                }
+            };
+            match &train.targets {
+                Targets::Sequence(y) => y.iter().copied().for_each(&mut count),
+                Targets::Token(rows) => rows.iter().flatten().copied().for_each(&mut count),
+            }
+            let weights = rule
+                .per_label(names, &counts)
+                .map_err(|e| StageError::param("class-weight", e, None))?;
+            Some(weights.into_iter().map(|w| w as f32).collect())
+        }
+    };
+    Ok(Loss {
+        label_smoothing: p.label_smoothing,
+        class_weights,
+    })
+}
+
 /// The optimizer and where training stands, across epochs.
 struct Trainer<'a> {
     p: &'a FinetuneParams,
@@ -569,6 +609,8 @@ struct Trainer<'a> {
     step: usize,
     samples: usize,
     train_seconds: f64,
+    /// The training loss: label smoothing and class weights.
+    loss: Loss,
 }
 
 impl<'a> Trainer<'a> {
@@ -577,6 +619,7 @@ impl<'a> Trainer<'a> {
         ctx: &'a Context<'a>,
         model: &'a Model,
         train: &Examples,
+        names: &[String],
     ) -> Result<Trainer<'a>, StageError> {
         let t = &model.trainable;
         let vars = t.named_vars().into_iter().map(|(_, v)| v).collect();
@@ -599,6 +642,7 @@ impl<'a> Trainer<'a> {
             step: 0,
             samples: 0,
             train_seconds: 0.0,
+            loss: training_loss(p, train, names)?,
         })
     }
 
@@ -646,7 +690,7 @@ impl<'a> Trainer<'a> {
             model.with_types,
             &model.device,
             self.p.max_tokens_per_step,
-            self.p.label_smoothing,
+            &self.loss,
         )
         .map_err(failed("training step"))?;
         let lr = self.learning_rate(self.step);

@@ -282,31 +282,66 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// The summed cross-entropy over the targets that are not `IGNORE_LABEL`, and their count (f32
 /// scalar tensors).
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
-    smoothed_cross_entropy_sum(logits, targets, 0.0)
+    Loss::default().sum(logits, targets)
 }
 
-/// [`cross_entropy_sum`] with label smoothing `eps`, as the Hugging Face Trainer's
-/// `LabelSmoother` computes it per scored target: (1 − eps)·(−log p_y) + eps·mean_k(−log p_k).
-/// `eps = 0` is exactly the plain sum (no smoothing term is computed).
-pub fn smoothed_cross_entropy_sum(
-    logits: &Tensor,
-    targets: &Tensor,
-    eps: f64,
-) -> Result<(Tensor, Tensor)> {
-    let k = logits.dim(D::Minus1)?;
-    let logits = logits.reshape(((), k))?;
-    let targets = targets.flatten_all()?;
-    let valid = targets.ge(0i64)?.to_dtype(DType::F32)?;
-    let safe = targets.clamp(0i64, (k - 1) as i64)?.to_dtype(DType::U32)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let count = valid.sum_all()?;
-    let nll = (picked * &valid)?.sum_all()?.neg()?;
-    if eps == 0.0 {
-        return Ok((nll, count));
+/// The training loss as torch's `CrossEntropyLoss(weight, label_smoothing)` (mean reduction)
+/// and the Hugging Face Trainer's `label_smoothing_factor` compute it: per scored target
+/// (1 − ε)·w_y·(−log p_y) + ε·mean_k(w_k·(−log p_k)), divided by Σ w_y over the batch.
+/// Without weights and smoothing it is the plain mean cross-entropy, bit for bit.
+#[derive(Debug, Clone, Default)]
+pub struct Loss {
+    /// ε, in [0, 1).
+    pub label_smoothing: f64,
+    /// One weight per label; `None`: all 1.
+    pub class_weights: Option<Vec<f32>>,
+}
+
+impl Loss {
+    /// The batch's summed loss over targets that are not `IGNORE_LABEL`, and its divisor
+    /// (Σ w_y, the count without weights), as f32 scalar tensors.
+    pub fn sum(&self, logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = logits.dim(D::Minus1)?;
+        let logits = logits.reshape(((), k))?;
+        let targets = targets.flatten_all()?;
+        let mut valid = targets.ge(0i64)?.to_dtype(DType::F32)?;
+        let safe = targets.clamp(0i64, (k - 1) as i64)?.to_dtype(DType::U32)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
+        let weights = match &self.class_weights {
+            Some(w) => Some(Tensor::new(w.as_slice(), logits.device())?),
+            None => None,
+        };
+        if let Some(w) = &weights {
+            valid = (valid * w.index_select(&safe, 0)?)?;
+        }
+        let count = valid.sum_all()?;
+        let nll = (picked * &valid)?.sum_all()?.neg()?;
+        let eps = self.label_smoothing;
+        if eps == 0.0 {
+            return Ok((nll, count));
+        }
+        let per_label = match &weights {
+            Some(w) => logp.broadcast_mul(w)?,
+            None => logp,
+        };
+        let scored = targets.ge(0i64)?.to_dtype(DType::F32)?;
+        let uniform = (per_label.mean(D::Minus1)? * scored)?.sum_all()?.neg()?;
+        Ok((((nll * (1.0 - eps))? + (uniform * eps)?)?, count))
     }
-    let uniform = (logp.mean(D::Minus1)? * &valid)?.sum_all()?.neg()?;
-    Ok((((nll * (1.0 - eps))? + (uniform * eps)?)?, count))
+
+    /// The divisor of a batch's loss: Σ w_y over its scored targets (their count without
+    /// weights), computed on the host before the micro-batches run.
+    pub fn divisor(&self, targets: impl Iterator<Item = i64>) -> f64 {
+        targets
+            .filter(|&t| t != IGNORE_LABEL)
+            .map(|t| {
+                self.class_weights
+                    .as_ref()
+                    .map_or(1.0, |w| f64::from(w[t as usize]))
+            })
+            .sum()
+    }
 }
 
 /// The gradients of one optimizer step over rows `idx` and the batch's mean loss. Rows run in
@@ -324,14 +359,11 @@ pub fn batch_gradients(
     with_types: bool,
     device: &Device,
     max_tokens: usize,
-    label_smoothing: f64,
+    loss_fn: &Loss,
 ) -> Result<(candle_core::backprop::GradStore, f64)> {
-    let total: usize = match &examples.targets {
-        Targets::Sequence(y) => idx.iter().filter(|&&i| y[i] != IGNORE_LABEL).count(),
-        Targets::Token(y) => idx
-            .iter()
-            .map(|&i| y[i].iter().filter(|&&t| t != IGNORE_LABEL).count())
-            .sum(),
+    let total = match &examples.targets {
+        Targets::Sequence(y) => loss_fn.divisor(idx.iter().map(|&i| y[i])),
+        Targets::Token(y) => loss_fn.divisor(idx.iter().flat_map(|&i| y[i].iter().copied())),
     };
     let lengths: Vec<usize> = idx.iter().map(|&i| examples.ids[i].len()).collect();
     let parts = crate::columns::tokens::plan_batches(&lengths, idx.len(), Some(max_tokens));
@@ -341,8 +373,8 @@ pub fn batch_gradients(
         let rows: Vec<usize> = part.iter().map(|&j| idx[j]).collect();
         let b = examples.batch(&rows, pad_id, with_types, device)?;
         let logits = model.forward(&b.ids, &b.mask, b.types.as_ref(), true)?;
-        let (sum, _) = smoothed_cross_entropy_sum(&logits, &b.targets, label_smoothing)?;
-        let part_loss = (sum / total.max(1) as f64)?;
+        let (sum, _) = loss_fn.sum(&logits, &b.targets)?;
+        let part_loss = (sum / if total > 0.0 { total } else { 1.0 })?;
         loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let grads = part_loss.backward()?;
         summed = Some(match summed {
@@ -433,7 +465,11 @@ mod tests {
         let logits = Tensor::new(&rows, &dev).unwrap();
         let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &dev).unwrap();
         let eps = 0.1;
-        let (sum, count) = smoothed_cross_entropy_sum(&logits, &targets, eps).unwrap();
+        let smoothing = Loss {
+            label_smoothing: eps,
+            class_weights: None,
+        };
+        let (sum, count) = smoothing.sum(&logits, &targets).unwrap();
         // Per scored row: (1 − ε)·(−log p_y) + ε·mean_k(−log p_k); the ignored row adds nothing.
         let smoothed = |z: &[f32], y: usize| {
             let mean_nll = (0..z.len()).map(|k| row_loss(z, k)).sum::<f64>() / z.len() as f64;
@@ -445,14 +481,38 @@ mod tests {
         assert_eq!(count.to_scalar::<f32>().unwrap(), 2.0);
         // No smoothing is the plain sum, bit for bit.
         let plain = cross_entropy_sum(&logits, &targets).unwrap().0;
-        let zero = smoothed_cross_entropy_sum(&logits, &targets, 0.0)
-            .unwrap()
-            .0;
+        let zero = Loss::default().sum(&logits, &targets).unwrap().0;
         assert_eq!(
             plain.to_scalar::<f32>().unwrap().to_bits(),
             zero.to_scalar::<f32>().unwrap().to_bits()
         );
         assert!((got - plain.to_scalar::<f32>().unwrap() as f64).abs() > 1e-3);
+    }
+
+    #[test]
+    fn class_weights_weight_each_target_and_the_divisor_as_torch_does() {
+        let dev = Device::Cpu;
+        let rows = [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, -1.0, 0.0]];
+        let logits = Tensor::new(&rows, &dev).unwrap();
+        let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &dev).unwrap();
+        let w = [0.5f32, 2.0, 1.0];
+        for eps in [0.0, 0.1] {
+            let loss = Loss {
+                label_smoothing: eps,
+                class_weights: Some(w.to_vec()),
+            };
+            let (sum, divisor) = loss.sum(&logits, &targets).unwrap();
+            // torch: Σ_i [(1 − ε)·w_y·(−log p_y) + ε/k·Σ_c w_c·(−log p_c)] / Σ_i w_y.
+            let term = |z: &[f32], y: usize| {
+                let smooth = (0..3).map(|c| w[c] as f64 * row_loss(z, c)).sum::<f64>() / 3.0;
+                (1.0 - eps) * w[y] as f64 * row_loss(z, y) + eps * smooth
+            };
+            let want = term(&rows[0], 1) + term(&rows[2], 0);
+            let got = sum.to_scalar::<f32>().unwrap() as f64;
+            assert!((got - want).abs() < 1e-5, "eps {eps}: {got} vs {want}");
+            assert_eq!(divisor.to_scalar::<f32>().unwrap(), 2.5);
+            assert_eq!(loss.divisor([1i64, IGNORE_LABEL, 0].into_iter()), 2.5);
+        }
     }
 
     #[test]
@@ -611,9 +671,18 @@ mod tests {
                 crate::nn::encoders::seed_dropout(9);
                 let mut trace = Vec::new();
                 for idx in epoch_batches(&lengths, 16, true, &mut rng) {
-                    let (grads, loss) =
-                        batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 200, 0.0)
-                            .unwrap();
+                    let (grads, loss) = batch_gradients(
+                        &t.model,
+                        &ex,
+                        &idx,
+                        &vars,
+                        0,
+                        false,
+                        &dev,
+                        200,
+                        &Loss::default(),
+                    )
+                    .unwrap();
                     let info = opt.step(&grads, 1e-3, Some(0.5)).unwrap();
                     trace.extend([loss.to_bits(), info.grad_norm.to_bits()]);
                 }
@@ -687,10 +756,30 @@ mod tests {
             };
             let vars: Vec<Var> = t.named_vars().into_iter().map(|(_, v)| v).collect();
             let idx: Vec<usize> = (0..6).collect();
-            let (whole, l1) =
-                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 1 << 20, 0.0).unwrap();
-            let (parts, l2) =
-                batch_gradients(&t.model, &ex, &idx, &vars, 0, false, &dev, 20, 0.0).unwrap();
+            let (whole, l1) = batch_gradients(
+                &t.model,
+                &ex,
+                &idx,
+                &vars,
+                0,
+                false,
+                &dev,
+                1 << 20,
+                &Loss::default(),
+            )
+            .unwrap();
+            let (parts, l2) = batch_gradients(
+                &t.model,
+                &ex,
+                &idx,
+                &vars,
+                0,
+                false,
+                &dev,
+                20,
+                &Loss::default(),
+            )
+            .unwrap();
             assert!((l1 - l2).abs() < 1e-5, "{l1} vs {l2}");
             for v in &vars {
                 let (a, b) = (
