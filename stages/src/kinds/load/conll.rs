@@ -65,8 +65,8 @@ pub(super) fn read(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{file, load, params};
     use crate::columns::{labels, table};
-    use crate::kinds::load::testing::{file, load, params};
 
     #[test]
     fn conll_strips_prefixes_and_ends_sentences_at_blank_lines() {

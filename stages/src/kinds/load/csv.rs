@@ -157,7 +157,7 @@ impl<'a> LineCounter<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::kinds::load::testing::{file, load, params};
+    use super::super::testing::{file, load, params};
 
     #[test]
     fn csv_with_crlf_line_endings_names_the_right_line() {

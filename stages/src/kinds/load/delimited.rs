@@ -65,8 +65,8 @@ pub(super) fn read(
 mod tests {
     use arrow::array::AsArray;
 
+    use super::super::testing::{file, load, params};
     use crate::columns::{labels, table};
-    use crate::kinds::load::testing::{file, load, params};
 
     const EMOTION: &str = "{format: delimited, delimiter: ';', columns: [text, label], labels: [sadness, joy, love, anger, fear, surprise], splits: {train: x.txt}}";
 

@@ -311,8 +311,8 @@ fn json_column(name: &str, col: &[serde_json::Value]) -> (Field, ArrayRef) {
 
 #[cfg(test)]
 mod tests {
-    use crate::kinds::load::LoadParams;
-    use crate::kinds::load::testing::{file, load, params};
+    use super::super::LoadParams;
+    use super::super::testing::{file, load, params};
 
     #[test]
     fn jsonl_text_and_labels_of_the_wrong_type_are_refused_with_file_and_line() {

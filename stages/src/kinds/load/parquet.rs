@@ -285,8 +285,8 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
 
+    use super::super::testing::{file, load, params};
     use crate::columns::labels;
-    use crate::kinds::load::testing::{file, load, params};
 
     /// A two-row Parquet file (`text`, integer `label`) with a Hub `ClassLabel` in its metadata.
     fn tiny_parquet(labels: [i64; 2]) -> Vec<u8> {

@@ -225,8 +225,8 @@ fn by_folder(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::params;
     use super::*;
-    use crate::kinds::load::testing::params;
 
     #[test]
     fn limit_zero_is_refused_naming_the_split_and_the_param() {
