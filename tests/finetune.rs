@@ -202,20 +202,22 @@ fn the_environment_changes_no_trained_output() {
     assert_eq!(plain, switched);
 }
 
+/// The fine-tune's manifest record after a run of the toy pipeline with `extra` finetune params.
+fn trained(extra: &str) -> StageRecord {
+    let p = project(extra);
+    let run = p.cairn(&["run", "p.yaml"]).ok();
+    assert!(run.stdout.contains("ft "), "{}", run.stdout);
+    record(&p, "ft")
+}
+
 /// `label-smoothing` changes the trained weights and the fingerprint; left out, the params and
 /// the fingerprint are those of a pipeline written before the param existed; out of range, it is
 /// refused at its line before anything runs.
 #[test]
 fn label_smoothing_trains_differently_and_is_checked_at_its_line() {
-    let run = |extra: &str| {
-        let p = project(extra);
-        let run = p.cairn(&["run", "p.yaml"]).ok();
-        assert!(run.stdout.contains("ft "), "{}", run.stdout);
-        record(&p, "ft")
-    };
-    let plain = run("");
-    let zero = run(", label-smoothing: 0");
-    let smoothed = run(", label-smoothing: 0.1");
+    let plain = trained("");
+    let zero = trained(", label-smoothing: 0");
+    let smoothed = trained(", label-smoothing: 0.1");
     assert_eq!(plain.fingerprint, zero.fingerprint);
     assert!(
         plain.params.get("label-smoothing").is_none(),
@@ -244,15 +246,9 @@ fn label_smoothing_trains_differently_and_is_checked_at_its_line() {
 /// labels.
 #[test]
 fn class_weight_trains_differently_and_names_unknown_labels() {
-    let run = |extra: &str| {
-        let p = project(extra);
-        let run = p.cairn(&["run", "p.yaml"]).ok();
-        assert!(run.stdout.contains("ft "), "{}", run.stdout);
-        record(&p, "ft")
-    };
-    let plain = run("");
-    let balanced = run(", class-weight: balanced");
-    let by_name = run(", class-weight: {high: 3.0}");
+    let plain = trained("");
+    let balanced = trained(", class-weight: balanced");
+    let by_name = trained(", class-weight: {high: 3.0}");
     assert_ne!(plain.fingerprint, balanced.fingerprint);
     let model = |r: &StageRecord| r.outputs["files/model/model.safetensors"].digest.clone();
     assert_ne!(model(&plain), model(&balanced));

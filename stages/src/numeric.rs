@@ -13,6 +13,20 @@ pub fn argmax<T: PartialOrd>(values: &[T]) -> usize {
     best
 }
 
+/// scikit-learn's `class_weight="balanced"` from the class counts: n / (k · count) per class,
+/// 0 for a class with no rows (it contributes nothing either way).
+pub fn balanced_weights(counts: &[usize]) -> Vec<f64> {
+    let n: usize = counts.iter().sum();
+    let k = counts.len() as f64;
+    counts
+        .iter()
+        .map(|&c| match c {
+            0 => 0.0,
+            c => n as f64 / (k * c as f64),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

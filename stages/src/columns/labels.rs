@@ -143,16 +143,7 @@ impl ClassWeight {
     pub fn per_label(&self, names: &[String], counts: &[usize]) -> Result<Vec<f64>, String> {
         let k = names.len();
         match self {
-            ClassWeight::Rule(WeightRule::Balanced) => {
-                let n: usize = counts.iter().sum();
-                Ok(counts
-                    .iter()
-                    .map(|&c| match c {
-                        0 => 0.0,
-                        c => n as f64 / (k as f64 * c as f64),
-                    })
-                    .collect())
-            }
+            ClassWeight::Rule(WeightRule::Balanced) => Ok(crate::numeric::balanced_weights(counts)),
             ClassWeight::PerLabel(map) => {
                 let mut weights = vec![1.0; k];
                 for (label, &w) in map {

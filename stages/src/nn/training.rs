@@ -304,7 +304,7 @@ impl Loss {
         let k = logits.dim(D::Minus1)?;
         let logits = logits.reshape(((), k))?;
         let targets = targets.flatten_all()?;
-        let mut valid = targets.ge(0i64)?.to_dtype(DType::F32)?;
+        let scored = targets.ge(0i64)?.to_dtype(DType::F32)?;
         let safe = targets.clamp(0i64, (k - 1) as i64)?.to_dtype(DType::U32)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let picked = logp.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
@@ -312,9 +312,11 @@ impl Loss {
             Some(w) => Some(Tensor::new(w.as_slice(), logits.device())?),
             None => None,
         };
-        if let Some(w) = &weights {
-            valid = (valid * w.index_select(&safe, 0)?)?;
-        }
+        // Each scored target counts its label's weight (1 without weights).
+        let valid = match &weights {
+            Some(w) => (&scored * w.index_select(&safe, 0)?)?,
+            None => scored.clone(),
+        };
         let count = valid.sum_all()?;
         let nll = (picked * &valid)?.sum_all()?.neg()?;
         let eps = self.label_smoothing;
@@ -325,7 +327,6 @@ impl Loss {
             Some(w) => logp.broadcast_mul(w)?,
             None => logp,
         };
-        let scored = targets.ge(0i64)?.to_dtype(DType::F32)?;
         let uniform = (per_label.mean(D::Minus1)? * scored)?.sum_all()?.neg()?;
         Ok((((nll * (1.0 - eps))? + (uniform * eps)?)?, count))
     }
@@ -458,12 +459,17 @@ mod tests {
             .join(family)
     }
 
+    /// Three rows of three logits; the second row's target is ignored.
+    fn three_rows() -> ([[f32; 3]; 3], Tensor, Tensor) {
+        let rows = [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, -1.0, 0.0]];
+        let logits = Tensor::new(&rows, &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &Device::Cpu).unwrap();
+        (rows, logits, targets)
+    }
+
     #[test]
     fn label_smoothing_mixes_in_the_mean_over_labels_as_the_trainer_does() {
-        let dev = Device::Cpu;
-        let rows = [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, -1.0, 0.0]];
-        let logits = Tensor::new(&rows, &dev).unwrap();
-        let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &dev).unwrap();
+        let (rows, logits, targets) = three_rows();
         let eps = 0.1;
         let smoothing = Loss {
             label_smoothing: eps,
@@ -491,10 +497,7 @@ mod tests {
 
     #[test]
     fn class_weights_weight_each_target_and_the_divisor_as_torch_does() {
-        let dev = Device::Cpu;
-        let rows = [[1.0f32, 2.0, 0.5], [0.1, 0.2, 3.0], [2.0, -1.0, 0.0]];
-        let logits = Tensor::new(&rows, &dev).unwrap();
-        let targets = Tensor::new(&[1i64, IGNORE_LABEL, 0], &dev).unwrap();
+        let (rows, logits, targets) = three_rows();
         let w = [0.5f32, 2.0, 1.0];
         for eps in [0.0, 0.1] {
             let loss = Loss {
