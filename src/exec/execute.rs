@@ -198,6 +198,9 @@ impl Job<'_> {
             matrix: input.matrix.clone(),
             ..Default::default()
         };
+        if self.stage().kind.reads_metrics {
+            loaded.metrics = entry.metrics.clone();
+        }
         for (name, out) in &entry.outputs {
             if let Some(split) = split_of(name) {
                 if input.split.as_deref().is_some_and(|s| s != split) {

@@ -100,6 +100,10 @@ pub struct FingerprintInputs<'a> {
     /// which a kind may read. Absent when no input is a cell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<Vec<&'a BTreeMap<String, String>>>,
+    /// For a kind that reads its inputs' metrics: the digest of each input's metrics. Absent
+    /// for every other kind (their fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<Digest>>,
     /// External file/directory digests by the param that names them.
     pub externals: BTreeMap<&'a str, &'a str>,
 }
@@ -325,6 +329,7 @@ mod tests {
             inputs: vec![(None, "d1"), (Some("train"), "d2")],
             slots,
             matrix,
+            metrics: None,
             externals: BTreeMap::from([("file", "d3")]),
         };
         let list = inputs(None, None).fingerprint();

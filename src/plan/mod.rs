@@ -178,6 +178,7 @@ pub fn plan(
         );
     }
     let params = fingerprinted_params(stage);
+    let metrics = upstream_metrics(stage, upstream);
     let fingerprint = FingerprintInputs {
         scheme: SCHEME,
         kind: stage.kind.name,
@@ -191,6 +192,7 @@ pub fn plan(
             .collect(),
         slots: input_slots(stage),
         matrix: input_cells(stage),
+        metrics,
         externals: externals
             .iter()
             .map(|(k, v)| (k.as_str(), v.digest.as_str()))
@@ -211,6 +213,17 @@ fn input_slots(stage: &StageSpec) -> Option<Vec<&str>> {
             .inputs
             .iter()
             .map(|i| i.slot.unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The digest of each input's metrics, for a kind that reads them (`reads_metrics`):
+/// they are part of what it computes from, though no output object holds them.
+fn upstream_metrics(stage: &StageSpec, upstream: &[&Entry]) -> Option<Vec<Digest>> {
+    stage.kind.reads_metrics.then(|| {
+        upstream
+            .iter()
+            .map(|entry| digest_json(&serde_json::to_value(&entry.metrics).expect("metrics")))
             .collect()
     })
 }

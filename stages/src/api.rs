@@ -47,6 +47,9 @@ pub struct Input {
     /// When the upstream stage is one cell of a sweep (`matrix:`), its values by variable, e.g.
     /// `lang: de, n: 250`, as written; empty otherwise. Part of the consumer's fingerprint.
     pub matrix: BTreeMap<String, String>,
+    /// The upstream stage's metrics (as its `Output::metrics`), handed over only to kinds that
+    /// declare [`Stage::READS_METRICS`] (whose fingerprint then covers them); empty otherwise.
+    pub metrics: BTreeMap<String, serde_json::Value>,
 }
 
 impl Input {
@@ -368,6 +371,9 @@ pub trait Stage: Send + Sync + 'static {
     /// hands them over. Default: none, the kind takes a list ([`Stage::INPUTS`]); a kind
     /// declares one or the other.
     const INPUT_SLOTS: &'static [InputSlot] = &[];
+    /// Whether the kind reads its inputs' metrics ([`Input::metrics`]), e.g. to gather one
+    /// metric of many stages into a table. The engine then hashes them into its fingerprint.
+    const READS_METRICS: bool = false;
     /// One line for `cairn kinds` and the pipeline reference.
     const SUMMARY: &'static str;
 

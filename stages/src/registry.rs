@@ -13,6 +13,8 @@ pub struct Kind {
     pub inputs: Arity,
     /// Its named inputs; empty for a kind that takes a list.
     pub slots: &'static [InputSlot],
+    /// Whether it reads its inputs' metrics (which then enter its fingerprint).
+    pub reads_metrics: bool,
     pub summary: &'static str,
     /// Predictions on new texts from the stage's files (`cairn predict`), for model kinds.
     pub predict: Option<crate::api::PredictFn>,
@@ -76,6 +78,7 @@ const fn kind<S: Stage>() -> Kind {
         uses_device: S::USES_DEVICE,
         inputs: S::INPUTS,
         slots: S::INPUT_SLOTS,
+        reads_metrics: S::READS_METRICS,
         summary: S::SUMMARY,
         predict: S::PREDICT,
         parse: parse::<S>,
