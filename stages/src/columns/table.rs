@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int8Array, Int32Array, ListArray, StringArray, StructArray,
+    Array, ArrayRef, AsArray, Float64Array, Int8Array, Int32Array, ListArray, StringArray,
+    StructArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema};
@@ -141,6 +142,18 @@ pub fn list_i32(rows: &[Vec<i32>]) -> ArrayRef {
 pub fn list_i8(rows: &[Vec<i8>]) -> ArrayRef {
     let values: Int8Array = rows.iter().flatten().copied().collect();
     let field = Arc::new(Field::new_list_field(DataType::Int8, false));
+    Arc::new(ListArray::new(
+        field,
+        offsets_of(rows),
+        Arc::new(values),
+        None,
+    ))
+}
+
+/// `list<float64>` from rows whose items may be missing (null).
+pub fn list_f64_opt(rows: &[Vec<Option<f64>>]) -> ArrayRef {
+    let values: Float64Array = rows.iter().flatten().copied().collect();
+    let field = Arc::new(Field::new_list_field(DataType::Float64, true));
     Arc::new(ListArray::new(
         field,
         offsets_of(rows),

@@ -12,9 +12,10 @@
 //! - files `model/`: `config.json` (with `id2label` / `label2id` and the HF architecture),
 //!   `model.safetensors` (HF parameter names) and the tokenizer files — a directory Python
 //!   `AutoModelFor{Sequence,Token}Classification.from_pretrained` loads;
-//! - a table per predicted split: the input's non-token columns plus `pred`, `loss` (per
-//!   example; mean over scored tokens for the token task) and `logits` (sequence task), which
-//!   `evaluate` consumes;
+//! - a table per predicted split, which `evaluate` consumes (and which `predict` writes alike
+//!   for another dataset; see [`crate::nn::prediction_table`]): the input's non-token columns
+//!   plus `pred`, `loss` and `logits` (sequence task), or `input_tokens`, `pred`, `token_loss`
+//!   and `loss` (token task: a loss per sub-word, null where unscored, and their mean);
 //! - table `history`: one row per epoch (training loss, validation loss and scores);
 //! - metrics: the best epoch's validation scores and the step count.
 //!
@@ -27,23 +28,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-use arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
 use crate::columns::labels::{ClassWeight, IGNORE_LABEL};
-use crate::columns::matrix::fixed_size_list_f32;
-use crate::columns::tokens::{Tokens, plan_batches, without_token_columns};
+use crate::columns::tokens::plan_batches;
 use crate::hub::model::{self, ResolvedModel};
 use crate::metrics::scores::Report;
 use crate::ml::rng::Rng;
 use crate::nn::encoders::candle_device;
 use crate::nn::encoders::classifier::Task;
 use crate::nn::optim::{AdamW, linear_schedule};
+use crate::nn::prediction_table::Labels::Required;
+use crate::nn::prediction_table::{
+    SplitData, Vocab, all_labels, check_label_range, default_label_column, prediction_table,
+    read_split,
+};
 use crate::nn::training::{self, Examples, Loss, Targets, Trainable};
 use crate::numeric::argmax;
-use crate::{columns::labels, columns::table, metrics::seqeval};
+use crate::{columns::labels, metrics::seqeval};
 
 /// The files a model reference needs.
 const REQUIRED: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
@@ -56,15 +60,6 @@ const TOKENIZER_FILES: &[&str] = &[
     "sentencepiece.bpe.model",
 ];
 /// Input columns not carried to the prediction tables.
-const DROPPED: &[&str] = &[
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "word_ids",
-    "offsets",
-    "special_tokens_mask",
-];
-
 /// Which validation score picks the epoch whose weights are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -227,12 +222,6 @@ struct EpochRecord {
     eval: EvalScores,
 }
 
-/// A split read for training or prediction.
-struct SplitData {
-    examples: Examples,
-    batch: RecordBatch,
-}
-
 /// What the run reads from its input, checked before the model is loaded.
 struct Data {
     /// The label column.
@@ -250,8 +239,10 @@ impl Stage for Finetune {
     const KIND: &'static str = "finetune";
     /// Bump when what is trained or written changes. 2: fused CPU training kernels (the same
     /// math, other float rounding). 3: no timing in `history` or the metrics (it made every
-    /// rerun's output differ); a non-finite loss or gradient norm stops the stage.
-    const VERSION: u32 = 3;
+    /// rerun's output differ); a non-finite loss or gradient norm stops the stage. 4: the
+    /// token task's prediction tables carry `input_tokens` and `token_loss` (the NER chapter's
+    /// per-token error analysis); the sequence task's are unchanged.
+    const VERSION: u32 = 4;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::nn::predict::predict_texts);
@@ -341,16 +332,16 @@ impl Stage for Finetune {
 impl Data {
     /// The training, evaluation and prediction splits, their examples and the label names.
     fn read(p: &FinetuneParams, input: &Input) -> Result<Data, StageError> {
-        let label_col = p.label.clone().unwrap_or_else(|| match p.task {
-            Task::SequenceClassification => "label".into(),
-            Task::TokenClassification => "labels".into(),
-        });
+        let label_col = p
+            .label
+            .clone()
+            .unwrap_or_else(|| default_label_column(p.task).into());
         let train_batch = input.table_named_by("train-split", &p.train_split)?;
         let eval_batch = input.table_named_by("eval-split", &p.eval_split)?;
         let predict = predict_splits(p, input)?;
-        let train = read_split(train_batch, &p.train_split, &label_col, p.task)?;
+        let train = read_split(train_batch, &p.train_split, &label_col, p.task, Required)?;
         let names = label_names(train_batch, &train.examples)?;
-        let eval = read_split(eval_batch, &p.eval_split, &label_col, p.task)?;
+        let eval = read_split(eval_batch, &p.eval_split, &label_col, p.task, Required)?;
         check_label_range(&eval.examples, names.len(), &p.eval_split)?;
         if train.examples.is_empty() {
             return Err(StageError::failed(format!(
@@ -393,6 +384,8 @@ struct Model {
     device: candle_core::Device,
     pad_id: u32,
     with_types: bool,
+    /// The sub-word strings of the model's tokenizer (the token task's `input_tokens`).
+    vocab: Vocab,
 }
 
 impl Model {
@@ -416,6 +409,7 @@ impl Model {
             with_types: trainable.config.uses_token_types(),
             trainable,
             device,
+            vocab: Vocab::load(&pretrained.dir)?,
         })
     }
 
@@ -721,7 +715,7 @@ fn predict_split(
     batch: &RecordBatch,
     name: &str,
 ) -> Result<RecordBatch, StageError> {
-    let split = read_split(batch, name, &data.label_col, p.task)?;
+    let split = read_split(batch, name, &data.label_col, p.task, Required)?;
     let k = data.names.len();
     check_label_range(&split.examples, k, name)?;
     ctx.progress.set_total(split.examples.len() as u64, "rows");
@@ -731,7 +725,7 @@ fn predict_split(
         ctx.progress.advance(n as u64);
         ctx.check_cancelled()
     })?;
-    prediction_table(&split, &logits, k)
+    prediction_table(&split, &logits, k, &model.vocab)
 }
 
 /// Where training stands, to say where a loss or gradient norm stopped being finite.
@@ -774,61 +768,6 @@ fn epoch_plan(
     batches
 }
 
-/// Reads the token columns and the labels of one split.
-fn read_split(
-    batch: &RecordBatch,
-    split: &str,
-    label_col: &str,
-    task: Task,
-) -> Result<SplitData, StageError> {
-    let Tokens { ids, types, .. } = Tokens::read(batch, split)?;
-    if let Some(i) = ids.iter().position(Vec::is_empty) {
-        return Err(StageError::failed(format!(
-            "split `{split}` row {i} has no tokens"
-        )));
-    }
-    let targets = match task {
-        Task::SequenceClassification => {
-            let col = table::column(batch, label_col, split)?;
-            if !col.data_type().is_integer() {
-                return Err(StageError::failed(format!(
-                    "split `{split}`: the label column `{label_col}` is {}, a sequence-classification label is an integer id (for token labels use task: token-classification)",
-                    col.data_type()
-                )));
-            }
-            let col = arrow::compute::cast(col, &DataType::Int64)?;
-            let col = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&col);
-            Targets::Sequence(col.iter().map(|v| v.unwrap_or(IGNORE_LABEL)).collect())
-        }
-        Task::TokenClassification => {
-            let rows = table::int_lists(batch, label_col, split)?;
-            if let Some(i) = rows.iter().zip(&ids).position(|(l, t)| l.len() != t.len()) {
-                return Err(StageError::failed(format!(
-                    "split `{split}` row {i}: {} labels in `{label_col}` for {} tokens (align the word tags with an align-labels stage)",
-                    rows[i].len(),
-                    ids[i].len()
-                )));
-            }
-            Targets::Token(rows)
-        }
-    };
-    Ok(SplitData {
-        examples: Examples {
-            ids,
-            types,
-            targets,
-        },
-        batch: batch.clone(),
-    })
-}
-
-fn all_labels(examples: &Examples) -> Vec<i64> {
-    match &examples.targets {
-        Targets::Sequence(y) => y.clone(),
-        Targets::Token(rows) => rows.iter().flatten().copied().collect(),
-    }
-}
-
 /// The label names from the schema metadata, or `LABEL_i` up to the largest id seen.
 fn label_names(batch: &RecordBatch, train: &Examples) -> Result<Vec<String>, StageError> {
     if let Some(names) = labels::label_names(&batch.schema()) {
@@ -845,19 +784,6 @@ fn label_names(batch: &RecordBatch, train: &Examples) -> Result<Vec<String>, Sta
             "the training split has no labels to learn",
         )),
     }
-}
-
-fn check_label_range(examples: &Examples, k: usize, split: &str) -> Result<(), StageError> {
-    if let Some(bad) = all_labels(examples)
-        .into_iter()
-        .find(|&y| y != IGNORE_LABEL && (y < 0 || y >= k as i64))
-    {
-        return Err(StageError::failed(format!(
-            "split `{split}` has label {bad}, outside the {k} known labels (0..{})",
-            k - 1
-        )));
-    }
-    Ok(())
 }
 
 /// Loss and scores of evaluation logits.
@@ -1005,68 +931,6 @@ fn save_model(
     Ok(())
 }
 
-/// The input's non-token columns plus `pred`, `loss` and (sequence) `logits`.
-fn prediction_table(
-    data: &SplitData,
-    logits: &[Vec<f32>],
-    k: usize,
-) -> Result<RecordBatch, StageError> {
-    let added = match &data.examples.targets {
-        Targets::Sequence(y) => sequence_predictions(y, logits, k),
-        Targets::Token(rows) => token_predictions(rows, logits, k),
-    };
-    without_token_columns(&data.batch, DROPPED, added)
-}
-
-/// `pred` (label id), `loss` (NaN where the row has no label) and `logits` of each row.
-fn sequence_predictions(y: &[i64], logits: &[Vec<f32>], k: usize) -> Vec<(&'static str, ArrayRef)> {
-    let pred: Int64Array = logits.iter().map(|z| argmax(z) as i64).collect();
-    let loss: Float64Array = logits
-        .iter()
-        .zip(y)
-        .map(|(z, &t)| {
-            if t == IGNORE_LABEL {
-                f64::NAN
-            } else {
-                training::row_loss(z, t as usize)
-            }
-        })
-        .collect();
-    let flat = logits.iter().flatten().copied().collect::<Vec<_>>();
-    vec![
-        ("pred", Arc::new(pred)),
-        ("loss", Arc::new(loss)),
-        ("logits", fixed_size_list_f32(flat, k)),
-    ]
-}
-
-/// `pred` (a label id per token) and `loss` (the mean over the row's scored tokens, 0 when
-/// none is scored) of each row.
-fn token_predictions(
-    rows: &[Vec<i64>],
-    logits: &[Vec<f32>],
-    k: usize,
-) -> Vec<(&'static str, ArrayRef)> {
-    let mut preds = Vec::with_capacity(rows.len());
-    let mut losses = Vec::with_capacity(rows.len());
-    for (z, y) in logits.iter().zip(rows) {
-        let p: Vec<i32> = z.chunks_exact(k).map(|zj| argmax(zj) as i32).collect();
-        let (mut sum, mut n) = (0.0, 0usize);
-        for (j, &t) in y.iter().enumerate() {
-            if t != IGNORE_LABEL {
-                sum += training::row_loss(&z[j * k..(j + 1) * k], t as usize);
-                n += 1;
-            }
-        }
-        losses.push(if n == 0 { 0.0 } else { sum / n as f64 });
-        preds.push(p);
-    }
-    vec![
-        ("pred", table::list_i32(&preds)),
-        ("loss", Arc::new(Float64Array::from(losses))),
-    ]
-}
-
 /// One row per epoch.
 fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
     let f64s = |f: &dyn Fn(&EpochRecord) -> f64| -> ArrayRef {
@@ -1097,8 +961,9 @@ fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::columns::table;
     use crate::ml::rng::Rng;
-    use arrow::array::AsArray;
+    use arrow::array::{Array, AsArray};
 
     /// The tiny random BERT fixture plus a word-level tokenizer over its 100 ids
     /// (`[PAD]` `[UNK]` `[CLS]` `[SEP]`, then `w4` … `w99`).
@@ -1213,7 +1078,14 @@ mod tests {
         );
         assert!(val.column_by_name("text").is_some() && val.column_by_name("loss").is_some());
         let input = toy_split(64, 2);
-        let data = read_split(&input, "validation", "label", Task::SequenceClassification).unwrap();
+        let data = read_split(
+            &input,
+            "validation",
+            "label",
+            Task::SequenceClassification,
+            Required,
+        )
+        .unwrap();
         let batches = plan_batches(
             &data.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
             7,
@@ -1291,6 +1163,10 @@ mod tests {
         let val = &out.tables["validation"];
         let preds = table::int_lists(val, "pred", "validation").unwrap();
         assert!(preds.iter().zip(&ids).all(|(p, i)| p.len() == i.len()));
+        assert_token_losses_match_the_row_loss(val, &tags[..40]);
+        let tokens = table::string_lists(val, "input_tokens", "validation").unwrap();
+        assert_eq!(tokens[0][0], "[CLS]");
+        assert_eq!(tokens[0].len(), ids[0].len());
         assert!(out.tables["history"].column_by_name("precision").is_some());
         let f1 = out.metrics["validation"]["f1"].as_f64().unwrap();
         assert!(f1 > 0.5, "entity F1 {f1}");
@@ -1303,6 +1179,27 @@ mod tests {
 
     /// Regression: `seconds` and `train_samples_per_second` in `history` and the metrics made
     /// every rerun's output differ, so nothing downstream could stay cached.
+    /// A loss per scored token (null where the tag is -100), whose mean is the row's `loss`.
+    fn assert_token_losses_match_the_row_loss(table: &RecordBatch, tags: &[Vec<i32>]) {
+        let losses = table.column_by_name("token_loss").unwrap().as_list::<i32>();
+        let row_loss = crate::columns::matrix::read_scalars(table, "loss", "t").unwrap();
+        for (i, tags) in tags.iter().enumerate() {
+            let row = losses.value(i);
+            let row = row.as_primitive::<arrow::datatypes::Float64Type>();
+            assert_eq!(row.len(), tags.len());
+            let mut scored = Vec::new();
+            for (j, &t) in tags.iter().enumerate() {
+                assert_eq!(row.is_null(j), t == -100, "row {i} token {j}");
+                if t != -100 {
+                    assert!(row.value(j).is_finite() && row.value(j) >= 0.0);
+                    scored.push(row.value(j));
+                }
+            }
+            let mean = scored.iter().sum::<f64>() / scored.len() as f64;
+            assert_eq!(row_loss[i], Some(mean), "row {i}");
+        }
+    }
+
     #[test]
     fn history_and_metrics_have_no_timing() {
         let model = tiny_model();

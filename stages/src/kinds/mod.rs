@@ -8,6 +8,7 @@ pub mod extract_hidden;
 pub mod finetune;
 pub mod load;
 pub mod normalize;
+pub mod predict;
 pub mod pretokenize;
 pub mod project;
 pub mod sample;

@@ -27,9 +27,9 @@ fn bad(dir: &Path, msg: impl std::fmt::Display) -> StageError {
     StageError::failed(format!("{}: {msg}", dir.display()))
 }
 
-/// Loads a model directory written by `finetune` (or by `transformers`' `save_pretrained` for
-/// a supported family): the task from `architectures`, the labels from `id2label`.
-pub fn load(dir: &Path, device: &Device) -> Result<Saved, StageError> {
+/// The task and label names (`id2label`, by id) of a model directory written by `finetune` (or
+/// by `transformers`' `save_pretrained` for a supported family), from its `config.json`.
+pub fn saved_head(dir: &Path) -> Result<(Task, Vec<String>), StageError> {
     let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| bad(dir, e))?;
     let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(dir, e))?;
     let task = raw["architectures"]
@@ -48,6 +48,12 @@ pub fn load(dir: &Path, device: &Device) -> Result<Saved, StageError> {
             .ok_or_else(|| bad(dir, format!("id2label has a bad id `{id}`")))?;
         labels[i] = name.as_str().unwrap_or_default().to_string();
     }
+    Ok((task, labels))
+}
+
+/// Loads a model directory written by `finetune` (see [`saved_head`]) for inference.
+pub fn load(dir: &Path, device: &Device) -> Result<Saved, StageError> {
+    let (task, labels) = saved_head(dir)?;
     let config = Config::from_file(&dir.join("config.json")).map_err(|e| bad(dir, e))?;
     let weights = dir.join("model.safetensors");
     // SAFETY: mapped read-only; nothing writes into a cached model directory.
