@@ -12,11 +12,30 @@
 //! -100 where unscored): the report and confusion matrix count the scored tokens, and the
 //! metrics add seqeval's entity precision, recall and F1 (report.txt lists them per type).
 //!
+//! Per-token losses (the NER chapter's error analysis): when a token split also has
+//! `token_loss` (`list<float>`, the cross-entropy of the true tag per sub-word, null exactly
+//! where the label is -100) and `input_tokens` (`list<utf8>`, the sub-word strings, special
+//! tokens included), evaluate aggregates the scored losses by sub-word and by true tag, and
+//! shows the `top-k` sentences with the highest summed loss token by token. Without
+//! `input_tokens` the split is refused (the analysis groups by token string); so is a row whose
+//! `token_loss` or `input_tokens` length differs from its labels, a non-finite token loss, a
+//! loss where the label is -100 or a null one where it is scored. `token_loss` is read for
+//! token labels only.
+//!
 //! Outputs: tables `report` (one row per class and per average, per split), `confusion`
 //! (row-normalised, one row per true label, one column per predicted label) and `errors` (top
 //! and bottom `top-k` by loss); files `report.txt` (the report and confusion counts as text),
 //! `errors.txt` and `confusion-<split>.png`; metrics `{split: {accuracy, f1_weighted,
-//! f1_macro[, loss]}}`.
+//! f1_macro[, loss]}}` (token labels add `entity_precision`, `entity_recall`, `entity_f1`).
+//!
+//! With per-token losses, also: table `token_losses` (`split`, `token`, `count` int64, `mean`,
+//! `sum`: every scored sub-word string, highest sum first, ties by token), table `tag_losses`
+//! (`split`, `tag` (true tag name), `count`, `mean`, `sum`: highest mean first, ties by tag),
+//! table `sentences` (`split`, `rank` and `row` int64, `total_loss`, and token by token
+//! `input_tokens`, `labels` and `preds` as tag names — `IGN` where unscored — and `losses`,
+//! `list<float64>` null where unscored: the `top-k` highest totals, ties by row), and file
+//! `token-errors.txt` (per split: the 10 highest-sum tokens, the tags, then each top sentence
+//! as aligned lines of tokens, labels, preds and losses, `-` where unscored).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -33,6 +52,8 @@ use crate::metrics::scores::Report;
 use crate::metrics::seqeval::EntityReport;
 use crate::numeric::argmax;
 use crate::{columns::labels, columns::table, figures::heatmap, metrics::seqeval};
+
+mod token_losses;
 
 /// Picks the gold or the predicted tag ids of a scored row.
 type PickTags = fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>;
@@ -57,7 +78,8 @@ pub struct EvaluateParams {
     /// The text shown in the error analysis. Default `text`.
     #[serde(default = "text")]
     pub text: String,
-    /// How many highest- and lowest-loss examples to list. Default 10.
+    /// How many highest- and lowest-loss examples to list, and, for token labels with
+    /// `token_loss`, how many highest-total-loss sentences to show token by token. Default 10.
     #[serde(default = "ten")]
     pub top_k: usize,
 }
@@ -367,8 +389,10 @@ impl Stage for Evaluate {
     type Params = EvaluateParams;
     const KIND: &'static str = "evaluate";
     /// Bump when a score, table or file changes. 2: splits skipped for want of labels are
-    /// named (report.txt, metric `skipped`), never silently replaced by `train`.
-    const VERSION: u32 = 2;
+    /// named (report.txt, metric `skipped`), never silently replaced by `train`. 3: a token
+    /// split with `token_loss` adds the per-token loss analysis (`token_losses`, `tag_losses`,
+    /// `sentences`, `token-errors.txt`); other outputs are unchanged.
+    const VERSION: u32 = 3;
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str = "accuracy, F1, classification report, confusion matrix (table + PNG) and highest/lowest-loss examples";
 
@@ -462,6 +486,9 @@ fn evaluate_split(
         m["entity_recall"] = json!(entities.overall.recall);
         m["entity_f1"] = json!(entities.overall.f1);
         write_entity_report(&mut written.report_txt, split, rows.len(), &entities);
+        if let Some(losses) = token_losses::analyse(batch, split, p, &names)? {
+            written.token_losses.add(split, losses);
+        }
     }
     let normalized = report.confusion_normalized();
     let n = scored.truth.len();
@@ -611,8 +638,8 @@ fn highest_and_lowest(loss: &[f64], k: usize) -> [(&'static str, Vec<Example>); 
     [("highest", order), ("lowest", lowest)]
 }
 
-/// What the splits add up to: the rows of the `report`, `confusion` and `errors` tables and
-/// the text of `report.txt` and `errors.txt`.
+/// What the splits add up to: the rows of the `report`, `confusion` and `errors` tables, the
+/// text of `report.txt` and `errors.txt`, and the per-token loss analyses.
 #[derive(Default)]
 struct Written {
     report_rows: Vec<ReportRow>,
@@ -620,6 +647,7 @@ struct Written {
     error_rows: Vec<ErrorRow>,
     report_txt: String,
     errors_txt: String,
+    token_losses: token_losses::TokenLossTables,
 }
 
 impl Written {
@@ -737,7 +765,7 @@ impl Written {
             fs_err::write(out_dir.join("errors.txt"), self.errors_txt)?;
         }
         fs_err::write(out_dir.join("report.txt"), self.report_txt)?;
-        Ok(())
+        self.token_losses.finish(out_dir, output)
     }
 }
 
