@@ -1,7 +1,8 @@
 //! `predict` run by the real `cairn` binary on a tiny random BERT fine-tuned on toy tasks: on
 //! finetune's own data it writes finetune's prediction tables bit for bit (sequence and token
 //! classification); on another dataset `evaluate` scores it; data whose label names differ from
-//! the model's is refused naming both lists.
+//! the model's is refused naming both lists. The token task's per-token losses reach
+//! `evaluate`'s error analysis.
 
 mod common;
 
@@ -161,6 +162,19 @@ fn token_predictions_on_finetunes_data_are_its_own_and_another_dataset_gets_enti
     let eval = record(&p, "tok", "eval");
     let f1 = eval.metrics["test"]["entity_f1"].as_f64().unwrap();
     assert!(f1 > 0.5, "the toy tags transfer: entity F1 {f1}");
+    // The per-token losses reach evaluate's error analysis.
+    for output in [
+        "tables/token_losses.parquet",
+        "tables/tag_losses.parquet",
+        "tables/sentences.parquet",
+        "files/token-errors.txt",
+    ] {
+        assert!(
+            eval.outputs.contains_key(output),
+            "{:?}",
+            eval.outputs.keys()
+        );
+    }
 }
 
 #[test]

@@ -5,11 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, ListArray, RecordBatch};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Float64Type};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
 
 use super::{EvaluateParams, Names, floats, integers, strings};
 use crate::api::{Output, StageError};
@@ -350,7 +348,7 @@ impl TokenLossTables {
             ("input_tokens", lists(|s| &s.tokens)),
             ("labels", lists(|s| &s.labels)),
             ("preds", lists(|s| &s.preds)),
-            ("losses", list_f64(&losses)),
+            ("losses", table::list_f64_opt(&losses)),
         ])?)
     }
 
@@ -467,18 +465,6 @@ fn wrapped(widths: &[usize], head: usize) -> Vec<std::ops::Range<usize>> {
     blocks
 }
 
-/// `list<float64>` from rows, null where a value is `None`.
-fn list_f64(rows: &[Vec<Option<f64>>]) -> ArrayRef {
-    let values: Float64Array = rows.iter().flatten().copied().collect();
-    let field = Arc::new(Field::new_list_field(DataType::Float64, true));
-    Arc::new(ListArray::new(
-        field,
-        OffsetBuffer::from_lengths(rows.iter().map(Vec::len)),
-        Arc::new(values),
-        None,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::StringArray;
@@ -520,7 +506,7 @@ mod tests {
             ("tokens", table::list_utf8(&words)),
             ("labels", table::list_i32(&c.labels)),
             ("pred", table::list_i32(&c.preds)),
-            ("token_loss", list_f64(&c.losses)),
+            ("token_loss", table::list_f64_opt(&c.losses)),
         ];
         if with_input_tokens {
             cols.push(("input_tokens", table::list_utf8(&c.tokens)));
@@ -529,7 +515,7 @@ mod tests {
         let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
         let meta: std::collections::HashMap<_, _> =
             labels::metadata("labels", &names).into_iter().collect();
-        let schema = Arc::new(b.schema().as_ref().clone().with_metadata(meta));
+        let schema = std::sync::Arc::new(b.schema().as_ref().clone().with_metadata(meta));
         RecordBatch::try_new(schema, b.columns().to_vec()).unwrap()
     }
 
@@ -539,7 +525,7 @@ mod tests {
         crate::run_for_test::<Evaluate>(&p, [("validation".to_string(), batch(c, true))])
     }
 
-    fn column<'a>(t: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    fn column<'a>(t: &'a RecordBatch, name: &str) -> &'a arrow::array::ArrayRef {
         t.column_by_name(name).unwrap()
     }
     fn texts(t: &RecordBatch, name: &str) -> Vec<String> {
