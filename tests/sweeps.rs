@@ -241,3 +241,44 @@ fn the_names_of_named_inputs_are_part_of_the_fingerprint() {
     assert_eq!(p.executions(), sorted(&["join"]));
     assert_ne!(fingerprint_of(&p, "join"), before);
 }
+
+/// A variable's values may be a pipeline param holding the list, so two sweeps share it and
+/// adding a value there adds a cell to both.
+#[test]
+fn a_param_list_gives_several_sweeps_their_values() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        r#"
+name: sweep
+params:
+  ns: [1, 2]
+stages:
+  src: {kind: test-source, rows: 2}
+  a:
+    kind: test-map
+    inputs: [src]
+    matrix: {n: "${params.ns}"}
+    add: ${matrix.n}
+  b:
+    kind: test-map
+    matrix: {n: "${params.ns}"}
+    inputs: ["a-${matrix.n}"]
+"#,
+    );
+    let dag = p.cairn(&["dag", "pipeline.yaml"]).ok().stdout;
+    let ids: Vec<&str> = dag.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(ids, ["src", "a-1", "a-2", "b-1", "b-2"], "{dag}");
+    edit(&p, "ns: [1, 2]", "ns: [1, 2, 3]");
+    let dag = p.cairn(&["dag", "pipeline.yaml"]).ok().stdout;
+    assert!(dag.contains("b-3") && dag.contains("← a-3"), "{dag}");
+    edit(&p, "ns: [1, 2, 3]", "ns: 3");
+    let run = p.cairn(&["dag", "pipeline.yaml"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("matrix variable `n` must list its values"),
+        "{}",
+        run.stderr
+    );
+}

@@ -3,7 +3,8 @@
 //! id `<id>-<value>-<value>` (`ft-de-250`) and its own fingerprint and cache entry. Cells are
 //! named by their values, not their positions, so adding a value leaves every other cell's id,
 //! and so its cached result, as it was. In inputs and `--target`, the sweep's own id names all
-//! its cells.
+//! its cells. A variable's values may be a pipeline param holding the list
+//! (`matrix: {lang: ${params.langs}}`), so sweeps over the same values share one list.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -219,6 +220,7 @@ impl<'a> Resolver<'a> {
             );
             return Err(Reported);
         }
+        let values = self.param_list(values).unwrap_or(values);
         let Some(list) = values.as_sequence().filter(|l| !l.is_empty()) else {
             self.error(
                 loc.value(&["stages", key, "matrix", name]),
@@ -238,6 +240,17 @@ impl<'a> Resolver<'a> {
             }
         }
         result
+    }
+
+    /// The pipeline param a variable's values name as a whole (`lang: ${params.langs}`), so
+    /// several sweeps share one list: adding a language is one edit.
+    fn param_list(&self, values: &Yaml) -> Option<&'a Yaml> {
+        let source: &'a SourceFile = self.source;
+        let name = values
+            .as_str()?
+            .strip_prefix("${params.")?
+            .strip_suffix('}')?;
+        source.raw.params.get(name)
     }
 
     /// The instances whose id no earlier stage or sweep uses; the others are reported.
