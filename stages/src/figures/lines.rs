@@ -243,13 +243,11 @@ fn colour(i: usize) -> RGBColor {
 /// Draws `chart` to `path` (800 × 500): axes with labels and a light grid, each series as a line
 /// with round markers, each reference as a dashed line, and a legend in the lower right.
 pub fn line_chart(path: &Path, chart: &LineChart) -> Result<(), StageError> {
-    if chart.log_x {
-        if let Some(x) = chart.xs().into_iter().find(|x| *x <= 0.0) {
-            return Err(StageError::failed(format!(
-                "a logarithmic x axis needs x > 0, not {}",
-                number(x)
-            )));
-        }
+    if let Some(x) = chart.xs().into_iter().find(|x| chart.log_x && *x <= 0.0) {
+        return Err(StageError::failed(format!(
+            "a logarithmic x axis needs x > 0, not {}",
+            number(x)
+        )));
     }
     register_font();
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();

@@ -284,6 +284,9 @@ mod tests {
         ("c-de-500", &[("lang", "de"), ("n", "500")], 0.7),
     ];
 
+    /// A point as (x, x as written, value).
+    type Shape<'a> = (f64, &'a str, f64);
+
     #[test]
     fn runs_become_lines_by_series_with_points_sorted_by_x() {
         let p = params("{metric: f1, x: n, series: lang}");
@@ -291,7 +294,7 @@ mod tests {
         let Layout::Curves(curves) = Layout::new(&p, &entries(&CURVE, &m)).unwrap() else {
             panic!("curves")
         };
-        let shape: Vec<(&str, Vec<(f64, &str, f64)>)> = curves
+        let shape: Vec<(&str, Vec<Shape>)> = curves
             .iter()
             .map(|c| {
                 let points = c.points.iter().map(|q| (q.x, q.written, q.value));

@@ -20,8 +20,8 @@
 //!   run, named by its stage. Rows and columns come in the order first seen.
 //! - `x`: a sweep variable with numeric values: draws a line chart of the metric against it
 //!   instead of a table (excludes `rows`). `series`: a variable with one line per value.
-//!   `x-scale`: `linear` (default) or `log` (base 2; either way the ticks are at the runs' x
-//!   values on a log axis, so the base does not show).
+//!   `x-scale`: `linear` (default, ticked at round numbers) or `log` (placed by log2 x and
+//!   ticked at the runs' own x values, so the base does not show; every x must be above 0).
 //! - `title`: the figure's and the Markdown's title. Default: the metric and the variables.
 //! - `digits`: decimals in the Markdown and the heatmap's cells. Default 3, at most 12.
 //! - `labels`: display names for row, column and series values, reference and run stage ids
