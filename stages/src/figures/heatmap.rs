@@ -293,4 +293,34 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
     }
+
+    #[test]
+    fn any_grid_is_drawn_with_its_own_shape_and_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let rows: Vec<String> = ["de", "fr"].map(String::from).to_vec();
+        let columns: Vec<String> = ["de", "fr", "en"].map(String::from).to_vec();
+        let map = Heatmap {
+            title: "F1",
+            cells: vec![
+                vec![Some(86.0), None, Some(70.0)],
+                vec![Some(62.0), Some(80.0), None],
+            ],
+            row_names: &rows,
+            column_names: &columns,
+            row_title: "train",
+            column_title: "eval",
+            range: (62.0, 86.0),
+            cell_digits: 0,
+            tick_digits: 0,
+            cell_width: 100,
+        };
+        assert_eq!(map.shade(74.0), 0.5);
+        annotated_heatmap(&path, &map).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        // The PNG header's width and height: left 40 + 2 × 9, three cells of 100, the bar
+        // (70 + 20); top 64, two cells of 84, the bottom 90.
+        let size = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!((size(16), size(20)), (58 + 300 + 90, 64 + 168 + 90));
+    }
 }
