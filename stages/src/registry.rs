@@ -130,6 +130,7 @@ pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::evaluate::Evaluate>(),
     kind::<crate::kinds::finetune::Finetune>(),
     kind::<crate::kinds::predict::Predict>(),
+    kind::<crate::kinds::compare::Compare>(),
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestSource>(),
     #[cfg(feature = "test-kinds")]

@@ -1,5 +1,6 @@
 //! Every PNG figure the stages draw, with plotters' bitmap backend: the confusion-matrix
-//! [`heatmap`] and the [`hexbin`] density grid, in the [`colour_map`]s they share.
+//! [`heatmap`] and the [`hexbin`] density grid, in the [`colour_map`]s they share, and the
+//! [`lines`] chart (a metric against a numeric x, with reference lines).
 //!
 //! Text uses a font compiled into the binary (a Latin subset of DejaVu Sans, assets/fonts,
 //! Bitstream Vera licence), registered with plotters' `ab_glyph` backend: no system fonts or
@@ -8,6 +9,7 @@
 pub mod colour_map;
 pub mod heatmap;
 pub mod hexbin;
+pub mod lines;
 
 use std::path::Path;
 use std::sync::Once;

@@ -2,6 +2,7 @@
 
 pub mod align_labels;
 pub mod classify;
+pub mod compare;
 pub mod concat;
 pub mod evaluate;
 pub mod extract_hidden;
