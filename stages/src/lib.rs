@@ -31,20 +31,29 @@ pub(crate) fn params_from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T 
     serde_json::from_value(serde_json::to_value(value).expect("json")).expect("params")
 }
 
-/// Runs stage `S` in a unit test on one input holding `tables`, with a temp dir as root and
-/// output directory (kept alive by the returned guard). As the engine does, the params are
-/// validated and their externals resolved (offline) first.
+/// Runs stage `S` in a unit test on one input holding `tables` (see [`run_with_inputs`]).
 #[cfg(test)]
 pub(crate) fn run_for_test<S: Stage>(
     params: &S::Params,
     tables: impl IntoIterator<Item = (String, arrow::record_batch::RecordBatch)>,
 ) -> Result<(Output, tempfile::TempDir), StageError> {
-    let dir = tempfile::tempdir().expect("tempdir");
     let inputs = [Input {
         stage: "upstream".into(),
         tables: tables.into_iter().collect(),
         ..Default::default()
     }];
+    run_with_inputs::<S>(params, &inputs)
+}
+
+/// Runs stage `S` in a unit test on `inputs`, with a temp dir as root and output directory
+/// (kept alive by the returned guard). As the engine does, the params are validated and their
+/// externals resolved (offline) first.
+#[cfg(test)]
+pub(crate) fn run_with_inputs<S: Stage>(
+    params: &S::Params,
+    inputs: &[Input],
+) -> Result<(Output, tempfile::TempDir), StageError> {
+    let dir = tempfile::tempdir().expect("tempdir");
     let env = PrepareEnv {
         root: dir.path(),
         offline: true,
@@ -55,7 +64,7 @@ pub(crate) fn run_for_test<S: Stage>(
     let ctx = Context {
         stage: S::KIND,
         root: dir.path(),
-        inputs: &inputs,
+        inputs,
         externals: &externals,
         out_dir: dir.path(),
         device: Device::Cpu,

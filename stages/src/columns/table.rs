@@ -82,17 +82,41 @@ pub fn string_lists<'a>(
     }
     let list = col.as_list::<i32>();
     let values = list.values().as_string::<i32>();
+    Ok(list_rows(list, |j| values.value(j)))
+}
+
+/// A `list<float>` column (any float width) as one `Vec<Option<f64>>` per row, `None` for a
+/// null item (a null row reads as empty).
+pub fn float_lists(
+    batch: &RecordBatch,
+    name: &str,
+    split: &str,
+) -> Result<Vec<Vec<Option<f64>>>, StageError> {
+    let col = column(batch, name, split)?;
+    if !matches!(col.data_type(), DataType::List(inner) if inner.data_type().is_floating()) {
+        return Err(wrong_type(name, split, "list<float>", col.data_type()));
+    }
+    let list = col.as_list::<i32>();
+    let values = arrow::compute::cast(list.values(), &DataType::Float64)?;
+    let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+    Ok(list_rows(list, |j| {
+        values.is_valid(j).then(|| values.value(j))
+    }))
+}
+
+/// Each row of `list` as its items, `item(j)` reading the values array at `j`.
+fn list_rows<T>(list: &ListArray, item: impl Fn(usize) -> T) -> Vec<Vec<T>> {
     let offsets = list.value_offsets();
-    Ok((0..list.len())
+    (0..list.len())
         .map(|i| {
             if list.is_null(i) {
                 return Vec::new();
             }
             (offsets[i] as usize..offsets[i + 1] as usize)
-                .map(|j| values.value(j))
+                .map(&item)
                 .collect()
         })
-        .collect())
+        .collect()
 }
 
 /// A list column of integers (any width up to 64 bits) as `Vec<i64>` per row.

@@ -322,10 +322,8 @@ impl Stage for Concat {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
-    use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::api::{Device, NoProgress};
 
     const NER: [&str; 7] = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"];
 
@@ -370,25 +368,7 @@ mod tests {
 
     fn run(yaml: &str, inputs: &[Input]) -> Result<Output, StageError> {
         let p: ConcatParams = crate::params_from_yaml(yaml);
-        let dir = tempfile::tempdir().unwrap();
-        let env = PrepareEnv {
-            root: dir.path(),
-            offline: true,
-        };
-        Concat::validate(&p, &env)?;
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "concat",
-            root: dir.path(),
-            inputs,
-            externals: &[],
-            out_dir: dir.path(),
-            device: Device::Cpu,
-            offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
-        };
-        Concat::run(&p, &ctx)
+        crate::run_with_inputs::<Concat>(&p, inputs).map(|(output, _dir)| output)
     }
 
     fn failure(err: StageError) -> (String, Option<String>) {

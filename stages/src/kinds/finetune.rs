@@ -444,6 +444,9 @@ struct Trained {
     steps: usize,
     /// Time spent in training steps (evaluation excluded), and the examples they saw.
     train_seconds: f64,
+    /// Of which in the optimizer (gradient norm, clipping, AdamW): the dense update of a large
+    /// embedding table is worth seeing.
+    optimizer_seconds: f64,
     samples: usize,
     /// The Trainer-like table of the epochs, for the log.
     table_text: String,
@@ -473,6 +476,10 @@ impl Trained {
         output.run_facts.insert(
             "train_samples_per_second".into(),
             json!(round(self.samples as f64 / self.train_seconds, 2)),
+        );
+        output.run_facts.insert(
+            "optimizer_seconds".into(),
+            json!(round(self.optimizer_seconds, 2)),
         );
         output
             .run_facts
@@ -525,6 +532,7 @@ fn train(
         best_epoch,
         steps: trainer.step,
         train_seconds: trainer.train_seconds,
+        optimizer_seconds: trainer.optimizer_seconds,
         samples: trainer.samples,
         table_text,
     })
@@ -603,6 +611,7 @@ struct Trainer<'a> {
     step: usize,
     samples: usize,
     train_seconds: f64,
+    optimizer_seconds: f64,
     /// The training loss: label smoothing and class weights.
     loss: Loss,
 }
@@ -636,6 +645,7 @@ impl<'a> Trainer<'a> {
             step: 0,
             samples: 0,
             train_seconds: 0.0,
+            optimizer_seconds: 0.0,
             loss: training_loss(p, train, names)?,
         })
     }
@@ -694,10 +704,12 @@ impl<'a> Trainer<'a> {
             lr,
         };
         at.check("the training loss", loss)?;
+        let started = Instant::now();
         let info = self
             .opt
             .step(&grads, lr, Some(self.p.max_grad_norm))
             .map_err(failed("optimizer step"))?;
+        self.optimizer_seconds += started.elapsed().as_secs_f64();
         at.check("the gradient norm", info.grad_norm)?;
         self.step += 1;
         self.samples += idx.len();
@@ -1223,7 +1235,12 @@ mod tests {
         let facts: Vec<&str> = out.run_facts.keys().map(String::as_str).collect();
         assert_eq!(
             facts,
-            ["threads", "train_samples_per_second", "train_seconds"]
+            [
+                "optimizer_seconds",
+                "threads",
+                "train_samples_per_second",
+                "train_seconds"
+            ]
         );
     }
 

@@ -314,14 +314,13 @@ impl Stage for Compare {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
 
     use arrow::array::{Array, AsArray, RecordBatch};
     use arrow::datatypes::Float64Type;
     use serde_json::json;
 
     use super::*;
-    use crate::api::{Device, Input, NoProgress};
+    use crate::api::Input;
     use crate::columns::table;
 
     /// An `evaluate`-like input in `slot` with test F1 `f1`, from a sweep cell with `matrix`.
@@ -350,25 +349,7 @@ mod tests {
 
     fn run(yaml: &str, inputs: &[Input]) -> Result<Ran, StageError> {
         let p: CompareParams = crate::params_from_yaml(yaml);
-        let dir = tempfile::tempdir().unwrap();
-        let env = PrepareEnv {
-            root: dir.path(),
-            offline: true,
-        };
-        Compare::validate(&p, &env)?;
-        let cancelled = AtomicBool::new(false);
-        let ctx = Context {
-            stage: "compare",
-            root: dir.path(),
-            inputs,
-            externals: &[],
-            out_dir: dir.path(),
-            device: Device::Cpu,
-            offline: true,
-            progress: &NoProgress,
-            cancelled: &cancelled,
-        };
-        let output = Compare::run(&p, &ctx)?;
+        let (output, dir) = crate::run_with_inputs::<Compare>(&p, inputs)?;
         Ok(Ran {
             output,
             markdown: std::fs::read_to_string(dir.path().join("comparison.md")).unwrap(),

@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::array::RecordBatch;
 
 use super::{EvaluateParams, Names, floats, integers, strings};
 use crate::api::{Output, StageError};
@@ -145,7 +144,7 @@ pub(super) fn analyse(
     let tokens = input_tokens(batch, split)?;
     let labels = table::int_lists(batch, &p.label, split)?;
     let preds = table::int_lists(batch, &p.pred, split)?;
-    let losses = float_lists(batch, TOKEN_LOSS, split)?;
+    let losses = table::float_lists(batch, TOKEN_LOSS, split)?;
     let mut sentences = Vec::with_capacity(labels.len());
     for (row, (((tokens, labels), preds), losses)) in tokens
         .into_iter()
@@ -195,37 +194,6 @@ fn input_tokens<'a>(batch: &'a RecordBatch, split: &str) -> Result<Vec<Vec<&'a s
         )));
     }
     table::string_lists(batch, INPUT_TOKENS, split)
-}
-
-/// A `list<float>` column as one `Vec<Option<f64>>` per row (a null row reads as empty).
-fn float_lists(
-    batch: &RecordBatch,
-    name: &str,
-    split: &str,
-) -> Result<Vec<Vec<Option<f64>>>, StageError> {
-    let col = table::column(batch, name, split)?;
-    let is_float_list =
-        matches!(col.data_type(), DataType::List(inner) if inner.data_type().is_floating());
-    if !is_float_list {
-        return Err(StageError::failed(format!(
-            "column `{name}` of split `{split}` is {}, expected list<float>",
-            col.data_type()
-        )));
-    }
-    let list = col.as_list::<i32>();
-    let values = arrow::compute::cast(list.values(), &DataType::Float64)?;
-    let values = values.as_primitive::<Float64Type>();
-    let offsets = list.value_offsets();
-    Ok((0..list.len())
-        .map(|i| {
-            if list.is_null(i) {
-                return Vec::new();
-            }
-            (offsets[i] as usize..offsets[i + 1] as usize)
-                .map(|j| values.is_valid(j).then(|| values.value(j)))
-                .collect()
-        })
-        .collect())
 }
 
 /// Count and sum of the scored losses per key, in key order.
@@ -467,7 +435,8 @@ fn wrapped(widths: &[usize], head: usize) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::StringArray;
+    use arrow::array::{AsArray, StringArray};
+    use arrow::datatypes::Float64Type;
 
     use super::super::Evaluate;
     use super::*;
@@ -588,7 +557,7 @@ mod tests {
         assert_eq!(list("preds"), "O I-PER O O O");
         let c = two_sentences();
         assert_eq!(
-            float_lists(t, "losses", "t").unwrap(),
+            table::float_lists(t, "losses", "t").unwrap(),
             [c.losses[1].clone(), c.losses[0].clone()]
         );
 
