@@ -228,7 +228,8 @@ impl Stage for Compare {
     type Params = CompareParams;
     const KIND: &'static str = "compare";
     /// Bump when the tables, the Markdown, the figures or the metrics change.
-    const VERSION: u32 = 1;
+    /// 2: the heatmap widens so that a long title fits (it was clipped).
+    const VERSION: u32 = 2;
     const INPUT_SLOTS: &'static [InputSlot] = &[
         InputSlot::new("runs", Arity::AtLeast(1)),
         InputSlot::new("reference", Arity::Range(0, 16)),
@@ -393,6 +394,33 @@ mod tests {
             cell("fr", "fr", 0.8449),
             evaluated("zero-shot", "reference", &[], 0.5),
         ]
+    }
+
+    /// The width of a PNG, from its IHDR chunk.
+    fn png_width(png: &[u8]) -> u32 {
+        u32::from_be_bytes(png[16..20].try_into().unwrap())
+    }
+
+    /// Regression: a long title was clipped at both sides of a two-column heatmap.
+    #[test]
+    fn a_long_title_widens_the_heatmap_to_fit() {
+        let yaml = |title: &str| {
+            format!("{{metric: test.entity_f1, rows: train, columns: eval, title: '{title}'}}")
+        };
+        let short = run(&yaml("F1"), &transfer()).unwrap();
+        let title = "Entity F1 on the test split of each language (rows: fine-tuned on)";
+        let long = run(&yaml(title), &transfer()).unwrap();
+        assert_eq!(
+            png_width(&short.png),
+            316,
+            "as before: the cells set the width"
+        );
+        // About 10 pixels a character, centred over the cells.
+        assert!(
+            png_width(&long.png) >= 10 * title.len() as u32,
+            "{}",
+            png_width(&long.png)
+        );
     }
 
     #[test]

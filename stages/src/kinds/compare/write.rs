@@ -177,6 +177,14 @@ fn curve_rows(p: &CompareParams, curves: &[Curve]) -> Rows {
 }
 
 /// `comparison.png`: the grid as a heatmap, or the curves as a line chart with the references.
+/// The cell width at which the title, centred over the cells, fits over them (19-pixel text:
+/// about 10 pixels a character).
+fn title_fit(title: &str, columns: usize) -> i32 {
+    let title_px = 10 * title.chars().count() as i32;
+    let columns = columns.max(1) as i32;
+    (title_px + columns - 1) / columns
+}
+
 pub fn figure(
     p: &CompareParams,
     layout: &Layout,
@@ -200,7 +208,9 @@ pub fn figure(
                 range,
                 cell_digits: p.digits,
                 tick_digits: tick_digits.unwrap_or(p.digits),
-                cell_width: 84.max(8 * longest as i32 + 16),
+                cell_width: 84
+                    .max(8 * longest as i32 + 16)
+                    .max(title_fit(&title, columns.len())),
             };
             heatmap::annotated_heatmap(path, &map)
         }
