@@ -14,32 +14,11 @@ fn write_tiny_model(p: &Project) {
     common::write_tiny_bert(p, "model", &[]);
 }
 
-/// `n` lines `text;label` of a learnable toy task: `high` when every word is ≥ w60.
-fn toy_lines(n: usize, seed: u64) -> String {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut below = |m: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % m
-    };
-    let mut out = String::new();
-    for _ in 0..n {
-        let high = below(2) == 1;
-        let len = 2 + below(10);
-        let (lo, span) = if high { (60, 40) } else { (4, 56) };
-        let words: Vec<String> = (0..len).map(|_| format!("w{}", lo + below(span))).collect();
-        let label = if high { "high" } else { "other" };
-        out.push_str(&format!("{};{label}\n", words.join(" ")));
-    }
-    out
-}
-
 fn project(extra_finetune: &str) -> Project {
     let p = Project::new();
     write_tiny_model(&p);
-    p.write("data/train.txt", &toy_lines(96, 1));
-    p.write("data/validation.txt", &toy_lines(32, 2));
+    p.write("data/train.txt", &common::toy_lines(96, 1));
+    p.write("data/validation.txt", &common::toy_lines(32, 2));
     p.write(
         "p.yaml",
         &format!(

@@ -10,36 +10,9 @@ use cairn::store::cache::Cache;
 use cairn::store::manifest::{Manifest, StageRecord};
 use common::Project;
 
-/// A xorshift stream for toy data.
-fn stream(seed: u64) -> impl FnMut(u64) -> u64 {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    move |m| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % m
-    }
-}
-
-/// `n` lines `text;label`: `high` when every word is ≥ w60.
-fn sequence_lines(n: usize, seed: u64) -> String {
-    let mut below = stream(seed);
-    let mut out = String::new();
-    for _ in 0..n {
-        let high = below(2) == 1;
-        let (lo, span) = if high { (60, 40) } else { (4, 56) };
-        let words: Vec<String> = (0..2 + below(10))
-            .map(|_| format!("w{}", lo + below(span)))
-            .collect();
-        let label = if high { "high" } else { "other" };
-        out.push_str(&format!("{};{label}\n", words.join(" ")));
-    }
-    out
-}
-
 /// `n` CoNLL sentences: a word ≥ w60 is tagged `B-X`, others `O`.
 fn conll_sentences(n: usize, seed: u64) -> String {
-    let mut below = stream(seed);
+    let mut below = common::xorshift(seed);
     let mut out = String::new();
     for _ in 0..n {
         for _ in 0..2 + below(8) {
@@ -68,9 +41,9 @@ fn table_digest(r: &StageRecord, split: &str) -> String {
 fn sequence_predictions_on_finetunes_data_are_its_own_and_another_dataset_is_scored() {
     let p = Project::new();
     common::write_tiny_bert(&p, "model", &[]);
-    p.write("data/train.txt", &sequence_lines(96, 1));
-    p.write("data/validation.txt", &sequence_lines(32, 2));
-    p.write("other/test.txt", &sequence_lines(40, 3));
+    p.write("data/train.txt", &common::toy_lines(96, 1));
+    p.write("data/validation.txt", &common::toy_lines(32, 2));
+    p.write("other/test.txt", &common::toy_lines(40, 3));
     p.write(
         "p.yaml",
         r#"

@@ -111,3 +111,30 @@ pub fn sorted(v: &[&str]) -> Vec<String> {
 pub fn write_tiny_bert(p: &Project, dir: &str, extra: &[(&str, u32)]) {
     cairn_stages::fixtures::write_tiny_bert(&p.path(dir), extra);
 }
+
+/// A xorshift stream of numbers below `m`, for deterministic toy data.
+pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move |m| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
+    }
+}
+
+/// `n` lines `text;label` of a learnable toy task for the tiny BERT's word-level vocabulary:
+/// `high` when every word is ≥ w60, `other` otherwise.
+pub fn toy_lines(n: usize, seed: u64) -> String {
+    let mut below = xorshift(seed);
+    let mut out = String::new();
+    for _ in 0..n {
+        let high = below(2) == 1;
+        let len = 2 + below(10);
+        let (lo, span) = if high { (60, 40) } else { (4, 56) };
+        let words: Vec<String> = (0..len).map(|_| format!("w{}", lo + below(span))).collect();
+        let label = if high { "high" } else { "other" };
+        out.push_str(&format!("{};{label}\n", words.join(" ")));
+    }
+    out
+}
