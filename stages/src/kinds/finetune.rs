@@ -33,7 +33,6 @@ use serde_json::json;
 
 use crate::api::{Arity, Context, External, Input, Output, PrepareEnv, Stage, StageError};
 use crate::columns::labels::{ClassWeight, IGNORE_LABEL};
-use crate::columns::tokens::plan_batches;
 use crate::hub::model::{self, ResolvedModel};
 use crate::metrics::scores::Report;
 use crate::ml::rng::Rng;
@@ -421,11 +420,10 @@ impl Model {
         batch_size: usize,
         after_batch: impl FnMut(usize) -> Result<(), StageError>,
     ) -> Result<Vec<Vec<f32>>, StageError> {
-        let lengths: Vec<usize> = examples.ids.iter().map(Vec::len).collect();
-        training::predict_logits(
+        training::predict_grouped(
             &self.trainable.model,
             examples,
-            &plan_batches(&lengths, batch_size, None),
+            batch_size,
             self.pad_id,
             self.with_types,
             &self.device,
@@ -1098,7 +1096,7 @@ mod tests {
             Required,
         )
         .unwrap();
-        let batches = plan_batches(
+        let batches = crate::columns::tokens::plan_batches(
             &data.examples.ids.iter().map(Vec::len).collect::<Vec<_>>(),
             7,
             None,

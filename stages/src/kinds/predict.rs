@@ -38,7 +38,6 @@ use serde_json::json;
 
 use crate::api::{Arity, Context, Input, InputSlot, Output, Stage, StageError};
 use crate::columns::labels;
-use crate::columns::tokens::plan_batches;
 use crate::nn::encoders::candle_device;
 use crate::nn::encoders::classifier::Task;
 use crate::nn::predict::saved_head;
@@ -235,12 +234,11 @@ impl Loaded {
     ) -> Result<RecordBatch, StageError> {
         ctx.progress.set_total(data.examples.len() as u64, "rows");
         ctx.progress.message(&format!("predicting `{split}`"));
-        let lengths: Vec<usize> = data.examples.ids.iter().map(Vec::len).collect();
         let config = &self.trainable.config;
-        let logits = training::predict_logits(
+        let logits = training::predict_grouped(
             &self.trainable.model,
             &data.examples,
-            &plan_batches(&lengths, batch_size, None),
+            batch_size,
             config.pad_token_id(),
             config.uses_token_types(),
             &self.device,

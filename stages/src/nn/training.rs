@@ -440,6 +440,30 @@ pub fn predict_logits(
     Ok(out)
 }
 
+/// [`predict_logits`] over batches of `batch_size` rows grouped by length: how `finetune` and
+/// `predict` both predict, so the same model and rows give the same bits in either.
+pub fn predict_grouped(
+    model: &Classifier,
+    examples: &Examples,
+    batch_size: usize,
+    pad_id: u32,
+    with_types: bool,
+    device: &Device,
+    after_batch: impl FnMut(usize) -> std::result::Result<(), crate::api::StageError>,
+) -> std::result::Result<Vec<Vec<f32>>, crate::api::StageError> {
+    let lengths: Vec<usize> = examples.ids.iter().map(Vec::len).collect();
+    let batches = crate::columns::tokens::plan_batches(&lengths, batch_size, None);
+    predict_logits(
+        model,
+        examples,
+        &batches,
+        pad_id,
+        with_types,
+        device,
+        after_batch,
+    )
+}
+
 /// Softmax cross-entropy of one logit row against label `y` (f64, stable).
 pub fn row_loss(z: &[f32], y: usize) -> f64 {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
