@@ -20,6 +20,7 @@ F1 by several points, so compare means over the same seeds (scripts/reference/RE
 """
 import argparse
 import json
+import math
 import pathlib
 import time
 
@@ -40,6 +41,16 @@ ap.add_argument("--batch-size", type=int, default=24)
 ap.add_argument("--learning-rate", type=float, default=2e-4)
 ap.add_argument("--weight-decay", type=float, default=0.01)
 ap.add_argument("--seed", type=int, default=42)
+ap.add_argument("--dropout", type=float,
+                help="override every dropout probability, as finetune's `dropout` param does")
+ap.add_argument("--cairn-draws", action="store_true",
+                help="draw the head's initial weights and the batch order from --seed as cairn "
+                     "does (SplitMix64), so that with --dropout 0 both stacks train the same "
+                     "weights on the same batches and every difference is arithmetic")
+ap.add_argument("--max-steps", type=int, default=-1)
+ap.add_argument("--trained", help="skip training: score this checkpoint (a run's output_dir/"
+                                  "checkpoint-N) on the test split")
+ap.add_argument("--logging-steps", type=int, help="log the training loss every N steps")
 ap.add_argument("--cairn-f1", type=float, help="cairn's test entity F1 of the same cell")
 ap.add_argument("--tolerance", type=float, default=1.5, help="in F1 points")
 ap.add_argument("--out", help="write the result as JSON here")
@@ -97,22 +108,91 @@ def compute_metrics(eval_pred):
     return {"f1": f1_score(truth, pred)}
 
 
+class SplitMix64:
+    """cairn's seeded generator (stages/src/ml/rng.rs), draw for draw."""
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.state = (seed ^ 0x5851F42D4C957F2D) & self.MASK
+
+    def next_u64(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+        return z ^ (z >> 31)
+
+    def below(self, n):
+        return ((self.next_u64() >> 32) * n) >> 32
+
+    def uniform(self):
+        return (self.next_u64() >> 11) * (1.0 / (1 << 53))
+
+    def normal(self):
+        u1, u2 = 1.0 - self.uniform(), self.uniform()
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+class CairnOrder(torch.utils.data.Sampler):
+    """finetune's epoch order without length grouping (training::epoch_batches): one generator
+    seeded once, a Fisher–Yates shuffle per epoch; the DataLoader cuts it into batches."""
+
+    def __init__(self, n, seed):
+        self.n, self.rng, self.epochs = n, SplitMix64(seed), 0
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        order = list(range(self.n))
+        for i in range(self.n - 1, 0, -1):
+            j = self.rng.below(i + 1)
+            order[i], order[j] = order[j], order[i]
+        self.epochs += 1
+        print(f"epoch {self.epochs} order starts {order[:6]}")
+        return iter(order)
+
+
+class CairnOrderTrainer(Trainer):
+    def _get_train_sampler(self, train_dataset=None):
+        return CairnOrder(len(train_dataset or self.train_dataset), args.seed)
+
+
+dropout = {} if args.dropout is None else dict(
+    hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
+    classifier_dropout=args.dropout)
 model = AutoModelForTokenClassification.from_pretrained(
-    args.model, num_labels=len(tags), id2label=index2tag,
-    label2id={t: i for i, t in enumerate(tags)})
+    args.trained or args.model, num_labels=len(tags), id2label=index2tag,
+    label2id={t: i for i, t in enumerate(tags)}, **dropout)
+if args.cairn_draws and not args.trained:
+    # The only fresh parameters are the head's; cairn draws weights N(0, initializer_range)
+    # row by row in parameter-name order, biases 0.
+    rng, std = SplitMix64(args.seed), model.config.initializer_range
+    weight = model.classifier.weight
+    draws = [rng.normal() * std for _ in range(weight.numel())]
+    with torch.no_grad():
+        weight.copy_(torch.tensor(draws, dtype=torch.float64).reshape(weight.shape))
+        model.classifier.bias.zero_()
 training_args = TrainingArguments(
     output_dir="/tmp/ner-finetune-cell", num_train_epochs=args.epochs,
     per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
     learning_rate=args.learning_rate, weight_decay=args.weight_decay, seed=args.seed,
     eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-    metric_for_best_model="f1", save_total_limit=1, logging_strategy="epoch",
-    report_to=[], disable_tqdm=True, use_cpu=True)
-trainer = Trainer(
+    metric_for_best_model="f1", save_total_limit=1,
+    report_to=[], disable_tqdm=True, use_cpu=True, max_steps=args.max_steps,
+    **(dict(logging_strategy="epoch") if args.logging_steps is None
+       else dict(logging_strategy="steps", logging_steps=args.logging_steps)))
+trainer = (CairnOrderTrainer if args.cairn_draws else Trainer)(
     model=model, args=training_args, data_collator=DataCollatorForTokenClassification(tokenizer),
     compute_metrics=compute_metrics, train_dataset=encode(train), eval_dataset=encode(validation),
     processing_class=tokenizer)
 start = time.perf_counter()
-trainer.train()
+if not args.trained:
+    trainer.train()
+for entry in trainer.state.log_history:
+    if "loss" in entry and args.logging_steps:
+        print(f"step {entry['step']} loss {entry['loss']:.6f} grad_norm {entry['grad_norm']:.6f}"
+              f" lr {entry['learning_rate']:.6e}")
 seconds = time.perf_counter() - start
 output = trainer.predict(encode(test))
 pred, truth = align_predictions(output.predictions, output.label_ids)
