@@ -709,6 +709,14 @@ impl<'a> Trainer<'a> {
             .map_err(failed("optimizer step"))?;
         self.optimizer_seconds += started.elapsed().as_secs_f64();
         at.check("the gradient norm", info.grad_norm)?;
+        // `-vv` prints the trajectory that scripts/reference/ner_finetune_cell.py logs per step.
+        tracing::debug!(
+            step = self.step + 1,
+            loss,
+            grad_norm = info.grad_norm,
+            lr,
+            "optimizer step"
+        );
         self.step += 1;
         self.samples += idx.len();
         self.ctx.progress.advance(1);
