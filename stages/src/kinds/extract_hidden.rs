@@ -164,6 +164,10 @@ impl Stage for ExtractHidden {
         output
             .metrics
             .insert("hidden_size".into(), cfg.hidden_size().into());
+        // Which instruction set the kernels ran on: a host fact, the bits are the same.
+        output
+            .run_facts
+            .insert("kernels".into(), crate::nn::simd::describe().into());
         Ok(output)
     }
 }

@@ -482,6 +482,9 @@ impl Trained {
         output
             .run_facts
             .insert("threads".into(), rayon::current_num_threads().into());
+        output
+            .run_facts
+            .insert("kernels".into(), crate::nn::simd::describe().into());
     }
 }
 
@@ -1242,6 +1245,7 @@ mod tests {
         assert_eq!(
             facts,
             [
+                "kernels",
                 "optimizer_seconds",
                 "threads",
                 "train_samples_per_second",

@@ -7,4 +7,5 @@ pub mod limits;
 pub mod optim;
 pub mod predict;
 pub mod prediction_table;
+pub mod simd;
 pub mod training;

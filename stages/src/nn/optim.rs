@@ -236,13 +236,15 @@ impl Update {
                     .zip(v.par_chunks_mut(CHUNK))
                     .zip(g.par_chunks(CHUNK))
                     .for_each(|(((p, m), v), g)| {
-                        for i in 0..p.len() {
-                            let gi = g[i] * clip;
-                            m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                            let denom = v[i].sqrt() / bc2_sqrt + eps;
-                            p[i] = p[i] * shrink - step_size * m[i] / denom;
-                        }
+                        crate::nn::simd::vectorize(|| {
+                            for i in 0..p.len() {
+                                let gi = g[i] * clip;
+                                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                                let denom = v[i].sqrt() / bc2_sqrt + eps;
+                                p[i] = p[i] * shrink - step_size * m[i] / denom;
+                            }
+                        })
                     });
                 let t = s.var.as_tensor();
                 s.var

@@ -4,9 +4,15 @@
 //! permute/contiguous copies). Both are inference only (no backward); the training path keeps
 //! candle's differentiable ops. Used for f32 on CPU; other devices and dtypes take the generic
 //! path.
+//!
+//! Their loops run on the instruction set [`crate::nn::simd`] picks at run time, and give the
+//! same bits on all of them: attention's dot products run eight keys at a time over one head's
+//! transposed keys, but each is still summed in the order of its components.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, bail};
 use rayon::prelude::*;
+
+use crate::nn::simd;
 
 /// erf(x) for f32 as a rational function on [-4, 4] (±1 outside, where f32 erf is ±1): odd
 /// numerator of degree 13 over an even denominator of degree 8, the approximation Eigen and
@@ -29,6 +35,15 @@ pub fn erf_f32(x: f32) -> f32 {
     p / q
 }
 
+/// `out[i] = 0.5 x (1 + erf(x / √2))` for `x = x[i]`, vectorized where the CPU allows.
+pub fn gelu_into(out: &mut [f32], x: &[f32]) {
+    simd::vectorize(|| {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    })
+}
+
 /// `0.5 x (1 + erf(x / sqrt 2))` on contiguous f32, in parallel chunks.
 pub struct GeluErf;
 
@@ -47,11 +62,7 @@ impl CustomOp1 for GeluErf {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
+            .for_each(|(o, x)| gelu_into(o, x));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
@@ -97,16 +108,17 @@ impl CustomOp2 for FusedAttention {
         out.par_chunks_mut(t * h).enumerate().for_each(|(s, out)| {
             let x = &qkv[s * t * h3..(s + 1) * t * h3];
             let mask = &mask[s * t..(s + 1) * t];
+            let mut keys = vec![0f32; dh * t];
             let mut scores = vec![0f32; t];
             for head in 0..self.heads {
                 let (qo, ko, vo) = (head * dh, h + head * dh, 2 * h + head * dh);
+                transpose_keys(&mut keys, x, h3, ko, dh);
                 for i in 0..t {
                     let q = &x[i * h3 + qo..i * h3 + qo + dh];
+                    key_dots(&mut scores, q, &keys);
                     let mut max = f32::NEG_INFINITY;
-                    for (j, sc) in scores.iter_mut().enumerate() {
-                        let k = &x[j * h3 + ko..j * h3 + ko + dh];
-                        let dot: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
-                        *sc = dot * scale + mask[j];
+                    for (sc, &m) in scores.iter_mut().zip(mask) {
+                        *sc = *sc * scale + m;
                         max = max.max(*sc);
                     }
                     let mut sum = 0f32;
@@ -114,20 +126,54 @@ impl CustomOp2 for FusedAttention {
                         *sc = (*sc - max).exp();
                         sum += *sc;
                     }
-                    let inv = 1.0 / sum;
                     let o = &mut out[i * h + head * dh..i * h + head * dh + dh];
-                    for (j, &p) in scores.iter().enumerate() {
-                        let p = p * inv;
-                        let v = &x[j * h3 + vo..j * h3 + vo + dh];
-                        for (o, &v) in o.iter_mut().zip(v) {
-                            *o += p * v;
-                        }
-                    }
+                    add_weighted_values(o, &scores, 1.0 / sum, x, h3, vo);
                 }
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
+}
+
+/// `keys[d·t + j]` = component `d` of key `j` (its `dh` values start at column `ko` of row `j`
+/// of `x`, rows `h3` apart): one head's keys transposed, so a query's dot products with all
+/// keys run along contiguous memory.
+fn transpose_keys(keys: &mut [f32], x: &[f32], h3: usize, ko: usize, dh: usize) {
+    let t = keys.len() / dh;
+    for j in 0..t {
+        for (d, &k) in x[j * h3 + ko..j * h3 + ko + dh].iter().enumerate() {
+            keys[d * t + j] = k;
+        }
+    }
+}
+
+/// `scores[j] = Σ_d q[d]·keys[d·t + j]`, each sum in `d` order from −0.0, as
+/// `q.iter().zip(k).map(|(a, b)| a * b).sum()` computes it per key — the same bits, eight keys
+/// at a time (the loop over `j` is the one that vectorizes).
+fn key_dots(scores: &mut [f32], q: &[f32], keys: &[f32]) {
+    simd::vectorize(|| {
+        let t = scores.len();
+        scores.fill(-0.0);
+        for (&qd, row) in q.iter().zip(keys.chunks_exact(t)) {
+            for (s, &k) in scores.iter_mut().zip(row) {
+                *s += qd * k;
+            }
+        }
+    })
+}
+
+/// `o += Σ_j (p[j]·inv)·v_j` in `j` order, `v_j` being `o.len()` values at column `vo` of row
+/// `j` of `x`.
+fn add_weighted_values(o: &mut [f32], p: &[f32], inv: f32, x: &[f32], h3: usize, vo: usize) {
+    simd::vectorize(|| {
+        let dh = o.len();
+        for (j, &p) in p.iter().enumerate() {
+            let p = p * inv;
+            for (o, &v) in o.iter_mut().zip(&x[j * h3 + vo..j * h3 + vo + dh]) {
+                *o += p * v;
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -145,6 +191,96 @@ mod tests {
             term *= -x * x / n;
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    /// Attention as the kernel computed it before keys were transposed: per query, per key, a
+    /// sequential dot product.
+    fn plain_attention(qkv: &[f32], mask: &[f32], b: usize, t: usize, heads: usize) -> Vec<f32> {
+        let h3 = qkv.len() / (b * t);
+        let (h, dh) = (h3 / 3, h3 / 3 / heads);
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut out = vec![0f32; b * t * h];
+        for s in 0..b {
+            let x = &qkv[s * t * h3..(s + 1) * t * h3];
+            for head in 0..heads {
+                let (qo, ko, vo) = (head * dh, h + head * dh, 2 * h + head * dh);
+                for i in 0..t {
+                    let q = &x[i * h3 + qo..][..dh];
+                    let scores: Vec<f32> = (0..t)
+                        .map(|j| {
+                            let dot: f32 = q
+                                .iter()
+                                .zip(&x[j * h3 + ko..][..dh])
+                                .map(|(a, b)| a * b)
+                                .sum();
+                            dot * scale + mask[s * t + j]
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f32> = scores.iter().map(|v| (v - max).exp()).collect();
+                    let inv = 1.0 / e.iter().fold(0f32, |a, v| a + v);
+                    let o = &mut out[(s * t + i) * h + head * dh..][..dh];
+                    for (j, p) in e.iter().enumerate() {
+                        for (o, v) in o.iter_mut().zip(&x[j * h3 + vo..][..dh]) {
+                            *o += p * inv * v;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attention_gives_the_plain_loops_bits_on_both_instruction_sets() {
+        let (b, t, heads, dh) = (3, 13, 4, 8);
+        let h3 = 3 * heads * dh;
+        let mut seed = 9u64;
+        let mut draw = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+        };
+        let qkv: Vec<f32> = (0..b * t * h3).map(|_| draw()).collect();
+        // The last sequence ends in padding.
+        let mask: Vec<f32> = (0..b * t)
+            .map(|i| if i >= 2 * t + 9 { f32::MIN } else { 0.0 })
+            .collect();
+        let want = plain_attention(&qkv, &mask, b, t, heads);
+        let qkv_t =
+            candle_core::Tensor::from_vec(qkv, (b, t, h3), &candle_core::Device::Cpu).unwrap();
+        let mask_t =
+            candle_core::Tensor::from_vec(mask, (b, t), &candle_core::Device::Cpu).unwrap();
+        for portable in [true, false] {
+            let got = simd::with_portable(portable, || {
+                let out = qkv_t.apply_op2_no_bwd(&mask_t, &FusedAttention { heads });
+                out.unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            });
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "portable = {portable}");
+        }
+    }
+
+    #[test]
+    fn gelu_gives_the_same_bits_on_both_instruction_sets() {
+        let x: Vec<f32> = (-5000..5000).map(|i| i as f32 / 997.0).collect();
+        let mut fast = vec![0f32; x.len()];
+        let mut portable = vec![0f32; x.len()];
+        simd::with_portable(true, || gelu_into(&mut portable, &x));
+        simd::with_portable(false, || gelu_into(&mut fast, &x));
+        assert!(
+            fast.iter()
+                .zip(&portable)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
     }
 
     #[test]

@@ -195,3 +195,44 @@ fn minilm_matches_transformers_on_tweets() {
     assert!(d_cls <= TOLERANCE, "[CLS] max |Δ| {d_cls}");
     assert!(d_seq <= TOLERANCE, "sequences max |Δ| {d_seq}");
 }
+
+/// The kernels' instruction set is not a result (see [`crate::nn::simd`]): the inference
+/// forward, the training forward and every gradient come out bit for bit the same on the
+/// portable path and on this CPU's fast one.
+#[test]
+fn portable_and_fast_kernels_give_the_same_bits() {
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    for name in ["bert", "distilbert", "xlm_roberta"] {
+        let dir = fixtures().join(name);
+        let cfg = Config::from_file(&dir.join("config.json")).unwrap();
+        let t = read(&dir.join("expected.safetensors"));
+        let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
+        let types = t["token_type_ids"].to_dtype(DType::U32).unwrap();
+        let types = cfg.uses_token_types().then_some(&types);
+        let mask = &t["attention_mask"];
+        let run = |portable: bool| {
+            crate::nn::simd::with_portable(portable, || {
+                let mut varmap = VarMap::new();
+                let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+                let mut encoder = Encoder::load(vb, &cfg).unwrap();
+                varmap.load(dir.join("model.safetensors")).unwrap();
+                encoder.set_dropout(0.0);
+                let mut out = vec![bits(&encoder.forward(&ids, mask, types, false).unwrap())];
+                let train = encoder.forward(&ids, mask, types, true).unwrap();
+                out.push(bits(&train));
+                let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let vars = varmap.data().lock().unwrap();
+                let mut names: Vec<&String> = vars.keys().collect();
+                names.sort();
+                for n in names {
+                    out.push(bits(grads.get(vars[n].as_tensor()).unwrap()));
+                }
+                out
+            })
+        };
+        assert!(run(true) == run(false), "{name}: the paths differ");
+    }
+}

@@ -14,7 +14,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::cpu_kernels::erf_f32;
+use super::cpu_kernels::{erf_f32, gelu_into};
+use crate::nn::simd;
 
 /// Rows handed to one rayon task. A constant, never derived from the thread count: the layer
 /// norm's weight and bias gradients are sums over blocks of this many rows.
@@ -49,11 +50,7 @@ impl CustomOp1 for Gelu {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(16 * 1024)
             .zip(x.par_chunks(16 * 1024))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
+            .for_each(|(o, x)| gelu_into(o, x));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -80,11 +77,13 @@ impl CustomOp2 for GeluGrad {
         out.par_chunks_mut(16 * 1024)
             .zip(x.par_chunks(16 * 1024).zip(g.par_chunks(16 * 1024)))
             .for_each(|(o, (x, g))| {
-                for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                    let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-                    let pdf = FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
-                    *o = g * (cdf + v * pdf);
-                }
+                simd::vectorize(|| {
+                    for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                        let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+                        let pdf = FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
+                        *o = g * (cdf + v * pdf);
+                    }
+                })
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -108,16 +107,18 @@ impl CustomOp1 for Softmax {
         out.par_chunks_mut(n * ROWS_PER_TASK)
             .zip(x.par_chunks(n * ROWS_PER_TASK))
             .for_each(|(o, x)| {
-                for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0.0;
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = (v - max).exp();
-                        sum += *o;
+                simd::vectorize(|| {
+                    for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let mut sum = 0.0;
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            *o = (v - max).exp();
+                            sum += *o;
+                        }
+                        let inv = 1.0 / sum;
+                        o.iter_mut().for_each(|v| *v *= inv);
                     }
-                    let inv = 1.0 / sum;
-                    o.iter_mut().for_each(|v| *v *= inv);
-                }
+                })
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -147,16 +148,18 @@ impl CustomOp2 for SoftmaxGrad {
         out.par_chunks_mut(chunk)
             .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
             .for_each(|(o, (y, g))| {
-                for ((o, y), g) in o
-                    .chunks_exact_mut(n)
-                    .zip(y.chunks_exact(n))
-                    .zip(g.chunks_exact(n))
-                {
-                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                    for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                        *o = y * (g - dot);
+                simd::vectorize(|| {
+                    for ((o, y), g) in o
+                        .chunks_exact_mut(n)
+                        .zip(y.chunks_exact(n))
+                        .zip(g.chunks_exact(n))
+                    {
+                        let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                            *o = y * (g - dot);
+                        }
                     }
-                }
+                })
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -178,7 +181,7 @@ struct LayerNormGrad {
 }
 
 /// Mean and 1/std of one row.
-#[inline]
+#[inline(always)]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
@@ -217,12 +220,14 @@ impl CustomOp3 for LayerNorm {
         out.par_chunks_mut(h * ROWS_PER_TASK)
             .zip(x.par_chunks(h * ROWS_PER_TASK))
             .for_each(|(o, x)| {
-                for (o, x) in o.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
-                    let (mean, rstd) = moments(x, self.eps);
-                    for i in 0..h {
-                        o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                simd::vectorize(|| {
+                    for (o, x) in o.chunks_exact_mut(h).zip(x.chunks_exact(h)) {
+                        let (mean, rstd) = moments(x, self.eps);
+                        for i in 0..h {
+                            o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                        }
                     }
-                }
+                })
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -277,29 +282,31 @@ impl CustomOp3 for LayerNormGrad {
             .par_chunks_mut(chunk)
             .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
             .map(|(dx, (x, g))| {
-                let mut acc = vec![0f32; 2 * h];
-                let mut xhat = vec![0f32; h];
-                for ((dx, x), g) in dx
-                    .chunks_exact_mut(h)
-                    .zip(x.chunks_exact(h))
-                    .zip(g.chunks_exact(h))
-                {
-                    let (mean, rstd) = moments(x, self.eps);
-                    let (mut m1, mut m2) = (0f32, 0f32);
-                    for i in 0..h {
-                        xhat[i] = (x[i] - mean) * rstd;
-                        let gw = g[i] * w[i];
-                        m1 += gw;
-                        m2 += gw * xhat[i];
-                        acc[i] += g[i] * xhat[i];
-                        acc[h + i] += g[i];
+                simd::vectorize(|| {
+                    let mut acc = vec![0f32; 2 * h];
+                    let mut xhat = vec![0f32; h];
+                    for ((dx, x), g) in dx
+                        .chunks_exact_mut(h)
+                        .zip(x.chunks_exact(h))
+                        .zip(g.chunks_exact(h))
+                    {
+                        let (mean, rstd) = moments(x, self.eps);
+                        let (mut m1, mut m2) = (0f32, 0f32);
+                        for i in 0..h {
+                            xhat[i] = (x[i] - mean) * rstd;
+                            let gw = g[i] * w[i];
+                            m1 += gw;
+                            m2 += gw * xhat[i];
+                            acc[i] += g[i] * xhat[i];
+                            acc[h + i] += g[i];
+                        }
+                        let (m1, m2) = (m1 / h as f32, m2 / h as f32);
+                        for i in 0..h {
+                            dx[i] = rstd * (g[i] * w[i] - m1 - xhat[i] * m2);
+                        }
                     }
-                    let (m1, m2) = (m1 / h as f32, m2 / h as f32);
-                    for i in 0..h {
-                        dx[i] = rstd * (g[i] * w[i] - m1 - xhat[i] * m2);
-                    }
-                }
-                acc
+                    acc
+                })
             })
             .collect();
         for p in partials {
