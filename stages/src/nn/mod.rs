@@ -9,3 +9,5 @@ pub mod predict;
 pub mod prediction_table;
 pub mod simd;
 pub mod training;
+#[cfg(test)]
+mod training_fidelity;
