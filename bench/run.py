@@ -271,6 +271,30 @@ class Emotion:
         return cls._made[key]
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's word for it."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def instruction_sets():
+    """The vector instruction sets that decide kernel speed: AVX2, FMA, AVX-512 (F), AVX-VNNI."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo", encoding="utf-8")
+                     if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "flags unknown"
+    names = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx_vnni": "AVX-VNNI",
+             "avx512_vnni": "AVX-512 VNNI"}
+    found = [label for flag, label in names.items() if flag in flags]
+    return " + ".join(found) if found else "no AVX2"
+
+
 def stage_metrics(manifest, stage):
     import yaml
 
@@ -476,7 +500,7 @@ def main():
             print(f"   {w.reference_name}: {fmt(ref)} s; cairn: {fmt(ours)} s; ratio {ratio:.2f}x", file=sys.stderr)
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {THREADS} threads per side"
+    machine = f"{cpu_model()} ({platform.machine()}; {instruction_sets()}), {os.cpu_count()} cores, {THREADS} threads per side"
     lines = [
         f"Benchmark {stamp} on {machine}; {reps} interleaved repetitions; median (min-max) seconds; ratio = reference / cairn (> 1: cairn faster)",
         "",
