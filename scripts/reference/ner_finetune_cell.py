@@ -20,8 +20,8 @@ F1 by several points, so compare means over the same seeds (scripts/reference/RE
 """
 import argparse
 import json
-import math
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -31,6 +31,9 @@ from seqeval.metrics import f1_score
 from transformers import (AutoModelForTokenClassification, AutoTokenizer,
                           DataCollatorForTokenClassification, Trainer, TrainingArguments)
 from datasets import Dataset
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from cairn_draws import CairnOrder, init_fresh_as_cairn  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("train_dir", help="`cairn export` of the cell's sample stage (panx-<lang>)")
@@ -108,51 +111,6 @@ def compute_metrics(eval_pred):
     return {"f1": f1_score(truth, pred)}
 
 
-class SplitMix64:
-    """cairn's seeded generator (stages/src/ml/rng.rs), draw for draw."""
-    MASK = (1 << 64) - 1
-
-    def __init__(self, seed):
-        self.state = (seed ^ 0x5851F42D4C957F2D) & self.MASK
-
-    def next_u64(self):
-        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
-        return z ^ (z >> 31)
-
-    def below(self, n):
-        return ((self.next_u64() >> 32) * n) >> 32
-
-    def uniform(self):
-        return (self.next_u64() >> 11) * (1.0 / (1 << 53))
-
-    def normal(self):
-        u1, u2 = 1.0 - self.uniform(), self.uniform()
-        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-
-
-class CairnOrder(torch.utils.data.Sampler):
-    """finetune's epoch order without length grouping (training::epoch_batches): one generator
-    seeded once, a Fisher–Yates shuffle per epoch; the DataLoader cuts it into batches."""
-
-    def __init__(self, n, seed):
-        self.n, self.rng, self.epochs = n, SplitMix64(seed), 0
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        order = list(range(self.n))
-        for i in range(self.n - 1, 0, -1):
-            j = self.rng.below(i + 1)
-            order[i], order[j] = order[j], order[i]
-        self.epochs += 1
-        print(f"epoch {self.epochs} order starts {order[:6]}")
-        return iter(order)
-
-
 class CairnOrderTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         return CairnOrder(len(train_dataset or self.train_dataset), args.seed)
@@ -161,18 +119,11 @@ class CairnOrderTrainer(Trainer):
 dropout = {} if args.dropout is None else dict(
     hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
     classifier_dropout=args.dropout)
-model = AutoModelForTokenClassification.from_pretrained(
+model, loading = AutoModelForTokenClassification.from_pretrained(
     args.trained or args.model, num_labels=len(tags), id2label=index2tag,
-    label2id={t: i for i, t in enumerate(tags)}, **dropout)
+    label2id={t: i for i, t in enumerate(tags)}, output_loading_info=True, **dropout)
 if args.cairn_draws and not args.trained:
-    # The only fresh parameters are the head's; cairn draws weights N(0, initializer_range)
-    # row by row in parameter-name order, biases 0.
-    rng, std = SplitMix64(args.seed), model.config.initializer_range
-    weight = model.classifier.weight
-    draws = [rng.normal() * std for _ in range(weight.numel())]
-    with torch.no_grad():
-        weight.copy_(torch.tensor(draws, dtype=torch.float64).reshape(weight.shape))
-        model.classifier.bias.zero_()
+    init_fresh_as_cairn(model, loading["missing_keys"], args.seed)
 training_args = TrainingArguments(
     output_dir="/tmp/ner-finetune-cell", num_train_epochs=args.epochs,
     per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,

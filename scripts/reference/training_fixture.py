@@ -1,7 +1,7 @@
 """Fixtures for tests/training_fidelity.rs: fifty optimizer steps of the Hugging Face Trainer on the
 tiny random BERT of tests/fixtures/encoders/bert, for the sequence and the token task, with every
 random difference between the two stacks removed: dropout 0, the fresh head's weights and each
-epoch's batch order drawn from the seed as cairn draws them (ner_finetune_cell.SplitMix64). What
+epoch's batch order drawn from the seed as cairn draws them (cairn_draws.py). What
 is left to differ is arithmetic, so cairn's per-step training loss must match the Trainer's
 (the test allows 1e-3 relative) — a guard for every kernel change.
 
@@ -12,7 +12,6 @@ Writes tests/fixtures/training/{sequence,token}.json: the rows (token ids, label
 and the Trainer's loss at each step.
 """
 import json
-import math
 import pathlib
 import sys
 
@@ -30,68 +29,12 @@ RECIPE = dict(seed=7, batch_size=8, learning_rate=5e-3, weight_decay=0.01, max_s
 ROWS, LABELS, PAD = 64, 3, 0
 torch.set_num_threads(2)
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-
-
-class SplitMix64:
-    """cairn's seeded generator (stages/src/ml/rng.rs), draw for draw."""
-    MASK = (1 << 64) - 1
-
-    def __init__(self, seed):
-        self.state = (seed ^ 0x5851F42D4C957F2D) & self.MASK
-
-    def next_u64(self):
-        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
-        return z ^ (z >> 31)
-
-    def below(self, n):
-        return ((self.next_u64() >> 32) * n) >> 32
-
-    def uniform(self):
-        return (self.next_u64() >> 11) * (1.0 / (1 << 53))
-
-    def normal(self):
-        u1, u2 = 1.0 - self.uniform(), self.uniform()
-        return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-
-
-class CairnOrder(torch.utils.data.Sampler):
-    """finetune's batch order without length grouping: one generator, a shuffle per epoch."""
-
-    def __init__(self, n, seed):
-        self.n, self.rng = n, SplitMix64(seed)
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        order = list(range(self.n))
-        for i in range(self.n - 1, 0, -1):
-            j = self.rng.below(i + 1)
-            order[i], order[j] = order[j], order[i]
-        return iter(order)
+from cairn_draws import CairnOrder, init_fresh_as_cairn  # noqa: E402
 
 
 class CairnOrderTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         return CairnOrder(len(train_dataset or self.train_dataset), RECIPE["seed"])
-
-
-def init_head_as_cairn(model, missing):
-    """cairn initialises the parameters the checkpoint lacks in name order from one generator:
-    weights N(0, initializer_range), biases 0 (training::fill_parameters)."""
-    rng, std = SplitMix64(RECIPE["seed"]), model.config.initializer_range
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name in sorted(missing):
-            p = params[name]
-            if name.endswith("bias"):
-                p.zero_()
-            else:
-                draws = [rng.normal() * std for _ in range(p.numel())]
-                p.copy_(torch.tensor(draws, dtype=torch.float64).reshape(p.shape))
 
 
 def collate(rows):
@@ -127,7 +70,7 @@ def fixture(task):
     model, info = auto.from_pretrained(MODEL, num_labels=LABELS, hidden_dropout_prob=0.0,
                                        attention_probs_dropout_prob=0.0, classifier_dropout=0.0,
                                        output_loading_info=True)
-    init_head_as_cairn(model, info["missing_keys"])
+    init_fresh_as_cairn(model, info["missing_keys"], RECIPE["seed"])
     args = TrainingArguments(
         output_dir="/tmp/cairn-training-fixture", max_steps=RECIPE["max_steps"],
         per_device_train_batch_size=RECIPE["batch_size"], learning_rate=RECIPE["learning_rate"],
