@@ -176,7 +176,6 @@ fn curve_rows(p: &CompareParams, curves: &[Curve]) -> Rows {
     (header, rows.collect())
 }
 
-/// `comparison.png`: the grid as a heatmap, or the curves as a line chart with the references.
 /// The cell width at which the title, centred over the cells, fits over them (19-pixel text:
 /// about 10 pixels a character).
 fn title_fit(title: &str, columns: usize) -> i32 {
@@ -185,6 +184,7 @@ fn title_fit(title: &str, columns: usize) -> i32 {
     (title_px + columns - 1) / columns
 }
 
+/// `comparison.png`: the grid as a heatmap, or the curves as a line chart with the references.
 pub fn figure(
     p: &CompareParams,
     layout: &Layout,
