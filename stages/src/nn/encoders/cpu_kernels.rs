@@ -105,31 +105,35 @@ impl CustomOp2 for FusedAttention {
         let dh = h / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut out = vec![0f32; b * t * h];
+        // One dispatch per sequence: the helpers below inline into it and take its
+        // instruction set (a dispatch per query and head would sit in the innermost loop).
         out.par_chunks_mut(t * h).enumerate().for_each(|(s, out)| {
-            let x = &qkv[s * t * h3..(s + 1) * t * h3];
-            let mask = &mask[s * t..(s + 1) * t];
-            let mut keys = vec![0f32; dh * t];
-            let mut scores = vec![0f32; t];
-            for head in 0..self.heads {
-                let (qo, ko, vo) = (head * dh, h + head * dh, 2 * h + head * dh);
-                transpose_keys(&mut keys, x, h3, ko, dh);
-                for i in 0..t {
-                    let q = &x[i * h3 + qo..i * h3 + qo + dh];
-                    key_dots(&mut scores, q, &keys);
-                    let mut max = f32::NEG_INFINITY;
-                    for (sc, &m) in scores.iter_mut().zip(mask) {
-                        *sc = *sc * scale + m;
-                        max = max.max(*sc);
+            simd::vectorize(|| {
+                let x = &qkv[s * t * h3..(s + 1) * t * h3];
+                let mask = &mask[s * t..(s + 1) * t];
+                let mut keys = vec![0f32; dh * t];
+                let mut scores = vec![0f32; t];
+                for head in 0..self.heads {
+                    let (qo, ko, vo) = (head * dh, h + head * dh, 2 * h + head * dh);
+                    transpose_keys(&mut keys, x, h3, ko, dh);
+                    for i in 0..t {
+                        let q = &x[i * h3 + qo..i * h3 + qo + dh];
+                        key_dots(&mut scores, q, &keys);
+                        let mut max = f32::NEG_INFINITY;
+                        for (sc, &m) in scores.iter_mut().zip(mask) {
+                            *sc = *sc * scale + m;
+                            max = max.max(*sc);
+                        }
+                        let mut sum = 0f32;
+                        for sc in scores.iter_mut() {
+                            *sc = (*sc - max).exp();
+                            sum += *sc;
+                        }
+                        let o = &mut out[i * h + head * dh..i * h + head * dh + dh];
+                        add_weighted_values(o, &scores, 1.0 / sum, x, h3, vo);
                     }
-                    let mut sum = 0f32;
-                    for sc in scores.iter_mut() {
-                        *sc = (*sc - max).exp();
-                        sum += *sc;
-                    }
-                    let o = &mut out[i * h + head * dh..i * h + head * dh + dh];
-                    add_weighted_values(o, &scores, 1.0 / sum, x, h3, vo);
                 }
-            }
+            })
         });
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
@@ -138,6 +142,7 @@ impl CustomOp2 for FusedAttention {
 /// `keys[d·t + j]` = component `d` of key `j` (its `dh` values start at column `ko` of row `j`
 /// of `x`, rows `h3` apart): one head's keys transposed, so a query's dot products with all
 /// keys run along contiguous memory.
+#[inline(always)]
 fn transpose_keys(keys: &mut [f32], x: &[f32], h3: usize, ko: usize, dh: usize) {
     let t = keys.len() / dh;
     for j in 0..t {
@@ -150,30 +155,28 @@ fn transpose_keys(keys: &mut [f32], x: &[f32], h3: usize, ko: usize, dh: usize) 
 /// `scores[j] = Σ_d q[d]·keys[d·t + j]`, each sum in `d` order from −0.0, as
 /// `q.iter().zip(k).map(|(a, b)| a * b).sum()` computes it per key — the same bits, eight keys
 /// at a time (the loop over `j` is the one that vectorizes).
+#[inline(always)]
 fn key_dots(scores: &mut [f32], q: &[f32], keys: &[f32]) {
-    simd::vectorize(|| {
-        let t = scores.len();
-        scores.fill(-0.0);
-        for (&qd, row) in q.iter().zip(keys.chunks_exact(t)) {
-            for (s, &k) in scores.iter_mut().zip(row) {
-                *s += qd * k;
-            }
+    let t = scores.len();
+    scores.fill(-0.0);
+    for (&qd, row) in q.iter().zip(keys.chunks_exact(t)) {
+        for (s, &k) in scores.iter_mut().zip(row) {
+            *s += qd * k;
         }
-    })
+    }
 }
 
 /// `o += Σ_j (p[j]·inv)·v_j` in `j` order, `v_j` being `o.len()` values at column `vo` of row
 /// `j` of `x`.
+#[inline(always)]
 fn add_weighted_values(o: &mut [f32], p: &[f32], inv: f32, x: &[f32], h3: usize, vo: usize) {
-    simd::vectorize(|| {
-        let dh = o.len();
-        for (j, &p) in p.iter().enumerate() {
-            let p = p * inv;
-            for (o, &v) in o.iter_mut().zip(&x[j * h3 + vo..j * h3 + vo + dh]) {
-                *o += p * v;
-            }
+    let dh = o.len();
+    for (j, &p) in p.iter().enumerate() {
+        let p = p * inv;
+        for (o, &v) in o.iter_mut().zip(&x[j * h3 + vo..j * h3 + vo + dh]) {
+            *o += p * v;
         }
-    })
+    }
 }
 
 #[cfg(test)]
