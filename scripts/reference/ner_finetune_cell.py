@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import torch
 from seqeval.metrics import f1_score
 from transformers import (AutoModelForTokenClassification, AutoTokenizer,
-                          DataCollatorForTokenClassification, Trainer, TrainingArguments)
+                          DataCollatorForTokenClassification, Trainer, TrainingArguments,
+                          set_seed)
 from datasets import Dataset
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -119,6 +120,9 @@ class CairnOrderTrainer(Trainer):
 dropout = {} if args.dropout is None else dict(
     hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
     classifier_dropout=args.dropout)
+# The chapter builds the model in the Trainer's `model_init`, after the Trainer has seeded torch:
+# seed here too, so the head's initial weights depend on --seed.
+set_seed(args.seed)
 model, loading = AutoModelForTokenClassification.from_pretrained(
     args.trained or args.model, num_labels=len(tags), id2label=index2tag,
     label2id={t: i for i, t in enumerate(tags)}, output_loading_info=True, **dropout)
