@@ -7,6 +7,8 @@
 #             `hf_hub` (local_files_only) and `transformers` (HF_HUB_OFFLINE=1) both find it.
 #   3. only with --multilingual: multilingual-e5-small (4-bit-rounded) as the local model
 #             models/multilingual-e5-small-q4dq/ (scripts/setup-multilingual.sh; ~500 MB).
+#   4. browser: Debian's chromium (apt; sudo when not root), for the report's test in a real
+#             browser. Skipped with --data-only or --model-only.
 #
 # Usage: scripts/setup.sh [--data-only | --model-only] [--multilingual]
 # Idempotent: files already in place (same size) and a complete snapshot are left alone.
@@ -318,7 +320,24 @@ verify_model() {
     log "model: snapshot $REPO_DIR/snapshots/$rev"
 }
 
+# ---------------------------------------------------------------------------------------------
+# 3. A headless browser: the report test opens `cairn report`'s page in Debian's chromium.
+# ---------------------------------------------------------------------------------------------
+setup_browser() {
+    if command -v chromium >/dev/null 2>&1; then
+        log "browser: $(command -v chromium) already installed"
+        return
+    fi
+    local sudo=""
+    if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
+    log "browser: installing Debian's chromium"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+        || { $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+}
+
 start=$SECONDS
+if [[ $do_data == 1 && $do_model == 1 ]]; then setup_browser; fi
 if [[ $do_data == 1 ]]; then setup_data; fi
 if [[ $do_model == 1 ]]; then setup_model; verify_model; fi
 if [[ $do_multilingual == 1 ]]; then PYTHON="$PYTHON" "$ROOT/scripts/setup-multilingual.sh"; fi

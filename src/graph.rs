@@ -211,3 +211,103 @@ pub fn render_dot(stages: &[StageSpec], dag: &Dag, name: &str) -> String {
     out.push_str("}\n");
     out
 }
+
+/// The stage graph as an SVG, for `cairn report`: a layered drawing, left to right (a stage's
+/// column is one past its deepest input; within a column, stages sit near the mean height of
+/// their inputs), each box linking to `#stage-<id>` and carrying `class_of(i)` as its CSS class.
+pub fn render_svg(stages: &[StageSpec], dag: &Dag, class_of: &dyn Fn(usize) -> String) -> String {
+    const ROW: f64 = 52.0;
+    const BOX_H: f64 = 36.0;
+    const GAP: f64 = 56.0;
+    let order = dag.topological_order();
+    let mut column = vec![0usize; stages.len()];
+    for &i in &order {
+        column[i] = dag
+            .upstream(i)
+            .iter()
+            .map(|&u| column[u] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let columns = column.iter().max().map_or(0, |c| c + 1);
+    // Rows: each column's stages ordered by the mean row of their inputs (fewer crossings).
+    let mut row = vec![0.0f64; stages.len()];
+    for c in 0..columns {
+        let mut members: Vec<usize> = order.iter().copied().filter(|&i| column[i] == c).collect();
+        let anchor = |i: usize| {
+            let ups = dag.upstream(i);
+            match ups.is_empty() {
+                true => i as f64,
+                false => ups.iter().map(|&u| row[u]).sum::<f64>() / ups.len() as f64,
+            }
+        };
+        members.sort_by(|&a, &b| anchor(a).total_cmp(&anchor(b)).then(a.cmp(&b)));
+        for (k, &i) in members.iter().enumerate() {
+            row[i] = k as f64;
+        }
+    }
+    let text_width = |s: &str| s.chars().count() as f64 * 7.2;
+    let mut col_width = vec![0.0f64; columns];
+    for (i, s) in stages.iter().enumerate() {
+        let w = text_width(&s.id).max(text_width(s.kind.name) * 0.85) + 24.0;
+        col_width[column[i]] = col_width[column[i]].max(w);
+    }
+    let col_x: Vec<f64> = col_width
+        .iter()
+        .scan(10.0, |x, w| {
+            let at = *x;
+            *x += w + GAP;
+            Some(at)
+        })
+        .collect();
+    let rows = row.iter().fold(0.0f64, |m, &r| m.max(r + 1.0));
+    let width = col_x
+        .last()
+        .zip(col_width.last())
+        .map_or(20.0, |(x, w)| x + w + 10.0);
+    let height = rows * ROW + 20.0;
+    let (x_of, y_of) = (|i: usize| col_x[column[i]], |i: usize| 10.0 + row[i] * ROW);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"dag\" width=\"{width:.0}\" \
+         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n\
+         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" \
+         markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>\n"
+    );
+    for &i in &order {
+        for u in dag.upstream(i) {
+            let (x1, y1) = (x_of(u) + col_width[column[u]], y_of(u) + BOX_H / 2.0);
+            let (x2, y2) = (x_of(i), y_of(i) + BOX_H / 2.0);
+            let mid = (x1 + x2) / 2.0;
+            out.push_str(&format!(
+                "<path class=\"edge\" d=\"M{x1:.1},{y1:.1} C{mid:.1},{y1:.1} {mid:.1},{y2:.1} \
+                 {x2:.1},{y2:.1}\" marker-end=\"url(#arrow)\"/>\n"
+            ));
+        }
+    }
+    for &i in &order {
+        let s = &stages[i];
+        let (x, y, w) = (x_of(i), y_of(i), col_width[column[i]]);
+        out.push_str(&format!(
+            "<a href=\"#stage-{id}\"><g class=\"node {class}\"><title>{id} ({kind})</title>\
+             <rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BOX_H}\" rx=\"5\"/>\
+             <text x=\"{tx:.1}\" y=\"{ty1:.1}\">{id}</text>\
+             <text class=\"kind\" x=\"{tx:.1}\" y=\"{ty2:.1}\">{kind}</text></g></a>\n",
+            id = xml_escape(&s.id),
+            kind = xml_escape(s.kind.name),
+            class = class_of(i),
+            tx = x + 10.0,
+            ty1 = y + 15.0,
+            ty2 = y + 29.0,
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Text safe inside XML/HTML elements and attribute values.
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::commands::context::Context;
-use cairn::commands::{dag, gc, kinds, metrics, predict, run, show, signals, status, verify};
+use cairn::commands::{
+    dag, gc, kinds, metrics, path, predict, report, run, show, signals, status, verify,
+};
 use cairn::spec::diagnostic::Diagnostics;
 use clap::{Parser, Subcommand};
 
@@ -45,14 +47,29 @@ enum Command {
     Export(predict::ExportArgs),
     /// Print the first rows of a stage's table.
     Show(show::Args),
-    /// Print the metrics recorded in the manifest.
+    /// Print where a stage's cached table or file lies, to read it in place (duckdb, pandas).
+    Path(path::Args),
+    /// Print the metrics recorded in the manifest (stage × split × metric), or their changes
+    /// since a git revision.
     Metrics(metrics::Args),
+    /// Print the params recorded in the manifest, or their changes since a git revision.
+    Params(metrics::ParamsArgs),
     /// Recompute every stage into a temporary cache and compare with the manifest.
     Verify(verify::Args),
     /// Delete cached results that no manifest references.
     Gc(gc::Args),
     /// List the stage kinds.
     Kinds(kinds::Args),
+    /// Write one self-contained HTML page of the pipeline's results: DAG, stages, metrics,
+    /// figures and reports.
+    Report(report::Args),
+    /// Print the JSON Schema of pipeline files, for editors (yaml-language-server).
+    #[command(after_help = "\
+Examples:
+  cairn schema > pipeline.schema.json
+  # then, as the first line of a pipeline file:
+  # yaml-language-server: $schema=../pipeline.schema.json")]
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -115,7 +132,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run_predict(&ctx, args),
         Command::Export(args) => predict::run_export(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
+        Command::Path(args) => path::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Schema => {
+            let schema = cairn::spec::schema::pipeline_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("json"));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Metrics(args) => metrics::run(&ctx, args),
+        Command::Params(args) => metrics::run_params(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Kinds(args) => kinds::run(args),

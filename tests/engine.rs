@@ -379,7 +379,12 @@ fn show_prints_rows_and_verify_recomputes_identically() {
         verify.stdout
     );
     let metrics = p.cairn(&["metrics", "pipeline.yaml"]).ok();
-    assert!(metrics.stdout.contains("sum: 20"), "{}", metrics.stdout);
+    let sum = metrics.stdout.lines().find(|l| l.contains(" sum "));
+    assert!(
+        sum.is_some_and(|l| l.ends_with(" 20")),
+        "{}",
+        metrics.stdout
+    );
 }
 
 #[test]
@@ -470,6 +475,79 @@ fn export_copies_a_fresh_stages_outputs_and_refuses_a_stale_one() {
         stale.stderr
     );
     assert!(!p.path("out2").exists());
+}
+
+/// `cairn path` names the cached object itself, readable in place as Parquet (what duckdb or
+/// pandas would open), and says what a stage has when asked for what it lacks.
+#[test]
+fn path_prints_a_cached_table_readable_in_place() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "name: paths\nstages:\n  a: { kind: test-source, write-file: true, rows: 6 }\n",
+    );
+    let never = p.cairn(&["path", "pipeline.yaml", "a"]);
+    assert!(never.stderr.contains("has not run yet"), "{}", never.stderr);
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let read_rows = |path: &str| {
+        let file = std::fs::File::open(path.trim()).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        reader.map(|b| b.unwrap().num_rows()).sum::<usize>()
+    };
+    let train = p.cairn(&["path", "pipeline.yaml", "a"]).ok().stdout;
+    assert!(train.trim().contains("/objects/"), "{train}");
+    assert_eq!(read_rows(&train), 6, "the default is the train split");
+    let test = p
+        .cairn(&["path", "pipeline.yaml", "a", "--split", "test"])
+        .ok()
+        .stdout;
+    assert_ne!(test, train);
+    read_rows(&test);
+    let note = p
+        .cairn(&["path", "pipeline.yaml", "a", "--file", "sub/note.txt"])
+        .ok()
+        .stdout;
+    assert!(std::fs::read_to_string(note.trim()).is_ok());
+    let all = p
+        .cairn(&["path", "pipeline.yaml", "a", "--all"])
+        .ok()
+        .stdout;
+    let names: Vec<&str> = all.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert!(
+        names.contains(&"train.parquet") && names.contains(&"sub/note.txt"),
+        "{all}"
+    );
+
+    let no_split = p.cairn(&["path", "pipeline.yaml", "a", "--split", "dev"]);
+    assert_ne!(no_split.code, 0);
+    assert!(
+        no_split.stderr.contains("no split `dev`") && no_split.stderr.contains("test, train"),
+        "{}",
+        no_split.stderr
+    );
+    let no_file = p.cairn(&["path", "pipeline.yaml", "a", "--file", "x.png"]);
+    assert!(
+        no_file.stderr.contains("sub/note.txt"),
+        "{}",
+        no_file.stderr
+    );
+    // A damaged object is never handed out.
+    let object = train.trim();
+    let mut perms = std::fs::metadata(object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(object, perms).unwrap();
+    std::fs::write(object, b"not parquet").unwrap();
+    let damaged = p.cairn(&["path", "pipeline.yaml", "a"]);
+    assert_ne!(damaged.code, 0);
+    assert!(
+        damaged.stderr.contains("missing or corrupt"),
+        "{}",
+        damaged.stderr
+    );
 }
 
 #[test]
@@ -570,4 +648,177 @@ fn ctrl_c_stops_cleanly_keeps_finished_results_and_a_rerun_continues() {
     p.write("pipeline.yaml", &text);
     p.cairn(&["run", "pipeline.yaml"]).ok();
     assert_eq!(p.executions(), sorted(&["after", "slow"]));
+}
+
+/// A GPU's arithmetic differs from the CPU's in the last bits, so a device stage's result from
+/// one is never the other's cache hit; CPU stages and a stage pinned to `device: cpu` are
+/// unaffected. (Fingerprints only: no GPU is needed to compute them.)
+#[test]
+fn a_device_stage_run_on_a_gpu_is_cached_apart_from_its_cpu_result() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        r#"
+name: devices
+stages:
+  src: { kind: test-source }
+  on-run-device: { kind: test-device-map, inputs: [src] }
+  pinned: { kind: test-device-map, inputs: [src], add: 1, device: cpu }
+  cpu: { kind: test-map, inputs: [on-run-device] }
+"#,
+    );
+    p.cairn(&["run", "pipeline.yaml", "--device", "cpu"]).ok();
+    let states = |device: &str| -> Vec<(String, String)> {
+        let run = p.cairn(&["status", "pipeline.yaml", "--json", "--device", device]);
+        let statuses: Vec<serde_json::Value> = serde_json::from_str(&run.ok().stdout).unwrap();
+        statuses
+            .iter()
+            .map(|s| {
+                let state = s["state"].as_str().unwrap().to_string();
+                (s["stage"].as_str().unwrap().to_string(), state)
+            })
+            .collect()
+    };
+    let fresh = |stage: &str| (stage.to_string(), "fresh".to_string());
+    assert_eq!(
+        states("cpu"),
+        vec![
+            fresh("src"),
+            fresh("on-run-device"),
+            fresh("pinned"),
+            fresh("cpu")
+        ]
+    );
+    let on_gpu = states("cuda:0");
+    assert_eq!(on_gpu[0], fresh("src"));
+    assert_ne!(on_gpu[1], fresh("on-run-device"), "{on_gpu:?}");
+    assert_eq!(on_gpu[2], fresh("pinned"));
+    assert_ne!(
+        on_gpu[3],
+        fresh("cpu"),
+        "its input is not fresh: {on_gpu:?}"
+    );
+    if !cairn_stages::cuda_compiled() {
+        assert_eq!(
+            states("auto"),
+            states("cpu"),
+            "auto is the CPU in a build without CUDA"
+        );
+    }
+}
+
+/// `metrics --diff` / `params --diff`: the manifest against the one committed at a revision
+/// (HEAD by default), changes only unless `--all`, as a table, Markdown or JSON.
+#[test]
+fn metrics_and_params_diff_against_a_git_revision() {
+    let p = Project::new();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path(""))
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let pipeline = |rows: u32, score: f64| {
+        format!(
+            "name: diffs\nstages:\n  a: {{ kind: test-source, rows: {rows}, score: {score} }}\n  b: {{ kind: test-map, inputs: [a] }}\n"
+        )
+    };
+    p.write("pipeline.yaml", &pipeline(4, 0.5));
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let not_a_repo = p.cairn(&["metrics", "pipeline.yaml", "--diff"]);
+    assert_ne!(not_a_repo.code, 0);
+    assert!(
+        not_a_repo.stderr.contains("not in a git work tree"),
+        "{}",
+        not_a_repo.stderr
+    );
+
+    git(&["init", "-q"]);
+    git(&["add", "pipeline.yaml", "cache/manifests/diffs.yaml"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let table = p.cairn(&["metrics", "pipeline.yaml"]).ok().stdout;
+    assert!(
+        table.lines().next().unwrap().starts_with("stage"),
+        "{table}"
+    );
+    assert!(
+        table.contains("score") && table.contains("0.5000"),
+        "{table}"
+    );
+    let none = p.cairn(&["metrics", "pipeline.yaml", "--diff"]).ok().stdout;
+    assert_eq!(none, "no change since HEAD\n");
+
+    p.write("pipeline.yaml", &pipeline(6, 0.75));
+    p.cairn(&["run", "pipeline.yaml"]).ok();
+    let diff = p.cairn(&["metrics", "pipeline.yaml", "--diff"]).ok().stdout;
+    let score = diff
+        .lines()
+        .find(|l| l.contains("score"))
+        .unwrap_or_default();
+    assert!(
+        score.contains("0.5000") && score.contains("0.7500") && score.contains("+0.2500"),
+        "{diff}"
+    );
+    let rows = diff
+        .lines()
+        .find(|l| l.contains("rows"))
+        .unwrap_or_default();
+    assert!(rows.contains("+2"), "{diff}");
+    assert!(diff.contains("sum"), "b's metric changed too: {diff}");
+    let md = p
+        .cairn(&["metrics", "pipeline.yaml", "--diff", "HEAD", "--md"])
+        .ok()
+        .stdout;
+    assert!(
+        md.starts_with("| stage | split | name | HEAD | workspace | change |"),
+        "{md}"
+    );
+    let json = p
+        .cairn(&["metrics", "pipeline.yaml", "--diff", "--json"])
+        .ok()
+        .stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let changed = json["rows"].as_array().unwrap();
+    assert!(
+        changed
+            .iter()
+            .any(|r| r["name"] == "score" && r["change"] == 0.25),
+        "{json}"
+    );
+
+    let params = p.cairn(&["params", "pipeline.yaml", "--diff"]).ok().stdout;
+    let line = params
+        .lines()
+        .find(|l| l.contains(" rows "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("a ") && line.contains('4') && line.contains('6'),
+        "{params}"
+    );
+    assert!(
+        !params.contains("offset"),
+        "unchanged params are left out: {params}"
+    );
+    let all = p
+        .cairn(&["params", "pipeline.yaml", "--diff", "--all"])
+        .ok()
+        .stdout;
+    assert!(all.contains("offset"), "{all}");
+
+    let bad = p.cairn(&["metrics", "pipeline.yaml", "--diff", "no-such-rev"]);
+    assert!(
+        bad.stderr.contains("`no-such-rev` is not a git revision"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -31,7 +31,9 @@ impl Context {
 
     /// The pipeline file, resolved.
     pub fn pipeline(&self, file: &Path) -> anyhow::Result<Pipeline> {
-        Ok(Pipeline::load(file, self.offline)?)
+        let mut p = Pipeline::load(file, self.offline)?;
+        p.settle_devices(self.device);
+        Ok(p)
     }
 
     /// The pipeline file, resolved, and the cache it uses.
@@ -57,13 +59,27 @@ fn offline_requested(cli_flag: bool) -> bool {
         || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
-/// The one place `auto` becomes a device: the first GPU when built with CUDA, else the CPU.
+/// The one place `auto` becomes a device: the first GPU when this build has CUDA and the driver
+/// reports one, else the CPU.
 fn choose_device(text: &str) -> anyhow::Result<Device> {
     let chosen = parse_device(text)
         .map_err(|e| anyhow::anyhow!("--device: {e} (use auto, cpu or cuda:N)"))?;
-    Ok(match chosen {
-        Some(d) => d,
-        None if cairn_stages::cuda_compiled() => Device::Cuda(0),
-        None => Device::Cpu,
-    })
+    Ok(chosen.unwrap_or_else(probe_device))
+}
+
+fn probe_device() -> Device {
+    if !cairn_stages::cuda_compiled() {
+        return Device::Cpu;
+    }
+    match cairn_stages::cuda_device_count() {
+        Ok(n) if n > 0 => Device::Cuda(0),
+        Ok(_) => {
+            tracing::info!("--device auto: no CUDA device found; device stages run on the CPU");
+            Device::Cpu
+        }
+        Err(e) => {
+            tracing::info!("--device auto: CUDA unusable ({e}); device stages run on the CPU");
+            Device::Cpu
+        }
+    }
 }

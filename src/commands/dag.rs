@@ -7,7 +7,12 @@ use crate::commands::context::Context;
 use crate::graph;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn dag pipelines/emotion.yaml
+  cairn dag pipelines/ner-crosslingual.yaml --format dot | dot -Tsvg > dag.svg")]
 pub struct Args {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,

@@ -10,6 +10,10 @@ use crate::store::cache::Cache;
 use crate::store::gc;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn gc --dry-run pipelines/emotion.yaml
+  cairn gc --cache-dir /data/cairn-cache")]
 pub struct Args {
     /// Show what would be deleted.
     #[arg(long)]

@@ -5,9 +5,13 @@
 use std::process::ExitCode;
 
 use cairn_stages::Arity;
-use cairn_stages::registry::{KINDS, Kind};
+use cairn_stages::registry::{Kind, user_kinds};
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn kinds
+  cairn kinds --markdown")]
 pub struct Args {
     /// Print the README's table of stage kinds (Markdown) instead.
     #[arg(long)]
@@ -18,7 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.markdown {
         print!("{}", markdown_table());
     } else {
-        for k in KINDS {
+        for k in user_kinds() {
             let device = if k.uses_device { " [device]" } else { "" };
             println!("{:16} v{}  {}{device}", k.name, k.version, k.summary);
         }
@@ -29,8 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// `| kind | inputs | what it computes |`, one row per kind a user's build has.
 pub fn markdown_table() -> String {
     let mut out = String::from("| kind | inputs | what it computes |\n|---|---|---|\n");
-    // The `test-*` kinds exist only in test builds (feature `test-kinds`); users never see them.
-    for k in KINDS.iter().filter(|k| !k.name.starts_with("test-")) {
+    for k in user_kinds() {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
             kind_cell(k),

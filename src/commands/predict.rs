@@ -15,8 +15,14 @@ use crate::store::cache::{Cache, FILE_PREFIX, split_of};
 use crate::store::manifest::StageRecord;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn predict pipelines/emotion.yaml finetune \"I saw a movie today and it was really good\"
+  cairn predict pipelines/ner-wikiann-en.yaml finetune \"Jeff Dean works at Google in California\"")]
 pub struct PredictArgs {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
+    /// The model stage (a `finetune` stage).
     stage: String,
     /// The texts, one per argument.
     #[arg(required = true)]
@@ -24,8 +30,14 @@ pub struct PredictArgs {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn export pipelines/emotion.yaml finetune out/emotion-model   # then from_pretrained(...)
+  cairn export pipelines/emotion.yaml umap out/umap")]
 pub struct ExportArgs {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
+    /// The stage whose outputs to copy.
     stage: String,
     /// Where to write (created if missing).
     dir: PathBuf,
@@ -53,7 +65,7 @@ pub fn predict(
     texts: &[String],
 ) -> anyhow::Result<String> {
     let Some(index) = p.index_of(stage) else {
-        bail!("`{stage}` is not a stage of {}", p.file.display());
+        bail!(p.unknown_stage(stage));
     };
     let spec = &p.stages[index];
     let Some(predict) = spec.kind.predict else {

@@ -19,7 +19,7 @@ pub struct LastResult {
 /// has no such stage.
 pub fn last_result(p: &Pipeline, cache: &Cache, stage: &str) -> anyhow::Result<Option<LastResult>> {
     let Some(index) = p.index_of(stage) else {
-        bail!("`{stage}` is not a stage of {}", p.file.display());
+        bail!(p.unknown_stage(stage));
     };
     let mut manifest = Manifest::load(&cache.manifest_path(&p.name))?.unwrap_or_default();
     let Some(record) = manifest.stages.swap_remove(stage) else {

@@ -13,7 +13,16 @@ use crate::spec::resolve::Pipeline;
 use crate::store::cache::Cache;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn run pipelines/emotion.yaml
+  cairn run pipelines/emotion.yaml --target logreg          # logreg and what it needs
+  cairn run pipelines/emotion.yaml --force finetune         # rerun one stage though cached
+  cairn run pipelines/emotion.yaml --dry-run                # what would run, and why
+  cairn run pipelines/emotion.yaml --frozen                 # CI: fail if anything is stale
+  cairn run pipelines/emotion.yaml --device cuda:0")]
 pub struct Args {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
     /// Run only this stage (and what it needs). Repeatable.
     #[arg(long = "target")]

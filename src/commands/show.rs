@@ -18,7 +18,13 @@ use crate::store::tables;
 const MAX_CELL: usize = 48;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn show pipelines/emotion.yaml load
+  cairn show pipelines/emotion.yaml load --split validation --head 20 --columns text,label
+  cairn show pipelines/emotion.yaml load --stats")]
 pub struct Args {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
     stage: String,
     /// Which split. Default: `train` if present, else the first.

@@ -206,7 +206,12 @@ pub fn render(statuses: &[StageStatus]) -> String {
 /// `cairn status`: every stage's status, as a table or (`json`) machine-readable.
 /// `cairn status`'s arguments.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn status pipelines/emotion.yaml
+  cairn status pipelines/emotion.yaml --json")]
 pub struct Args {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: std::path::PathBuf,
     /// Machine-readable output.
     #[arg(long)]

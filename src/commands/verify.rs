@@ -15,7 +15,12 @@ use crate::store::cache::Cache;
 use crate::store::manifest::{Manifest, StageRecord};
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  cairn verify pipelines/emotion.yaml
+  cairn verify pipelines/emotion.yaml --tolerance 1e-4")]
 pub struct Args {
+    /// The pipeline file (YAML; `cairn schema` describes it).
     pipeline: PathBuf,
     /// Relative tolerance for metrics when outputs are not byte-identical.
     #[arg(long, default_value_t = 1e-6)]

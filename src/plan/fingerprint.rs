@@ -106,6 +106,10 @@ pub struct FingerprintInputs<'a> {
     pub metrics: Option<Vec<Digest>>,
     /// External file/directory digests by the param that names them.
     pub externals: BTreeMap<&'a str, &'a str>,
+    /// `cuda` for a device stage run on a GPU, whose arithmetic differs from the CPU's in the
+    /// last bits. Absent on the CPU (CPU fingerprints are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<&'static str>,
 }
 
 impl FingerprintInputs<'_> {
@@ -310,8 +314,8 @@ mod tests {
         );
     }
 
-    /// Named inputs and sweeps came later: a stage without them must keep the fingerprint it
-    /// had, or every checked-in manifest would go stale.
+    /// Named inputs, sweeps and GPU runs came later: a stage without them must keep the
+    /// fingerprint it had, or every checked-in manifest would go stale; with them it differs.
     #[test]
     fn list_inputs_hash_as_before_named_inputs_and_sweeps_existed() {
         let params = json!({"add": 1});
@@ -322,6 +326,7 @@ mod tests {
         let cell = BTreeMap::from([("n".to_string(), "250".to_string())]);
         let none = BTreeMap::new();
         let inputs = |slots, matrix| FingerprintInputs {
+            device: None,
             scheme: SCHEME,
             kind: "test-map",
             version: 1,
@@ -337,7 +342,12 @@ mod tests {
         let named = inputs(Some(vec!["model", "data"]), None).fingerprint();
         let swapped = inputs(Some(vec!["data", "model"]), None).fingerprint();
         let from_a_cell = inputs(None, Some(vec![&cell, &none])).fingerprint();
-        let all = [&list, &named, &swapped, &from_a_cell];
+        let on_a_gpu = FingerprintInputs {
+            device: Some("cuda"),
+            ..inputs(None, None)
+        }
+        .fingerprint();
+        let all = [&list, &named, &swapped, &from_a_cell, &on_a_gpu];
         let distinct: std::collections::BTreeSet<_> = all.iter().collect();
         assert_eq!(distinct.len(), all.len());
     }

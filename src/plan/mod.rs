@@ -6,6 +6,7 @@ pub mod fingerprint;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cairn_stages::Device;
 use serde_json::Value;
 
 use crate::plan::fingerprint::{Digest, FingerprintInputs, SCHEME, StatCache, digest_json};
@@ -197,6 +198,7 @@ pub fn plan(
             .iter()
             .map(|(k, v)| (k.as_str(), v.digest.as_str()))
             .collect(),
+        device: matches!(stage.device, Some(Device::Cuda(_))).then_some("cuda"),
     }
     .fingerprint();
     Ok(Planned {
@@ -361,12 +363,7 @@ pub fn selection(
         // A sweep's id names all its cells.
         let named = pipeline.named(t);
         if named.is_empty() {
-            let ids: Vec<&str> = pipeline.stages.iter().map(|s| s.id.as_str()).collect();
-            return Err(format!(
-                "`{t}` is not a stage of {} (stages: {})",
-                pipeline.file.display(),
-                ids.join(", ")
-            ));
+            return Err(pipeline.unknown_stage(t));
         }
         idx.extend(named);
     }

@@ -116,6 +116,25 @@ impl Pipeline {
         }
     }
 
+    /// The message for a stage id the pipeline does not have: the closest id when one is close,
+    /// else the ids.
+    pub fn unknown_stage(&self, name: &str) -> String {
+        let ids = self.stages.iter().map(|s| s.id.as_str());
+        let help = match crate::spec::diagnostic::did_you_mean(name, ids.clone()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("its stages: {}", ids.collect::<Vec<_>>().join(", ")),
+        };
+        format!("`{name}` is not a stage of {}; {help}", self.file.display())
+    }
+
+    /// Gives each device stage without a `device:` of its own the run's device, so that its
+    /// fingerprint tells a GPU's result from the CPU's.
+    pub fn settle_devices(&mut self, run_device: Device) {
+        for stage in self.stages.iter_mut().filter(|s| s.kind.uses_device) {
+            stage.device.get_or_insert(run_device);
+        }
+    }
+
     /// A stage's run-time failure, located like a resolve-time error: the message, the stage's
     /// place in the pipeline file, its id and the kind's hint.
     pub fn stage_failure(&self, i: usize, message: &str, hint: Option<&str>) -> Diagnostic {

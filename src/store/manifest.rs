@@ -64,34 +64,37 @@ impl Manifest {
             )
         };
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                if let Some(line) = text.lines().position(|l| {
-                    ["<<<<<<<", "=======", ">>>>>>>"]
-                        .iter()
-                        .any(|m| l.starts_with(m))
-                }) {
-                    return Err(unreadable(format!(
-                        "it has merge-conflict markers at line {}",
-                        line + 1
-                    )));
-                }
-                let manifest: Manifest =
-                    serde_yaml::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-                let expected = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default();
-                if manifest.pipeline != expected {
-                    return Err(unreadable(format!(
-                        "it records pipeline `{}`, not `{expected}`",
-                        manifest.pipeline
-                    )));
-                }
-                Ok(Some(manifest))
-            }
+            Ok(text) => Manifest::parse(&text, path).map(Some).map_err(unreadable),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
         }
+    }
+
+    /// A manifest's text, read from `path` (whose name says which pipeline it must record) or
+    /// from git at that path; the error says why it is unreadable.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, String> {
+        if let Some(line) = text.lines().position(|l| {
+            ["<<<<<<<", "=======", ">>>>>>>"]
+                .iter()
+                .any(|m| l.starts_with(m))
+        }) {
+            return Err(format!(
+                "it has merge-conflict markers at line {}",
+                line + 1
+            ));
+        }
+        let manifest: Manifest = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let expected = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if manifest.pipeline != expected {
+            return Err(format!(
+                "it records pipeline `{}`, not `{expected}`",
+                manifest.pipeline
+            ));
+        }
+        Ok(manifest)
     }
 
     /// Writes only when the content changed, so a no-op run leaves git clean.

@@ -32,6 +32,22 @@ pub fn cuda_compiled() -> bool {
     cfg!(feature = "cuda")
 }
 
+/// How many CUDA devices the driver reports: 0 in a build without the `cuda` feature; `Err`
+/// with the driver's message when it cannot be asked (no device, a driver without a GPU).
+pub fn cuda_device_count() -> Result<usize, String> {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::CudaContext;
+        CudaContext::device_count()
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(|e| e.to_string())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(0)
+    }
+}
+
 /// One upstream stage's output, as its consumer sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
@@ -356,8 +372,9 @@ pub type PredictFn = fn(&Path, &[String]) -> Result<String, StageError>;
 /// One stage kind. Implement this in one module, then list it in [`crate::registry::KINDS`].
 pub trait Stage: Send + Sync + 'static {
     /// Typed params: `#[serde(deny_unknown_fields, rename_all = "kebab-case")]`, defaults in
-    /// `#[serde(default)]`. Serialized back, they are what the fingerprint hashes.
-    type Params: DeserializeOwned + Serialize + Send + Sync + 'static;
+    /// `#[serde(default)]`, `schemars::JsonSchema` derived (their doc comments document the
+    /// pipeline schema). Serialized back, they are what the fingerprint hashes.
+    type Params: DeserializeOwned + Serialize + schemars::JsonSchema + Send + Sync + 'static;
     /// The `kind:` name in YAML.
     const KIND: &'static str;
     /// Bump to invalidate every cached output of this kind when what it computes changes.

@@ -18,6 +18,8 @@ pub struct Kind {
     pub summary: &'static str,
     /// Predictions on new texts from the stage's files (`cairn predict`), for model kinds.
     pub predict: Option<crate::api::PredictFn>,
+    /// The JSON Schema (draft-07) of its params, for `cairn schema`.
+    pub params_schema: fn() -> serde_json::Value,
     /// Typed params (deserialize + re-serialize): the canonical form, or a serde error.
     parse: fn(serde_json::Value) -> Result<Parsed, ParamParseError>,
 }
@@ -81,8 +83,14 @@ const fn kind<S: Stage>() -> Kind {
         reads_metrics: S::READS_METRICS,
         summary: S::SUMMARY,
         predict: S::PREDICT,
+        params_schema: params_schema::<S>,
         parse: parse::<S>,
     }
+}
+
+fn params_schema<S: Stage>() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<S::Params>()).expect("schema")
 }
 
 fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> {
@@ -117,6 +125,7 @@ fn parse<S: Stage>(value: serde_json::Value) -> Result<Parsed, ParamParseError> 
 /// Every kind cairn knows, in the order `cairn kinds` lists them.
 pub static KINDS: &[Kind] = &[
     kind::<crate::kinds::load::Load>(),
+    kind::<crate::kinds::describe::Describe>(),
     kind::<crate::kinds::sample::Sample>(),
     kind::<crate::kinds::concat::Concat>(),
     kind::<crate::kinds::normalize::Normalize>(),
@@ -140,6 +149,12 @@ pub static KINDS: &[Kind] = &[
     #[cfg(feature = "test-kinds")]
     kind::<crate::testing::TestJoin>(),
 ];
+
+/// The kinds a user's build has: [`KINDS`] without the `test-*` kinds that exist only in test
+/// builds (feature `test-kinds`).
+pub fn user_kinds() -> impl Iterator<Item = &'static Kind> {
+    KINDS.iter().filter(|k| !k.name.starts_with("test-"))
+}
 
 /// Looks a kind up by its YAML name.
 pub fn lookup(name: &str) -> Option<&'static Kind> {

@@ -40,7 +40,7 @@ fn nap(ms: u64, ctx: &Context) -> Result<(), StageError> {
     Ok(())
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SourceParams {
     /// Rows to generate. Default 3.
@@ -150,7 +150,7 @@ impl Stage for TestSource {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MapParams {
     /// Added to `value`. Default 0.
@@ -252,7 +252,7 @@ impl Stage for TestDeviceMap {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct JoinParams {
     /// Multiplies the `left` values before the others are added. Default 1.

@@ -109,14 +109,16 @@ impl LabelMap {
 
 /// scikit-learn's / torch's class weights as a param: `class-weight: balanced` (n / (k · count)
 /// per label) or `class-weight: {joy: 1.0, surprise: 4.0}` (by label name; others 1).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ClassWeight {
     Rule(WeightRule),
     PerLabel(std::collections::BTreeMap<String, f64>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum WeightRule {
     Balanced,

@@ -7,6 +7,7 @@
 //! fontconfig needed, so figures look the same on every machine.
 
 pub mod colour_map;
+pub mod distribution;
 pub mod heatmap;
 pub mod hexbin;
 pub mod lines;

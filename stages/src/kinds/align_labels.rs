@@ -14,7 +14,7 @@ use crate::columns::labels::IGNORE_LABEL;
 use crate::columns::table;
 
 /// Params of `align-labels`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AlignLabelsParams {
     /// The word-level tags (`list<int>`). Default `ner_tags`.

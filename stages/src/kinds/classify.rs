@@ -28,7 +28,7 @@ use crate::numeric::argmax;
 use crate::{columns::labels, columns::table};
 
 /// Which classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Multinomial logistic regression, L2 penalty, L-BFGS (scikit-learn's default solver).
@@ -38,7 +38,7 @@ pub enum Method {
 }
 
 /// Params of `classify`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ClassifyParams {
     /// `logistic-regression` or `most-frequent`. Required.
@@ -126,7 +126,7 @@ impl ClassifyParams {
 }
 
 /// What was fitted, as written to `model.json`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum SavedModel {
     LogisticRegression {

@@ -30,7 +30,7 @@ use crate::columns::labels::{self, LabelMap};
 use crate::columns::table;
 
 /// Params of `concat`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConcatParams {
     /// The column added to hold each row's upstream stage id. Default `source`.

@@ -40,7 +40,9 @@ const TOKEN_COLUMNS: &[&str] = &[
 pub const HIDDEN_STATE: &str = "hidden_state";
 
 /// How a sequence of hidden states becomes one vector.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pooling {
     /// The first token's state ([CLS] / `<s>`), as the chapter does.
@@ -51,7 +53,7 @@ pub enum Pooling {
 }
 
 /// Params of `extract-hidden`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ExtractHiddenParams {
     /// The MODEL (a local directory relative to the root, or a Hub id such as
@@ -169,6 +171,9 @@ impl Stage for ExtractHidden {
         output
             .run_facts
             .insert("kernels".into(), crate::nn::simd::describe().into());
+        output
+            .run_facts
+            .insert("device".into(), ctx.device.to_string().into());
         Ok(output)
     }
 }

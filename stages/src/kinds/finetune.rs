@@ -60,7 +60,9 @@ const TOKENIZER_FILES: &[&str] = &[
 ];
 /// Input columns not carried to the prediction tables.
 /// Which validation score picks the epoch whose weights are kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BestBy {
     /// Weighted F1 (sequence) or entity F1 (token).
@@ -76,7 +78,7 @@ pub enum BestBy {
 type BestEpoch = (usize, f64, Vec<(String, candle_core::Tensor)>);
 
 /// Params of `finetune`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FinetuneParams {
     /// The pretrained MODEL (local directory or Hub id) with `config.json`,
@@ -323,6 +325,9 @@ impl Stage for Finetune {
             .tables
             .insert("history".into(), history_table(&trained.history)?);
         trained.record(p, &mut output);
+        output
+            .run_facts
+            .insert("device".into(), ctx.device.to_string().into());
         tracing::info!(stage = ctx.stage, "\n{}", trained.table_text);
         Ok(output)
     }
@@ -1245,6 +1250,7 @@ mod tests {
         assert_eq!(
             facts,
             [
+                "device",
                 "kernels",
                 "optimizer_seconds",
                 "threads",

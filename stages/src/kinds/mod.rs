@@ -4,6 +4,7 @@ pub mod align_labels;
 pub mod classify;
 pub mod compare;
 pub mod concat;
+pub mod describe;
 pub mod evaluate;
 pub mod extract_hidden;
 pub mod finetune;

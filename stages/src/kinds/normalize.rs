@@ -15,7 +15,7 @@ use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// One normalization step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Op {
     /// Unicode canonical composition.
@@ -37,7 +37,7 @@ pub enum Op {
 }
 
 /// Params of `normalize`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NormalizeParams {
     /// The text column to normalize. Default `text`.

@@ -47,7 +47,7 @@ use crate::nn::prediction_table::{
 use crate::nn::training::{self, Trainable};
 
 /// Params of `predict`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PredictParams {
     /// The data splits to predict. Default: every split of `data`.

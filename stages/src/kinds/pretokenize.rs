@@ -22,7 +22,7 @@ use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// How to split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Split on whitespace (Python's `str.split()`).
@@ -36,7 +36,7 @@ pub enum Method {
 }
 
 /// Params of `pretokenize`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PretokenizeParams {
     /// Splitting method. Default `whitespace`.

@@ -30,7 +30,7 @@ use crate::ml::manifold::trust::trustworthiness;
 use crate::ml::manifold::umap::{self, Hooks, Init, UmapConfig};
 
 /// How to project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProjectMethod {
     /// UMAP, as umap-learn (fit split only).
@@ -40,7 +40,7 @@ pub enum ProjectMethod {
 }
 
 /// Params of `project`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ProjectParams {
     /// `umap` or `pca`. Default `umap`.

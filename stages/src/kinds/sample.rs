@@ -40,7 +40,7 @@ use crate::columns::table;
 use crate::ml::rng::Rng;
 
 /// Params of `sample`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SampleParams {
     /// How many rows to keep: a count (`250`) or a fraction in (0, 1] (`0.5`), either for every
@@ -61,7 +61,7 @@ fn forty_two() -> u64 {
 }
 
 /// How many rows of one split to keep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Amount {
     /// This many rows.
@@ -71,7 +71,7 @@ pub enum Amount {
 }
 
 /// `keep:` as one amount for every split, or per split.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Keep {
     Every(Amount),

@@ -16,7 +16,7 @@ use crate::columns::matrix::{self, Matrix};
 use crate::columns::table::{self, hidden_state, train};
 
 /// How to scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScaleMethod {
     /// Each feature to [0, 1] on the fit split (scikit-learn `MinMaxScaler`).
@@ -26,7 +26,7 @@ pub enum ScaleMethod {
 }
 
 /// Params of `scale`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ScaleParams {
     /// `min-max` or `standard`. Default `min-max`.

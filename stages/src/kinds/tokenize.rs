@@ -33,7 +33,7 @@ use crate::hub::model::ResolvedModel;
 use crate::hub::pretrained::{self, Pretrained};
 
 /// Params of `tokenize`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TokenizeParams {
     /// A MODEL whose `tokenizer.json` to use (a local directory, relative to the root, or a Hub

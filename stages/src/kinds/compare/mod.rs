@@ -90,7 +90,7 @@ use gather::{Entry, Role};
 use layout::Layout;
 
 /// Params of `compare`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CompareParams {
     /// The dot path of the metric in each input's metrics, e.g. `test.entity_f1`. Required.
@@ -128,7 +128,9 @@ fn three() -> usize {
 }
 
 /// The line chart's x axis.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum XScale {
     #[default]

@@ -59,7 +59,7 @@ mod token_losses;
 type PickTags = fn(&(Vec<i64>, Vec<i64>)) -> &Vec<i64>;
 
 /// Params of `evaluate`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EvaluateParams {
     /// The splits to score. Default: every split with labels but `train`; `train` only when no

@@ -39,7 +39,7 @@ use crate::api::{Arity, Context, External, Output, PrepareEnv, Stage, StageError
 use crate::columns::labels::{self, LabelMap};
 
 /// How the split files are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// One example per line, fields separated by `delimiter`, split on the LAST delimiters (so
@@ -57,7 +57,7 @@ pub enum Format {
 }
 
 /// Params of `load`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LoadParams {
     /// `hf://owner/dataset` (optionally `@revision`) to load a Hub dataset's Parquet files.
@@ -105,7 +105,7 @@ pub struct LoadParams {
 }
 
 /// `limit:` as one number or per split.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Limit {
     All(usize),

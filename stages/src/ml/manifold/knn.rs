@@ -8,7 +8,9 @@ use rayon::prelude::*;
 use crate::columns::matrix::{Matrix, matmul_transposed};
 
 /// A distance between feature vectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// 1 − cos(x, y), as scikit-learn's `cosine_distances` and umap-learn's `cosine`.

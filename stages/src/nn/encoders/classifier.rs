@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::{Config, Encoder, Family, Linear, dropout};
 
 /// What the head predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
     /// One label per sequence, from the first token ([CLS] / `<s>`).

@@ -11,6 +11,24 @@ use super::*;
 
 const TOLERANCE: f32 = 1e-4;
 
+/// The device the fidelity tests run on: the CPU, or `CAIRN_TEST_DEVICE=cuda:N` in a build with
+/// the `cuda` feature (scripts/gpu-check.sh), so the same tolerances check the GPU path.
+fn test_device() -> Device {
+    match std::env::var("CAIRN_TEST_DEVICE").ok().as_deref() {
+        None | Some("cpu") => Device::Cpu,
+        Some(d) => {
+            let ordinal = d.strip_prefix("cuda:").and_then(|i| i.parse().ok());
+            let ordinal = ordinal.unwrap_or_else(|| panic!("CAIRN_TEST_DEVICE={d}: use cuda:N"));
+            Device::new_cuda(ordinal).unwrap_or_else(|e| panic!("CAIRN_TEST_DEVICE={d}: {e}"))
+        }
+    }
+}
+
+/// A fixture tensor on the test device.
+fn on(dev: &Device, t: &Tensor) -> Tensor {
+    t.to_device(dev).unwrap()
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/encoders")
 }
@@ -44,11 +62,12 @@ fn max_abs_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> (f32, f32) {
 
 fn check_tiny(name: &str) -> f32 {
     let dir = fixtures().join(name);
-    let (encoder, cfg) = Encoder::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
+    let dev = test_device();
+    let (encoder, cfg) = Encoder::from_dir(&dir, DType::F32, &dev).unwrap();
     let t = read(&dir.join("expected.safetensors"));
-    let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
+    let ids = on(&dev, &t["input_ids"].to_dtype(DType::U32).unwrap());
     let mask = &t["attention_mask"];
-    let types = t["token_type_ids"].to_dtype(DType::U32).unwrap();
+    let types = on(&dev, &t["token_type_ids"].to_dtype(DType::U32).unwrap());
     // Padding really is in the batch.
     let real: f32 = mask
         .to_dtype(DType::F32)
@@ -62,7 +81,10 @@ fn check_tiny(name: &str) -> f32 {
         "{name}: no padding in the fixture batch"
     );
     let types = cfg.uses_token_types().then_some(&types);
-    let out = encoder.forward(&ids, mask, types, false).unwrap();
+    let out = encoder
+        .forward(&ids, &on(&dev, mask), types, false)
+        .unwrap();
+    let out = out.to_device(&Device::Cpu).unwrap();
     let (real_diff, all_diff) = max_abs_diff(&out, &t["hidden"], mask);
     eprintln!("{name}: max |Δ| {real_diff:e} over tokens, {all_diff:e} with pad positions");
     assert!(
@@ -108,18 +130,25 @@ fn training_path_matches_inference_and_backpropagates() {
     for name in ["bert", "distilbert", "xlm_roberta"] {
         let dir = fixtures().join(name);
         let cfg = Config::from_file(&dir.join("config.json")).unwrap();
+        let dev = test_device();
         let mut varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let mut encoder = Encoder::load(vb, &cfg).unwrap();
         varmap.load(dir.join("model.safetensors")).unwrap();
         encoder.set_dropout(0.0);
         let t = read(&dir.join("expected.safetensors"));
-        let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
-        let types = t["token_type_ids"].to_dtype(DType::U32).unwrap();
+        let ids = on(&dev, &t["input_ids"].to_dtype(DType::U32).unwrap());
+        let types = on(&dev, &t["token_type_ids"].to_dtype(DType::U32).unwrap());
         let types = cfg.uses_token_types().then_some(&types);
         let mask = &t["attention_mask"];
-        let train = encoder.forward(&ids, mask, types, true).unwrap();
-        let eval = encoder.forward(&ids, mask, types, false).unwrap();
+        let on_dev_mask = on(&dev, mask);
+        let train = encoder.forward(&ids, &on_dev_mask, types, true).unwrap();
+        let eval = encoder.forward(&ids, &on_dev_mask, types, false).unwrap();
+        let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let (train, eval) = (
+            train.to_device(&Device::Cpu).unwrap(),
+            eval.to_device(&Device::Cpu).unwrap(),
+        );
         let (d, _) = max_abs_diff(&train, &eval, mask);
         assert!(d <= 1e-5, "{name}: train vs eval max |Δ| {d}");
         let (d, _) = max_abs_diff(&train, &t["hidden"], mask);
@@ -127,7 +156,6 @@ fn training_path_matches_inference_and_backpropagates() {
             d <= TOLERANCE,
             "{name}: train path vs transformers max |Δ| {d}"
         );
-        let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let vars = varmap.data().lock().unwrap();
         let missing: Vec<&String> = vars
             .iter()
@@ -172,12 +200,16 @@ fn minilm_matches_transformers_on_tweets() {
     .unwrap()
     .cached_snapshot(&crate::hub::model::hub_cache_dir())
     .expect("all-MiniLM-L6-v2 is not in the Hugging Face cache: run scripts/setup.sh");
-    let (encoder, _) = Encoder::from_dir(&dir, DType::F32, &Device::Cpu).unwrap();
+    let dev = test_device();
+    let (encoder, _) = Encoder::from_dir(&dir, DType::F32, &dev).unwrap();
     let t = read(&fixtures().join("minilm-emotion.safetensors"));
-    let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
-    let types = t["token_type_ids"].to_dtype(DType::U32).unwrap();
+    let ids = on(&dev, &t["input_ids"].to_dtype(DType::U32).unwrap());
+    let types = on(&dev, &t["token_type_ids"].to_dtype(DType::U32).unwrap());
     let mask = &t["attention_mask"];
-    let out = encoder.forward(&ids, mask, Some(&types), false).unwrap();
+    let out = encoder
+        .forward(&ids, &on(&dev, mask), Some(&types), false)
+        .unwrap();
+    let out = out.to_device(&Device::Cpu).unwrap();
     let cls = out.narrow(1, 0, 1).unwrap().squeeze(1).unwrap();
     let d_cls: f32 = (&cls - &t["cls"])
         .unwrap()
