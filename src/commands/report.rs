@@ -15,7 +15,7 @@ use crate::commands::status::{self, StageStatus, State};
 use crate::commands::tabular;
 use crate::graph::{self, xml_escape as esc};
 use crate::spec::resolve::Pipeline;
-use crate::store::cache::{Cache, FILE_PREFIX, split_of};
+use crate::store::cache::{Cache, FILE_PREFIX, split_of, table_output_name};
 use crate::store::manifest::{Manifest, StageRecord};
 
 /// Text outputs larger than this are cut in the page (the whole file is in the cache).
@@ -249,8 +249,42 @@ fn stage_section(
         };
         html.push_str(&file_block(cache, file, &out.digest));
     }
+    if let Some(draw) = s.kind.figures {
+        html.push_str(&drawn_figures(draw, cache, record));
+    }
     html.push_str("</section>\n");
     html
+}
+
+/// The figures the kind draws from the stage's cached tables (e.g. a fine-tune's curves).
+fn drawn_figures(
+    draw: cairn_stages::api::FiguresFn,
+    cache: &Cache,
+    record: &StageRecord,
+) -> String {
+    let table = |name: &str| {
+        let out = record.outputs.get(&table_output_name(name))?;
+        let bytes = cache.read_verified(&out.digest).ok()?;
+        crate::store::tables::from_parquet(bytes).ok()
+    };
+    match draw(&table) {
+        Ok(figures) => figures
+            .iter()
+            .map(|(name, png)| figure(name, "image/png", png))
+            .collect(),
+        Err(e) => format!(
+            "<p class=\"note\">figures could not be drawn: {}</p>\n",
+            esc(&e.to_string())
+        ),
+    }
+}
+
+fn figure(name: &str, mime: &str, bytes: &[u8]) -> String {
+    format!(
+        "<figure><img alt=\"{name}\" src=\"data:{mime};base64,{data}\"><figcaption>{name}</figcaption></figure>\n",
+        name = esc(name),
+        data = base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// A figure inline, a text report in a block, other files (model weights) by name only.
@@ -277,11 +311,7 @@ fn file_block(cache: &Cache, file: &str, digest: &str) -> String {
             } else {
                 "image/svg+xml"
             };
-            format!(
-                "<figure><img alt=\"{name}\" src=\"data:{mime};base64,{data}\"><figcaption>{name}</figcaption></figure>\n",
-                name = esc(file),
-                data = base64::engine::general_purpose::STANDARD.encode(&bytes)
-            )
+            figure(file, mime, &bytes)
         }
         _ => {
             let text = String::from_utf8_lossy(&bytes);

@@ -369,6 +369,12 @@ impl From<arrow::error::ArrowError> for StageError {
 /// `cairn predict`'s hook: (the stage's files, texts) → printed predictions.
 pub type PredictFn = fn(&Path, &[String]) -> Result<String, StageError>;
 
+/// Figures drawn on demand from a stage's cached tables (`table(name)` reads one, `None` when
+/// the stage has no such table), for `cairn report`: derived from outputs, not outputs
+/// themselves, so drawing them needs no new version of the kind. Each is (file name, PNG).
+pub type FiguresFn =
+    fn(table: &dyn Fn(&str) -> Option<RecordBatch>) -> Result<Vec<(String, Vec<u8>)>, StageError>;
+
 /// One stage kind. Implement this in one module, then list it in [`crate::registry::KINDS`].
 pub trait Stage: Send + Sync + 'static {
     /// Typed params: `#[serde(deny_unknown_fields, rename_all = "kebab-case")]`, defaults in
@@ -415,6 +421,9 @@ pub trait Stage: Send + Sync + 'static {
     /// texts, given the directory where the stage's output files are laid out. `None`: the
     /// kind does not predict.
     const PREDICT: Option<PredictFn> = None;
+    /// Figures of a stage's tables drawn when they are looked at (`cairn report`), e.g. the
+    /// training curves from a fine-tune's `history`. `None`: the kind draws none.
+    const FIGURES: Option<FiguresFn> = None;
 }
 
 #[cfg(test)]

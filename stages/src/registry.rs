@@ -18,6 +18,8 @@ pub struct Kind {
     pub summary: &'static str,
     /// Predictions on new texts from the stage's files (`cairn predict`), for model kinds.
     pub predict: Option<crate::api::PredictFn>,
+    /// Figures drawn from the stage's cached tables when they are looked at (`cairn report`).
+    pub figures: Option<crate::api::FiguresFn>,
     /// The JSON Schema (draft-07) of its params, for `cairn schema`.
     pub params_schema: fn() -> serde_json::Value,
     /// Typed params (deserialize + re-serialize): the canonical form, or a serde error.
@@ -83,6 +85,7 @@ const fn kind<S: Stage>() -> Kind {
         reads_metrics: S::READS_METRICS,
         summary: S::SUMMARY,
         predict: S::PREDICT,
+        figures: S::FIGURES,
         params_schema: params_schema::<S>,
         parse: parse::<S>,
     }

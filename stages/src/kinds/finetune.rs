@@ -247,6 +247,7 @@ impl Stage for Finetune {
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::nn::predict::predict_texts);
+    const FIGURES: Option<crate::api::FiguresFn> = Some(training_curves);
     const SUMMARY: &'static str = "fine-tunes an encoder + classification head (sequence or token) end to end; writes an HF model directory and predictions";
 
     fn validate(p: &FinetuneParams, _env: &PrepareEnv) -> Result<(), StageError> {
@@ -958,6 +959,73 @@ fn save_model(
 }
 
 /// One row per epoch.
+/// The training curves from `history`, as the Trainer's logs are plotted: `loss.png` (the
+/// training loss and the validation loss at each epoch's last step) and `validation.png` (the
+/// validation scores per epoch).
+fn training_curves(
+    table: &dyn Fn(&str) -> Option<RecordBatch>,
+) -> Result<Vec<(String, Vec<u8>)>, StageError> {
+    use crate::figures::lines::{LineChart, Series, line_chart};
+    let Some(history) = table("history") else {
+        return Ok(Vec::new());
+    };
+    let ints = |name: &str| -> Result<Vec<f64>, StageError> {
+        let ids = crate::columns::table::ids(&history, name, "history")?;
+        Ok(ids.into_iter().map(|v| v.unwrap_or(0) as f64).collect())
+    };
+    let floats = |name: &str| crate::columns::matrix::read_scalars(&history, name, "history");
+    let (epochs, steps) = (ints("epoch")?, ints("step")?);
+    let curve = |name: &str, xs: &[f64]| -> Result<Series, StageError> {
+        let points = xs
+            .iter()
+            .zip(floats(name)?)
+            .filter_map(|(&x, y)| y.filter(|y| y.is_finite()).map(|y| (x, y)));
+        Ok(Series {
+            name: name.replace('_', " "),
+            points: points.collect(),
+        })
+    };
+    let mut scores = vec![curve("accuracy", &epochs)?, curve("f1", &epochs)?];
+    for extra in ["precision", "recall"] {
+        if history.column_by_name(extra).is_some() {
+            scores.push(curve(extra, &epochs)?);
+        }
+    }
+    let charts = [
+        (
+            "loss.png",
+            LineChart {
+                title: "Training and validation loss",
+                x_label: "optimizer step",
+                y_label: "loss",
+                log_x: false,
+                series: &[curve("train_loss", &steps)?, curve("eval_loss", &steps)?],
+                references: &[],
+            },
+        ),
+        (
+            "validation.png",
+            LineChart {
+                title: "Validation scores per epoch",
+                x_label: "epoch",
+                y_label: "score",
+                log_x: false,
+                series: &scores,
+                references: &[],
+            },
+        ),
+    ];
+    let dir = tempfile::tempdir().map_err(|e| StageError::failed(format!("temp dir: {e}")))?;
+    let mut figures = Vec::new();
+    for (name, chart) in &charts {
+        let path = dir.path().join(name);
+        line_chart(&path, chart)?;
+        let png = std::fs::read(&path).map_err(|e| StageError::failed(format!("{name}: {e}")))?;
+        figures.push((name.to_string(), png));
+    }
+    Ok(figures)
+}
+
 fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
     let f64s = |f: &dyn Fn(&EpochRecord) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from(
@@ -1201,6 +1269,11 @@ mod tests {
             text.contains("w70/") && text.contains("w5/") && text.contains("w80/"),
             "{text}"
         );
+        let figures = training_curves(&|name| out.tables.get(name).cloned()).unwrap();
+        let names: Vec<&str> = figures.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["loss.png", "validation.png"]);
+        assert!(figures.iter().all(|(_, png)| png.starts_with(b"\x89PNG")));
+        assert!(training_curves(&|_| None).unwrap().is_empty());
     }
 
     /// Regression: `seconds` and `train_samples_per_second` in `history` and the metrics made

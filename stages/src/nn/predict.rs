@@ -81,8 +81,92 @@ pub fn load(dir: &Path, device: &Device) -> Result<Saved, StageError> {
 pub enum Prediction {
     /// (label, probability) for every label, most probable first.
     Sequence(Vec<(String, f32)>),
-    /// (word, tag) per whitespace-separated word.
-    Token(Vec<(String, String)>),
+    /// A tag per whitespace-separated word.
+    Token(Vec<TaggedWord>),
+}
+
+/// One word of a token-classification prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaggedWord {
+    pub word: String,
+    /// The tag of its first sub-word (`-` for a word truncation cut off).
+    pub tag: String,
+    /// That tag's softmax probability.
+    pub score: f32,
+    /// Its character span in the text, `[start, end)`.
+    pub span: (usize, usize),
+}
+
+/// Tagged words grouped into entities, like transformers' `aggregation_strategy="simple"` at the
+/// word level: `B-X` starts an entity of type X, `I-X` continues one of type X (else starts
+/// one), anything else (`O`, `-`) ends it; a tag without a `B-`/`I-` prefix is its own type and
+/// joins the words next to it with the same tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub kind: String,
+    /// The text from its first word's start to its last word's end.
+    pub text: String,
+    /// The mean of its words' scores.
+    pub score: f32,
+    pub span: (usize, usize),
+}
+
+pub fn entities(text: &str, words: &[TaggedWord]) -> Vec<Entity> {
+    let mut groups: Vec<(String, Vec<&TaggedWord>)> = Vec::new();
+    let mut open = false;
+    for w in words {
+        let (begins, kind) = match w.tag.split_once('-') {
+            Some(("B", kind)) => (true, kind),
+            Some(("I", kind)) => (false, kind),
+            _ if w.tag == "O" || w.tag == "-" => {
+                open = false;
+                continue;
+            }
+            _ => (false, w.tag.as_str()),
+        };
+        match groups.last_mut() {
+            Some((current, members)) if open && !begins && current == kind => members.push(w),
+            _ => groups.push((kind.to_string(), vec![w])),
+        }
+        open = true;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    groups
+        .into_iter()
+        .map(|(kind, members)| {
+            let span = (members[0].span.0, members[members.len() - 1].span.1);
+            Entity {
+                kind,
+                text: chars[span.0..span.1].iter().collect(),
+                score: members.iter().map(|w| w.score).sum::<f32>() / members.len() as f32,
+                span,
+            }
+        })
+        .collect()
+}
+
+/// Each whitespace-separated word with its character span.
+fn words_with_spans(text: &str) -> Vec<(String, (usize, usize))> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut word = String::new();
+    for (i, c) in text.chars().enumerate() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                out.push((std::mem::take(&mut word), (s, i)));
+                start = None;
+            }
+            (true, None) => {}
+            (false, _) => {
+                start.get_or_insert(i);
+                word.push(c);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push((word, (s, text.chars().count())));
+    }
+    out
 }
 
 fn fail(e: candle_core::Error) -> StageError {
@@ -96,7 +180,8 @@ impl Saved {
     }
 
     fn predict_one(&self, text: &str) -> Result<Prediction, StageError> {
-        let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+        let spans = words_with_spans(text);
+        let words: Vec<String> = spans.iter().map(|(w, _)| w.clone()).collect();
         let input: EncodeInput = match self.model.task {
             Task::SequenceClassification => text.into(),
             Task::TokenClassification => words.clone().into(),
@@ -109,7 +194,7 @@ impl Saved {
         let logits = self.logits(&enc)?;
         match self.model.task {
             Task::SequenceClassification => self.ranked_labels(&logits),
-            Task::TokenClassification => self.tagged_words(&logits, &enc, words),
+            Task::TokenClassification => self.tagged_words(&logits, &enc, spans),
         }
     }
 
@@ -145,32 +230,40 @@ impl Saved {
         Ok(Prediction::Sequence(ranked))
     }
 
-    /// Each word with the tag of its first sub-word, as in training.
+    /// Each word with the tag of its first sub-word, as in training, and that tag's probability.
     fn tagged_words(
         &self,
         logits: &Tensor,
         enc: &Encoding,
-        words: Vec<String>,
+        words: Vec<(String, (usize, usize))>,
     ) -> Result<Prediction, StageError> {
-        let rows = logits
-            .squeeze(0)
-            .and_then(|l| l.to_vec2::<f32>())
+        let rows = candle_nn::ops::softmax(logits, D::Minus1)
+            .and_then(|p| p.squeeze(0))
+            .and_then(|p| p.to_vec2::<f32>())
             .map_err(fail)?;
-        let mut tags = vec![None; words.len()];
+        let mut tags: Vec<Option<(String, f32)>> = vec![None; words.len()];
         for (j, w) in enc.get_word_ids().iter().enumerate() {
             if let Some(w) = w
                 && tags[*w as usize].is_none()
             {
                 let best = crate::numeric::argmax(&rows[j]);
-                tags[*w as usize] = Some(self.labels[best].clone());
+                tags[*w as usize] = Some((self.labels[best].clone(), rows[j][best]));
             }
         }
         Ok(Prediction::Token(
             words
                 .into_iter()
                 .zip(tags)
-                // A word cut off by truncation has no tag.
-                .map(|(w, t)| (w, t.unwrap_or_else(|| "-".into())))
+                .map(|((word, span), t)| {
+                    // A word cut off by truncation has no tag.
+                    let (tag, score) = t.unwrap_or_else(|| ("-".into(), 0.0));
+                    TaggedWord {
+                        word,
+                        tag,
+                        score,
+                        span,
+                    }
+                })
                 .collect(),
         ))
     }
@@ -189,14 +282,100 @@ pub fn predict_texts(files: &Path, texts: &[String]) -> Result<String, StageErro
                 }
                 out.push('\n');
             }
-            Prediction::Token(tags) => {
+            Prediction::Token(tagged) => {
                 out.push_str(&format!("{text:?}\n "));
-                for (w, t) in &tags {
-                    out.push_str(&format!(" {w}/{t}"));
+                for w in &tagged {
+                    out.push_str(&format!(" {}/{}", w.word, w.tag));
                 }
                 out.push('\n');
+                for e in entities(text, &tagged) {
+                    out.push_str(&format!(
+                        "  {:<6} {:<24} {:.4}  [{}, {})\n",
+                        e.kind,
+                        format!("{:?}", e.text),
+                        e.score,
+                        e.span.0,
+                        e.span.1
+                    ));
+                }
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod entity_tests {
+    use super::*;
+
+    fn tagged(text: &str, tags: &[(&str, f32)]) -> Vec<TaggedWord> {
+        words_with_spans(text)
+            .into_iter()
+            .zip(tags)
+            .map(|((word, span), (tag, score))| TaggedWord {
+                word,
+                tag: tag.to_string(),
+                score: *score,
+                span,
+            })
+            .collect()
+    }
+
+    /// As transformers' "simple" strategy groups the chapter's example.
+    #[test]
+    fn words_group_into_entities_with_mean_scores_and_character_spans() {
+        let text = "Jeff  Dean ist ein Informatiker bei Google in Kalifornien";
+        let tags = [
+            ("B-PER", 0.99),
+            ("I-PER", 0.97),
+            ("O", 0.9),
+            ("O", 0.9),
+            ("O", 0.9),
+            ("O", 0.9),
+            ("B-ORG", 0.8),
+            ("O", 0.9),
+            ("B-LOC", 0.95),
+        ];
+        let found = entities(text, &tagged(text, &tags));
+        let short: Vec<(&str, &str, (usize, usize))> = found
+            .iter()
+            .map(|e| (e.kind.as_str(), e.text.as_str(), e.span))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                ("PER", "Jeff  Dean", (0, 10)),
+                ("ORG", "Google", (36, 42)),
+                ("LOC", "Kalifornien", (46, 57))
+            ]
+        );
+        assert!((found[0].score - 0.98).abs() < 1e-6);
+    }
+
+    #[test]
+    fn b_starts_a_new_entity_and_a_stray_i_starts_one_too() {
+        let text = "Anna Berlin Paris Bonn é";
+        let tags = [
+            ("B-PER", 1.0),
+            ("B-LOC", 1.0),
+            ("I-LOC", 1.0),
+            ("I-ORG", 1.0),
+            ("PER", 1.0),
+        ];
+        let found = entities(text, &tagged(text, &tags));
+        let short: Vec<(&str, &str)> = found
+            .iter()
+            .map(|e| (e.kind.as_str(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                ("PER", "Anna"),
+                ("LOC", "Berlin Paris"),
+                ("ORG", "Bonn"),
+                ("PER", "é")
+            ]
+        );
+        assert_eq!(found[3].span, (23, 24), "character offsets, not bytes");
+    }
 }
