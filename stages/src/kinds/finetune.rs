@@ -120,6 +120,12 @@ pub struct FinetuneParams {
     /// Clip the global gradient norm to this. Default 1.0.
     #[serde(default = "one")]
     pub max_grad_norm: f64,
+    /// Every this many optimizer steps, record the mean training loss since the last record,
+    /// the learning rate and the gradient norm in a `steps` table, as the Trainer's
+    /// `logging_steps` logs them (`cairn report` plots them). Default: none, only the per-epoch
+    /// `history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging_steps: Option<usize>,
     /// Override every dropout probability (encoder and head). Default: the model config's.
     #[serde(default)]
     pub dropout: Option<f32>,
@@ -251,6 +257,13 @@ impl Stage for Finetune {
     const SUMMARY: &'static str = "fine-tunes an encoder + classification head (sequence or token) end to end; writes an HF model directory and predictions";
 
     fn validate(p: &FinetuneParams, _env: &PrepareEnv) -> Result<(), StageError> {
+        if p.logging_steps == Some(0) {
+            return Err(StageError::param(
+                "logging-steps",
+                "must be at least 1",
+                None,
+            ));
+        }
         for (field, v) in [("batch-size", p.batch_size), ("epochs", p.epochs)] {
             if v == 0 {
                 return Err(StageError::param(field, "must be at least 1", None));
@@ -325,6 +338,11 @@ impl Stage for Finetune {
         output
             .tables
             .insert("history".into(), history_table(&trained.history)?);
+        if p.logging_steps.is_some() {
+            output
+                .tables
+                .insert("steps".into(), steps_table(&trained.logged)?);
+        }
         trained.record(p, &mut output);
         output
             .run_facts
@@ -442,6 +460,8 @@ impl Model {
 struct Trained {
     /// One record per epoch run.
     history: Vec<EpochRecord>,
+    /// With `logging-steps`: one record per logging window.
+    logged: Vec<StepRecord>,
     /// The epoch whose weights the model now has.
     best_epoch: usize,
     /// Optimizer steps taken.
@@ -536,6 +556,7 @@ fn train(
     }
     Ok(Trained {
         history,
+        logged: std::mem::take(&mut trainer.logged),
         best_epoch,
         steps: trainer.step,
         train_seconds: trainer.train_seconds,
@@ -621,6 +642,18 @@ struct Trainer<'a> {
     optimizer_seconds: f64,
     /// The training loss: label smoothing and class weights.
     loss: Loss,
+    /// With `logging-steps`: the records so far, and the losses since the last one.
+    logged: Vec<StepRecord>,
+    window: Vec<f64>,
+}
+
+/// One row of the `steps` table.
+struct StepRecord {
+    step: usize,
+    epoch: usize,
+    loss: f64,
+    learning_rate: f64,
+    grad_norm: f64,
 }
 
 impl<'a> Trainer<'a> {
@@ -654,6 +687,8 @@ impl<'a> Trainer<'a> {
             train_seconds: 0.0,
             optimizer_seconds: 0.0,
             loss: training_loss(p, train, names)?,
+            logged: Vec::new(),
+            window: Vec::new(),
         })
     }
 
@@ -729,6 +764,19 @@ impl<'a> Trainer<'a> {
         self.step += 1;
         self.samples += idx.len();
         self.ctx.progress.advance(1);
+        if let Some(every) = self.p.logging_steps {
+            self.window.push(loss);
+            if self.step % every == 0 {
+                self.logged.push(StepRecord {
+                    step: self.step,
+                    epoch,
+                    loss: self.window.iter().sum::<f64>() / self.window.len() as f64,
+                    learning_rate: lr,
+                    grad_norm: info.grad_norm,
+                });
+                self.window.clear();
+            }
+        }
         Ok(loss)
     }
 }
@@ -991,6 +1039,22 @@ fn training_curves(
             scores.push(curve(extra, &epochs)?);
         }
     }
+    // The training loss per logging step when the stage logged them, else per epoch.
+    let train_loss = match table("steps") {
+        Some(logged) => {
+            let at = crate::columns::table::ids(&logged, "step", "steps")?;
+            let loss = crate::columns::matrix::read_scalars(&logged, "loss", "steps")?;
+            let points = at
+                .iter()
+                .zip(loss)
+                .filter_map(|(x, y)| Some(((*x)? as f64, y?)));
+            Series {
+                name: "train loss".into(),
+                points: points.collect(),
+            }
+        }
+        None => curve("train_loss", &steps)?,
+    };
     let charts = [
         (
             "loss.png",
@@ -999,7 +1063,7 @@ fn training_curves(
                 x_label: "optimizer step",
                 y_label: "loss",
                 log_x: false,
-                series: &[curve("train_loss", &steps)?, curve("eval_loss", &steps)?],
+                series: &[train_loss, curve("eval_loss", &steps)?],
                 references: &[],
             },
         ),
@@ -1024,6 +1088,24 @@ fn training_curves(
         figures.push((name.to_string(), png));
     }
     Ok(figures)
+}
+
+fn steps_table(logged: &[StepRecord]) -> Result<RecordBatch, StageError> {
+    let ints = |f: fn(&StepRecord) -> usize| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            logged.iter().map(|r| f(r) as i64),
+        ))
+    };
+    let floats = |f: fn(&StepRecord) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(logged.iter().map(f)))
+    };
+    Ok(RecordBatch::try_from_iter([
+        ("step", ints(|r| r.step)),
+        ("epoch", ints(|r| r.epoch)),
+        ("loss", floats(|r| r.loss)),
+        ("learning_rate", floats(|r| r.learning_rate)),
+        ("grad_norm", floats(|r| r.grad_norm)),
+    ])?)
 }
 
 fn history_table(history: &[EpochRecord]) -> Result<RecordBatch, StageError> {
@@ -1330,6 +1412,46 @@ mod tests {
                 "train_samples_per_second",
                 "train_seconds"
             ]
+        );
+    }
+
+    /// `logging-steps: 2` over 5 steps: records at steps 2 and 4, each the mean of its window,
+    /// and the loss curve is drawn from them. Without it the output has no `steps` table and the
+    /// canonical params (hence every existing fingerprint) are as before the param existed.
+    #[test]
+    fn logging_steps_record_the_mean_loss_of_each_window() {
+        let model = tiny_model();
+        let split = || {
+            [
+                ("train".to_string(), toy_split(40, 1)),
+                ("validation".to_string(), toy_split(8, 2)),
+            ]
+        };
+        let p = params(model.path(), "epochs: 1\nbatch-size: 8\nlogging-steps: 2");
+        let (out, _dir) = crate::run_for_test::<Finetune>(&p, split()).unwrap();
+        let steps = &out.tables["steps"];
+        let at = table::ids(steps, "step", "steps").unwrap();
+        assert_eq!(at, [Some(2), Some(4)]);
+        let loss = crate::columns::matrix::read_scalars(steps, "loss", "steps").unwrap();
+        assert!(
+            loss.iter().all(|l| l.is_some_and(f64::is_finite)),
+            "{loss:?}"
+        );
+        let figures = training_curves(&|name| out.tables.get(name).cloned()).unwrap();
+        assert_eq!(figures.len(), 2);
+
+        let plain = params(model.path(), "epochs: 1\nbatch-size: 8");
+        let canonical = serde_json::to_value(&plain).unwrap();
+        assert!(canonical.get("logging-steps").is_none(), "{canonical}");
+        let (out, _dir) = crate::run_for_test::<Finetune>(&plain, split()).unwrap();
+        assert!(!out.tables.contains_key("steps"));
+        let zero = params(model.path(), "logging-steps: 0");
+        let e = crate::run_for_test::<Finetune>(&zero, split())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, StageError::Param { field, .. } if field == "logging-steps"),
+            "{e}"
         );
     }
 
