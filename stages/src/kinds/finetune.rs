@@ -766,7 +766,7 @@ impl<'a> Trainer<'a> {
         self.ctx.progress.advance(1);
         if let Some(every) = self.p.logging_steps {
             self.window.push(loss);
-            if self.step % every == 0 {
+            if self.step.is_multiple_of(every) {
                 self.logged.push(StepRecord {
                     step: self.step,
                     epoch,
