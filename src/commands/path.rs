@@ -17,7 +17,7 @@ use crate::store::manifest::StageRecord;
 Examples:
   cairn path pipelines/emotion.yaml hidden
   cairn path pipelines/emotion.yaml hidden --split validation
-  cairn path pipelines/emotion.yaml umap --file umap.png
+  cairn path pipelines/emotion.yaml umap --file projection.png
   cairn path pipelines/emotion.yaml finetune --all
   duckdb -c \"select label, count(*) from '$(cairn path pipelines/emotion.yaml load)' group by 1\"")]
 pub struct Args {
