@@ -12,6 +12,17 @@ use crate::figures::{FONT, draw_err, register_font};
 
 const BAR: RGBColor = RGBColor(31, 119, 180);
 
+/// The label of a category axis: category `i` sits at coordinate `i`; other ticks stay blank.
+fn category_names(names: Vec<String>) -> impl Fn(&f64) -> String {
+    move |at: &f64| {
+        let i = at.round();
+        match (i - at).abs() < 1e-6 && i >= 0.0 {
+            true => names.get(i as usize).cloned().unwrap_or_default(),
+            false => String::new(),
+        }
+    }
+}
+
 /// Horizontal bars, one per class, the least frequent at the bottom; 800 × 60 + 36 per class.
 pub fn class_bars(path: &Path, title: &str, counts: &[(String, usize)]) -> Result<(), StageError> {
     let mut sorted: Vec<&(String, usize)> = counts.iter().collect();
@@ -33,14 +44,7 @@ pub fn class_bars(path: &Path, title: &str, counts: &[(String, usize)]) -> Resul
         .y_label_area_size(label_width)
         .build_cartesian_2d(0.0..most * 1.08, -0.5..sorted.len() as f64 - 0.5)
         .map_err(|e| draw_err(path, e))?;
-    let names: Vec<String> = sorted.iter().map(|(name, _)| name.clone()).collect();
-    let name_at = move |y: &f64| {
-        let i = y.round();
-        match (i - y).abs() < 1e-6 && i >= 0.0 {
-            true => names.get(i as usize).cloned().unwrap_or_default(),
-            false => String::new(),
-        }
-    };
+    let name_at = category_names(sorted.iter().map(|(name, _)| name.clone()).collect());
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -126,14 +130,7 @@ pub fn box_plot(
         .map(|(_, b)| b.whisker_low)
         .fold(top, f64::min)
         .min(0.0);
-    let names: Vec<String> = groups.iter().map(|(name, _)| name.clone()).collect();
-    let name_at = move |x: &f64| {
-        let i = x.round();
-        match (i - x).abs() < 1e-6 && i >= 0.0 {
-            true => names.get(i as usize).cloned().unwrap_or_default(),
-            false => String::new(),
-        }
-    };
+    let name_at = category_names(groups.iter().map(|(name, _)| name.clone()).collect());
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 22))
         .margin(16)
