@@ -331,9 +331,14 @@ setup_browser() {
     local sudo=""
     if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
     log "browser: installing Debian's chromium"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
-        || { $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive \
-                apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+    local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
+    # A fresh machine may have no package lists yet: update once and retry.
+    if ! $sudo "${install[@]}" >/dev/null 2>&1; then
+        $sudo apt-get update -q >/dev/null 2>&1 || true
+        if ! $sudo "${install[@]}" >/dev/null; then
+            echo "setup: WARNING: could not install chromium (apt); tests/report.rs will fail" >&2
+        fi
+    fi
 }
 
 start=$SECONDS
