@@ -690,6 +690,11 @@ stages:
         ]
     );
     let on_gpu = states("cuda:0");
+    let why = p
+        .cairn(&["status", "pipeline.yaml", "--device", "cuda:0"])
+        .ok()
+        .stdout;
+    assert!(why.contains("no result on a GPU yet"), "{why}");
     assert_eq!(on_gpu[0], fresh("src"));
     assert_ne!(on_gpu[1], fresh("on-run-device"), "{on_gpu:?}");
     assert_eq!(on_gpu[2], fresh("pinned"));

@@ -140,16 +140,23 @@ fn assessed(
             let (state, why) = damaged(damage);
             (planned, state, vec![why], None)
         }
-        Assessment::MustRun(planned) => match last {
-            None => (planned, State::NeverRun, vec![], None),
-            Some(l) => {
-                let mut why = plan::reasons(stage, Some(&planned), l);
-                if why.is_empty() {
-                    why.push("no cached result for this fingerprint (cache cleared?)".into());
+        Assessment::MustRun(planned) => {
+            match last {
+                None => (planned, State::NeverRun, vec![], None),
+                Some(l) => {
+                    let mut why = plan::reasons(stage, Some(&planned), l);
+                    if why.is_empty() && matches!(stage.device, Some(cairn_stages::Device::Cuda(_)))
+                    {
+                        // Params and inputs as recorded: the GPU is what differs (see the fingerprint).
+                        why.push("no result on a GPU yet (a GPU's result is cached apart from the CPU's)".into());
+                    }
+                    if why.is_empty() {
+                        why.push("no cached result for this fingerprint (cache cleared?)".into());
+                    }
+                    (planned, State::Stale, why, None)
                 }
-                (planned, State::Stale, why, None)
             }
-        },
+        }
     };
     reasons.dedup();
     let status = StageStatus {
