@@ -336,6 +336,7 @@ h2 small{font-weight:normal;color:#667085;font-size:.7em}\
 .description{font-size:1.1rem}.meta{color:#667085;font-size:.9rem}.note{color:#9a5b00}\
 table{border-collapse:collapse;margin:.8rem 0;font-size:.92rem}th,td{border-bottom:1px solid #e4e7ec;padding:.25rem .7rem;text-align:left}\
 td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em}\
+table.stages th,table.stages td{white-space:nowrap}\
 .badge{border-radius:.6rem;padding:.05rem .5rem;font-size:.8rem}\
 .badge.fresh{background:#dcfae6}.badge.stale{background:#fef0c7}.badge.never{background:#eaecf0}.badge.damaged{background:#fee4e2}\
 .dag-box{overflow:auto;border:1px solid #e4e7ec;border-radius:6px;padding:.5rem;max-height:40rem}\
