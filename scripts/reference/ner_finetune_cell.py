@@ -4,14 +4,11 @@ DataCollatorForTokenClassification, seqeval), on the same model directory, the s
 sentences and the same hyperparameters, scored on the same test sentences. Prints the entity F1
 (and, given --cairn-f1, the difference; exit 1 beyond --tolerance points).
 
-    cairn run scripts/reference/ner-crosslingual-seeds.yaml      # cairn, seeds 42, 43, 44
-    cairn metrics scripts/reference/ner-crosslingual-seeds.yaml   # f1-<seed>: test.entity_f1
-    cairn export pipelines/ner-crosslingual.yaml panx-de /tmp/panx-de
     scripts/reference/venv.sh full
-    for seed in 42 43 44; do
-        .venv-ref-full/bin/python scripts/reference/ner_finetune_cell.py /tmp/panx-de \
-            --seed $seed --out /tmp/py-de-de-$seed.json
-    done
+    scripts/reference/seed_study.sh     # seeds 42-51 in both stacks, then the comparison
+
+or one run: `cairn export pipelines/ner-crosslingual.yaml panx-de /tmp/panx-de`, then
+    .venv-ref-full/bin/python scripts/reference/ner_finetune_cell.py /tmp/panx-de --seed 42
 
 The training data of a cell `f1-<train>-<eval>` is `panx-<train>` (its `train` and `validation`
 splits); its test data `panx-<eval>`'s `test` split (pass --test-dir for another language).
