@@ -13,6 +13,7 @@ use base64::Engine as _;
 use crate::commands::context::Context;
 use crate::commands::status::{self, StageStatus, State};
 use crate::commands::tabular;
+use crate::exec::report::human_duration;
 use crate::graph::{self, xml_escape as esc};
 use crate::spec::resolve::Pipeline;
 use crate::store::cache::{Cache, FILE_PREFIX, split_of, table_output_name};
@@ -144,7 +145,7 @@ fn stage_table(p: &Pipeline, manifest: &Manifest, state: &BTreeMap<&str, &StageS
             kind = esc(s.kind.name),
             class = css_class(st),
             label = st.label(),
-            wall = record.map_or("-".into(), |r| seconds(r.wall_time_s)),
+            wall = record.map_or("-".into(), |r| human_duration(r.wall_time_s)),
             rows = if rows > 0 {
                 rows.to_string()
             } else {
@@ -173,13 +174,6 @@ fn input_links(p: &Pipeline, i: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn seconds(s: f64) -> String {
-    match s {
-        s if s >= 60.0 => format!("{}m{:02.0}s", (s / 60.0).floor(), s % 60.0),
-        s => format!("{s:.1} s"),
-    }
 }
 
 /// A stage's section: what it is, why it is not fresh, its metrics, figures and text outputs.
@@ -256,7 +250,7 @@ fn stage_section(
     html
 }
 
-/// The figures the kind draws from the stage's cached tables (e.g. a fine-tune's curves).
+/// The figures the stage's kind draws from its cached tables (its `FIGURES`).
 fn drawn_figures(
     draw: cairn_stages::api::FiguresFn,
     cache: &Cache,
