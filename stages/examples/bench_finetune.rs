@@ -106,7 +106,7 @@ fn main() {
         let loss = training::cross_entropy(&logits, &b.targets).unwrap();
         let l = loss.to_scalar::<f32>().unwrap();
         let t1 = Instant::now();
-        let grads = loss.backward().unwrap();
+        let grads = cairn_stages::nn::encoders::train_layers::backward(&loss).unwrap();
         let t2 = Instant::now();
         opt.step(&grads, 1e-4 * linear_schedule(step, steps, 0), Some(1.0))
             .unwrap();

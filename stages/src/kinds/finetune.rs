@@ -248,8 +248,10 @@ impl Stage for Finetune {
     /// math, other float rounding). 3: no timing in `history` or the metrics (it made every
     /// rerun's output differ); a non-finite loss or gradient norm stops the stage. 4: the
     /// token task's prediction tables carry `input_tokens` and `token_loss` (the NER chapter's
-    /// per-token error analysis); the sequence task's are unchanged.
-    const VERSION: u32 = 4;
+    /// per-token error analysis); the sequence task's are unchanged. 5: the encoder layers
+    /// train as one op with a written-out backward on CPU (the same math and dropout draws,
+    /// other float rounding).
+    const VERSION: u32 = 5;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const PREDICT: Option<crate::api::PredictFn> = Some(crate::nn::predict::predict_texts);

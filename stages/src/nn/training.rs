@@ -377,7 +377,7 @@ pub fn batch_gradients(
         let (sum, _) = loss_fn.sum(&logits, &b.targets)?;
         let part_loss = (sum / if total > 0.0 { total } else { 1.0 })?;
         loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let grads = part_loss.backward()?;
+        let grads = crate::nn::encoders::train_layers::backward(&part_loss)?;
         summed = Some(match summed {
             None => grads,
             Some(mut acc) => {
@@ -644,10 +644,8 @@ mod tests {
                     .model
                     .forward(&b.ids, &b.mask, b.types.as_ref(), true)
                     .unwrap();
-                let grads = cross_entropy(&logits, &b.targets)
-                    .unwrap()
-                    .backward()
-                    .unwrap();
+                let loss = cross_entropy(&logits, &b.targets).unwrap();
+                let grads = crate::nn::encoders::train_layers::backward(&loss).unwrap();
                 opt.step(&grads, 1e-3, Some(1.0)).unwrap();
                 for (name, old) in &before {
                     let new = t.varmap.data().lock().unwrap()[name].as_tensor().clone();

@@ -23,6 +23,7 @@ pub mod classifier;
 pub mod cpu_kernels;
 pub mod distilbert;
 pub mod train_kernels;
+pub mod train_layers;
 pub mod xlm_roberta;
 
 use std::path::Path;
@@ -390,16 +391,30 @@ pub fn seed_dropout(seed: u64) {
 
 /// Inverted dropout (kept values scaled by 1/(1-p)); the identity outside training.
 pub fn dropout(x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
-    if !train || p <= 0.0 {
+    if !train {
         return Ok(x.clone());
     }
+    match dropout_scales(x.elem_count(), p) {
+        None => Ok(x.clone()),
+        Some(scales) => {
+            let mask = Tensor::from_vec(scales, x.shape(), x.device())?.to_dtype(x.dtype())?;
+            x * mask
+        }
+    }
+}
+
+/// Inverted dropout's multipliers for `n` values, drawn from this thread's stream: 1/(1-p) to
+/// keep, 0 to drop; `None` when nothing drops (p ≤ 0). p ≥ 1 drops all without drawing.
+pub fn dropout_scales(n: usize, p: f32) -> Option<Vec<f32>> {
+    if p <= 0.0 {
+        return None;
+    }
     if p >= 1.0 {
-        return x.zeros_like();
+        return Some(vec![0.0; n]);
     }
     let scale = 1.0 / (1.0 - p);
     // Keep when a 32-bit draw is below (1-p)·2³²; two draws per 64-bit number.
     let threshold = ((1.0 - p as f64) * 4_294_967_296.0) as u64;
-    let n = x.elem_count();
     let mut mask = Vec::with_capacity(n);
     DROPOUT_RNG.with(|r| {
         let mut rng = r.borrow_mut();
@@ -412,8 +427,7 @@ pub fn dropout(x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
             }
         }
     });
-    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    x * mask
+    Some(mask)
 }
 
 /// Multi-head self-attention: separate Q/K/V projections (as the checkpoints store them),
@@ -543,6 +557,9 @@ impl Layer {
 
 /// Runs `layers` in order.
 pub fn run_layers(layers: &[Layer], x: Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+    if train && train_layers::applies(layers, &x) {
+        return train_layers::run(layers, &x, mask);
+    }
     layers
         .iter()
         .try_fold(x, |x, layer| layer.forward(&x, mask, train))

@@ -144,7 +144,8 @@ fn training_path_matches_inference_and_backpropagates() {
         let on_dev_mask = on(&dev, mask);
         let train = encoder.forward(&ids, &on_dev_mask, types, true).unwrap();
         let eval = encoder.forward(&ids, &on_dev_mask, types, false).unwrap();
-        let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let grads =
+            super::train_layers::backward(&train.sqr().unwrap().sum_all().unwrap()).unwrap();
         let (train, eval) = (
             train.to_device(&Device::Cpu).unwrap(),
             eval.to_device(&Device::Cpu).unwrap(),
@@ -255,7 +256,8 @@ fn portable_and_fast_kernels_give_the_same_bits() {
                 let mut out = vec![bits(&encoder.forward(&ids, mask, types, false).unwrap())];
                 let train = encoder.forward(&ids, mask, types, true).unwrap();
                 out.push(bits(&train));
-                let grads = train.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let grads = super::train_layers::backward(&train.sqr().unwrap().sum_all().unwrap())
+                    .unwrap();
                 let vars = varmap.data().lock().unwrap();
                 let mut names: Vec<&String> = vars.keys().collect();
                 names.sort();

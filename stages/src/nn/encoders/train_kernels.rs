@@ -76,17 +76,20 @@ impl CustomOp2 for GeluGrad {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(16 * 1024)
             .zip(x.par_chunks(16 * 1024).zip(g.par_chunks(16 * 1024)))
-            .for_each(|(o, (x, g))| {
-                simd::vectorize(|| {
-                    for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
-                        let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-                        let pdf = FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
-                        *o = g * (cdf + v * pdf);
-                    }
-                })
-            });
+            .for_each(|(o, (x, g))| gelu_grad_into(o, x, g));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// `out[i] = g[i] · GELU'(x[i])`, GELU' = Φ(x) + x φ(x).
+pub fn gelu_grad_into(out: &mut [f32], x: &[f32], g: &[f32]) {
+    simd::vectorize(|| {
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(g) {
+            let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+            let pdf = FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
+            *o = g * (cdf + v * pdf);
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ struct LayerNormGrad {
 
 /// Mean and 1/std of one row.
 #[inline(always)]
-fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+pub fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
