@@ -250,7 +250,8 @@ impl Stage for Finetune {
     /// token task's prediction tables carry `input_tokens` and `token_loss` (the NER chapter's
     /// per-token error analysis); the sequence task's are unchanged. 5: the encoder layers
     /// train as one op with a written-out backward on CPU (the same math and dropout draws,
-    /// other float rounding).
+    /// other float rounding); length-grouped batches use HF's mega-batch size
+    /// (`min(rows / (4 · batch), 50)` batches, was always 50) and put the longest row first.
     const VERSION: u32 = 5;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;

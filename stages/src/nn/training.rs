@@ -248,10 +248,12 @@ pub struct Batch {
     pub targets: Tensor,
 }
 
-/// Training batches for one epoch, as HF's `LengthGroupedSampler` forms them: shuffle, cut
-/// into mega-batches of 50 batches, sort each by length (longest first), then cut into
-/// batches — similar lengths share a batch (little padding) while the order stays random.
-/// Without grouping: shuffled batches.
+/// Training batches for one epoch, as HF's `LengthGroupedSampler` forms them
+/// (`get_length_grouped_indices`): shuffle, cut into mega-batches of
+/// `min(rows / (4 · batch), 50)` batches (at least one), sort each by length (longest first,
+/// ties in shuffled order), swap the longest row of all into the first place, then cut into
+/// batches. Similar lengths share a batch (little padding) while the order of mega-batches
+/// stays random. Without grouping: shuffled batches.
 pub fn epoch_batches(
     lengths: &[usize],
     batch_size: usize,
@@ -264,10 +266,20 @@ pub fn epoch_batches(
         order.swap(i, rng.below(i + 1));
     }
     let batch_size = batch_size.max(1);
-    if group_by_length {
-        for mega in order.chunks_mut(batch_size * 50) {
-            mega.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    if group_by_length && n > 0 {
+        let mega = batch_size * (n / (4 * batch_size)).clamp(1, 50);
+        for chunk in order.chunks_mut(mega) {
+            chunk.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
         }
+        // The first mega-batch whose head is longest (torch.argmax takes the first maximum).
+        let longest = (0..n).step_by(mega).fold(0, |best, at| {
+            if lengths[order[at]] > lengths[order[best]] {
+                at
+            } else {
+                best
+            }
+        });
+        order.swap(0, longest);
     }
     order.chunks(batch_size).map(<[usize]>::to_vec).collect()
 }
@@ -598,6 +610,17 @@ mod tests {
             padded(&batches) * 3 < padded(&shuffled) * 2,
             "grouping saves padding"
         );
+        // HF's mega-batches: min(1000 / (4·8), 50) = 31 batches of 8, each sorted longest
+        // first, except that the longest row of all was swapped into the first place.
+        let flat: Vec<usize> = batches.iter().flatten().map(|&i| lengths[i]).collect();
+        assert_eq!(flat[0], *lengths.iter().max().unwrap());
+        // (The swap leaves a mega-batch's first row out of order, nothing else.)
+        for (c, chunk) in flat.chunks(31 * 8).enumerate() {
+            assert!(
+                chunk[1..].windows(2).all(|w| w[0] >= w[1]),
+                "mega-batch {c} is not sorted"
+            );
+        }
         // Another epoch, another order.
         assert_ne!(batches, epoch_batches(&lengths, 8, true, &mut rng));
     }
