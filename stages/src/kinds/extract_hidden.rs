@@ -124,8 +124,10 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> candle_core::Re
 impl Stage for ExtractHidden {
     type Params = ExtractHiddenParams;
     const KIND: &'static str = "extract-hidden";
-    /// Bump when the vectors computed change.
-    const VERSION: u32 = 2; // 2: non-finite numbers are refused, never turned into a result
+    /// Bump when the vectors computed change. 2: non-finite numbers are refused, never turned
+    /// into a result. 3: `cls` runs the last layer for the first token only (the same math;
+    /// gemm may block a smaller product differently, so the last bits can differ).
+    const VERSION: u32 = 3;
     const USES_DEVICE: bool = true;
     const INPUTS: Arity = Arity::One;
     const SUMMARY: &'static str =
@@ -313,10 +315,14 @@ fn encode_batch(
         device,
     )
     .map_err(&err)?;
-    let states = encoder
-        .forward(&ids, &mask, types.as_ref(), false)
-        .map_err(&err)?;
-    pool(&states, &mask, pooling)
+    // [CLS] needs the last layer for the first token only.
+    let pooled = match pooling {
+        Pooling::Cls => encoder.first_token_state(&ids, &mask, types.as_ref()),
+        Pooling::Mean => encoder
+            .forward(&ids, &mask, types.as_ref(), false)
+            .and_then(|states| pool(&states, &mask, pooling)),
+    };
+    pooled
         .and_then(|t| t.to_dtype(DType::F32))
         .and_then(|t| t.to_vec2::<f32>())
         .map_err(&err)

@@ -3,13 +3,18 @@
 //! shuffled batches with dynamic padding, the cross-entropy that skips label -100, one
 //! optimizer step, and evaluation-mode logits in the original row order.
 //!
+//! On CPU the encoder layers train as one op with a written-out backward
+//! ([`crate::nn::encoders::train_layers`]); the embeddings, the head and the loss go through
+//! candle's autograd, and [`crate::nn::encoders::train_layers::backward`] joins the two.
+//!
 //! Training is deterministic: the same seed, data and machine give bitwise the same weights and
 //! losses, whatever the thread count. Dropout, shuffling and head initialisation draw from the
 //! seed, and every float sum has a fixed order: candle's CPU reductions (the loss, bias
-//! gradients) are sequential loops; its matmul (the `gemm` crate) splits the work over output
-//! tiles and walks K in blocks sized from the CPU's caches, never from the thread count; the
-//! fused kernels ([`crate::nn::encoders::train_kernels`]) and the gradient norm ([`crate::nn::optim`])
-//! add fixed-size blocks in block order; micro-batch gradients are added in micro-batch order.
+//! gradients) and the layers' bias and norm-weight gradients are sequential loops over rows;
+//! matmuls (the `gemm` crate) split the work over output tiles and walk K in blocks sized from
+//! the CPU's caches, never from the thread count; the fused kernels
+//! ([`crate::nn::encoders::train_kernels`]) and the gradient norm ([`crate::nn::optim`]) add
+//! fixed-size blocks in block order; micro-batch gradients are added in micro-batch order.
 //! Another CPU may round differently (gemm picks its AVX-512 / AVX2 microkernel and block sizes
 //! at run time).
 

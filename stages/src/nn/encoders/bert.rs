@@ -176,20 +176,20 @@ impl BertModel {
         })
     }
 
-    pub fn forward(
+    /// The layers' input (embeddings) and the additive attention mask.
+    pub fn inputs(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         token_type_ids: Option<&Tensor>,
         train: bool,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Tensor)> {
         let _e = self.span.enter();
         let t = input_ids.dim(1)?;
         let positions = Tensor::arange(0u32, t as u32, input_ids.device())?.unsqueeze(0)?;
         let x = self
             .embeddings
             .forward(input_ids, &positions, token_type_ids, train)?;
-        let mask = super::additive_mask(attention_mask)?;
-        super::run_layers(&self.layers, x, &mask, train)
+        Ok((x, super::additive_mask(attention_mask)?))
     }
 }

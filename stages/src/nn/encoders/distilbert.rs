@@ -98,12 +98,13 @@ impl DistilBertModel {
         })
     }
 
-    pub fn forward(
+    /// The layers' input (embeddings) and the additive attention mask.
+    pub fn inputs(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         train: bool,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Tensor)> {
         let _e = self.span.enter();
         let t = input_ids.dim(1)?;
         let x = {
@@ -113,7 +114,6 @@ impl DistilBertModel {
                 .broadcast_add(&super::embed(&self.position, &positions)?)?;
             super::dropout(&self.norm.forward(&x, train)?, self.dropout, train)?
         };
-        let mask = super::additive_mask(attention_mask)?;
-        super::run_layers(&self.layers, x, &mask, train)
+        Ok((x, super::additive_mask(attention_mask)?))
     }
 }

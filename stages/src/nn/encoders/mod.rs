@@ -4,10 +4,11 @@
 //! Why our own and not candle-transformers': its DistilBERT inverts the mask and uses the tanh
 //! GELU where HF uses erf, and the fine-tuning stage needs encoders that train. So every block
 //! here has two paths chosen by `train`:
-//! - `train = true`: only ops with a backward pass (for f32 on CPU always the fused kernels of
-//!   [`train_kernels`], elsewhere a layer norm and a softmax written from elementwise ops;
-//!   dropout on). There is no switch between the two on CPU: nothing outside a stage's
-//!   fingerprint may change what it trains;
+//! - `train = true`: only ops with a backward pass, dropout on. For f32 on CPU the layer stack
+//!   is one op with a written-out backward ([`train_layers`]; the embeddings use the fused
+//!   kernels of [`train_kernels`]); elsewhere candle's autograd over a layer norm and a softmax
+//!   written from elementwise ops. There is no switch between the two on CPU: nothing outside
+//!   a stage's fingerprint may change what it trains;
 //! - `train = false`: the fast inference kernels (`candle_nn::ops::layer_norm`,
 //!   `softmax_last_dim`, which have no backward in candle 0.11), dropout off.
 //!
@@ -252,10 +253,41 @@ impl Encoder {
         token_type_ids: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        let (x, mask) = self.inputs(input_ids, attention_mask, token_type_ids, train)?;
+        run_layers(self.layers(), x, &mask, train)
+    }
+
+    /// The first token's last hidden state `[batch, hidden]` in evaluation mode, as
+    /// `forward(..)[:, 0]` but with the last layer run for that token only.
+    pub fn first_token_state(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (x, mask) = self.inputs(input_ids, attention_mask, token_type_ids, false)?;
+        first_token_state(self.layers(), x, &mask)
+    }
+
+    fn inputs(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
         match self {
-            Encoder::Bert(m) => m.forward(input_ids, attention_mask, token_type_ids, train),
-            Encoder::DistilBert(m) => m.forward(input_ids, attention_mask, train),
-            Encoder::XlmRoberta(m) => m.forward(input_ids, attention_mask, token_type_ids, train),
+            Encoder::Bert(m) => m.inputs(input_ids, attention_mask, token_type_ids, train),
+            Encoder::DistilBert(m) => m.inputs(input_ids, attention_mask, train),
+            Encoder::XlmRoberta(m) => m.inputs(input_ids, attention_mask, token_type_ids, train),
+        }
+    }
+
+    fn layers(&self) -> &[Layer] {
+        match self {
+            Encoder::Bert(m) => &m.layers,
+            Encoder::DistilBert(m) => &m.layers,
+            Encoder::XlmRoberta(m) => &m.layers,
         }
     }
 }
@@ -467,6 +499,11 @@ impl SelfAttention {
     /// (before dropout / residual), `[b, t, h]`.
     pub fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         let _e = self.span.enter();
+        self.output.forward(&self.context(x, mask, train)?)
+    }
+
+    /// The heads' outputs side by side, `[b, t, h]`: the output projection's input.
+    pub fn context(&self, x: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let dh = h / self.heads;
         let w = Tensor::cat(
@@ -477,9 +514,7 @@ impl SelfAttention {
         let qkv = linear(x, &w, &bias)?;
         if !train && fast_cpu(&qkv) {
             let mask = mask.reshape((b, t))?;
-            let ctx =
-                qkv.apply_op2_no_bwd(&mask, &cpu_kernels::FusedAttention { heads: self.heads })?;
-            return self.output.forward(&ctx);
+            return qkv.apply_op2_no_bwd(&mask, &cpu_kernels::FusedAttention { heads: self.heads });
         }
         // [b, t, 3, heads, dh] -> [3, b, heads, t, dh]
         let qkv = qkv
@@ -493,12 +528,11 @@ impl SelfAttention {
         let scores = scores.broadcast_add(mask)?;
         let probs = softmax_last(&scores, train)?.to_dtype(dtype)?;
         let probs = dropout(&probs, self.dropout, train)?;
-        let ctx = probs
+        probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, t, h))?;
-        self.output.forward(&ctx)
+            .reshape((b, t, h))
     }
 }
 
@@ -552,6 +586,30 @@ impl Layer {
         };
         self.output_norm
             .forward(&(dropout(&f, self.dropout, train)? + x)?, train)
+    }
+
+    /// The first token's output `[b, h]` (evaluation mode): keys and values come from every
+    /// token, but the rest of the layer runs for the first token only, the only row a [CLS]
+    /// readout needs. Row for row the same arithmetic as [`Layer::forward`].
+    pub fn forward_first_token(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let _e = self.span.enter();
+        let first = |t: &Tensor| t.narrow(1, 0, 1)?.contiguous();
+        let ctx = first(&self.attention.context(x, mask, false)?)?;
+        let a = self.attention.output.forward(&ctx)?;
+        let x = self.attention_norm.forward(&(a + first(x)?)?, false)?;
+        let f = self
+            .ffn_out
+            .forward(&self.activation.apply(&self.ffn_in.forward(&x)?, false)?)?;
+        self.output_norm.forward(&(f + x)?, false)?.squeeze(1)
+    }
+}
+
+/// The first token's last hidden state `[b, h]` (evaluation mode), the last layer run for that
+/// token only (see [`Layer::forward_first_token`]).
+pub fn first_token_state(layers: &[Layer], x: Tensor, mask: &Tensor) -> Result<Tensor> {
+    match layers.split_last() {
+        Some((last, rest)) => last.forward_first_token(&run_layers(rest, x, mask, false)?, mask),
+        None => x.narrow(1, 0, 1)?.squeeze(1),
     }
 }
 

@@ -85,6 +85,24 @@ fn check_tiny(name: &str) -> f32 {
         .forward(&ids, &on(&dev, mask), types, false)
         .unwrap();
     let out = out.to_device(&Device::Cpu).unwrap();
+    let first = encoder
+        .first_token_state(&ids, &on(&dev, mask), types)
+        .unwrap()
+        .to_device(&Device::Cpu)
+        .unwrap();
+    let cls = out.narrow(1, 0, 1).unwrap().squeeze(1).unwrap();
+    let d = (&first - &cls)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        d <= 1e-5,
+        "{name}: first_token_state is {d} from forward()[:, 0]"
+    );
     let (real_diff, all_diff) = max_abs_diff(&out, &t["hidden"], mask);
     eprintln!("{name}: max |Δ| {real_diff:e} over tokens, {all_diff:e} with pad positions");
     assert!(
@@ -222,6 +240,22 @@ fn minilm_matches_transformers_on_tweets() {
         .unwrap()
         .to_scalar()
         .unwrap();
+    // The [CLS] readout that runs the last layer for the first token only: the same math (gemm
+    // may block the smaller products differently).
+    let first = encoder
+        .first_token_state(&ids, &on(&dev, mask), Some(&types))
+        .unwrap()
+        .to_device(&Device::Cpu)
+        .unwrap();
+    let d = (&first - &cls)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(d <= 1e-5, "first_token_state is {d} from forward()[:, 0]");
     let first4 = out.narrow(0, 0, 4).unwrap();
     let (d_seq, _) = max_abs_diff(&first4, &t["hidden4"], &mask.narrow(0, 0, 4).unwrap());
     eprintln!("minilm: max |Δ| [CLS] {d_cls:e}, full sequences (rows 0-3) {d_seq:e}");

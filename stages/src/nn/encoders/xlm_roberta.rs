@@ -29,20 +29,20 @@ impl XlmRobertaModel {
         })
     }
 
-    pub fn forward(
+    /// The layers' input (embeddings) and the additive attention mask.
+    pub fn inputs(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         token_type_ids: Option<&Tensor>,
         train: bool,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Tensor)> {
         let _e = self.span.enter();
         let positions = position_ids(input_ids, self.padding_idx)?;
         let x = self
             .embeddings
             .forward(input_ids, &positions, token_type_ids, train)?;
-        let mask = super::additive_mask(attention_mask)?;
-        super::run_layers(&self.layers, x, &mask, train)
+        Ok((x, super::additive_mask(attention_mask)?))
     }
 }
 
