@@ -87,6 +87,8 @@ stages:
     assert_eq!(record(&p, "seq", "zero-shot").metrics["rows.test"], 40);
 }
 
+/// The toy fine-tune learns the tags for most seeds at this learning rate; seed 3 (used until
+/// the batch order followed HF's mega-batch size) collapses to all-`O` on both training paths.
 fn token_project(other_labels: &str) -> Project {
     let p = Project::new();
     common::write_tiny_bert(&p, "model", &[]);
@@ -113,7 +115,7 @@ stages:
   tok-other: {{kind: tokenize, inputs: [other], tokenizer: ./model, is-split-into-words: true}}
   align: {{kind: align-labels, inputs: [tok]}}
   align-other: {{kind: align-labels, inputs: [tok-other]}}
-  ft: {{kind: finetune, inputs: [align], model: ./model, task: token-classification, epochs: 3, batch-size: 8, learning-rate: 0.01, seed: 3}}
+  ft: {{kind: finetune, inputs: [align], model: ./model, task: token-classification, epochs: 3, batch-size: 8, learning-rate: 0.01, seed: 4}}
   again: {{kind: predict, inputs: {{model: ft, data: align}}, splits: [validation], batch-size: 8}}
   zero-shot: {{kind: predict, inputs: {{model: ft, data: align-other}}}}
   eval: {{kind: evaluate, inputs: [zero-shot], label: labels, text: tokens}}
