@@ -534,17 +534,7 @@ fn backward_layer(w: &Weights, s: Saved, dout: Vec<f32>, b: usize, t: usize) -> 
     let dffn = masked(&dy2, s.ffn_drop.as_deref());
     let (ffn_out, ffn_out_bias) = weight_grads(&dffn, &s.act, n, h, f);
     // act = gelu(inter); ffn = act W2ᵀ + b2
-    let mut dact = vec![0f32; n * f];
-    gemm_into(
-        &mut dact,
-        f,
-        (n, f, h),
-        View::rows(&dffn, h),
-        View::rows(&w.ffn_out, f),
-        false,
-        1.0,
-        all_threads(),
-    );
+    let dact = input_grad(&dffn, &w.ffn_out, (n, h, f), None);
     drop(dffn);
     let mut dinter = vec![0f32; n * f];
     dinter
@@ -558,47 +548,17 @@ fn backward_layer(w: &Weights, s: Saved, dout: Vec<f32>, b: usize, t: usize) -> 
     drop(dact);
     let (ffn_in, ffn_in_bias) = weight_grads(&dinter, &s.x1, n, f, h);
     // x1 feeds both the feed-forward and the residual: dx1 = dy2 + dinter W1.
-    let mut dx1 = dy2;
-    gemm_into(
-        &mut dx1,
-        h,
-        (n, h, f),
-        View::rows(&dinter, f),
-        View::rows(&w.ffn_in, h),
-        true,
-        1.0,
-        all_threads(),
-    );
+    let dx1 = input_grad(&dinter, &w.ffn_in, (n, f, h), Some(dy2));
     drop(dinter);
     // x1 = LN1(a ⊙ drop + x)
     let (dy1, norm1, norm1_bias) = norm_backward(&dx1, &s.norm1, &w.norm1);
     let da = masked(&dy1, s.attention_drop.as_deref());
     let (out, out_bias) = weight_grads(&da, &s.context, n, h, h);
-    let mut dcontext = vec![0f32; n * h];
-    gemm_into(
-        &mut dcontext,
-        h,
-        (n, h, h),
-        View::rows(&da, h),
-        View::rows(&w.out, h),
-        false,
-        1.0,
-        all_threads(),
-    );
+    let dcontext = input_grad(&da, &w.out, (n, h, h), None);
     let dqkv = attention_backward(&s, &dcontext, b, t, h, w.heads);
     let (qkv, qkv_bias) = weight_grads(&dqkv, &s.x, n, 3 * h, h);
     // x feeds both the projection and the residual: dx = dy1 + dqkv Wqkv.
-    let mut dx = dy1;
-    gemm_into(
-        &mut dx,
-        h,
-        (n, h, 3 * h),
-        View::rows(&dqkv, 3 * h),
-        View::rows(&w.qkv, h),
-        true,
-        1.0,
-        all_threads(),
-    );
+    let dx = input_grad(&dqkv, &w.qkv, (n, 3 * h, h), Some(dy1));
     let grads = Grads {
         qkv,
         qkv_bias,
@@ -614,6 +574,29 @@ fn backward_layer(w: &Weights, s: Saved, dout: Vec<f32>, b: usize, t: usize) -> 
         norm2_bias,
     };
     (dx, grads)
+}
+
+/// For `y = x Wᵀ + b` with `dy` of `rows × out` and `weight` of `out × k`: `dx = dy W`
+/// (`rows × k`), added onto `into` when given (the gradient a residual brings).
+fn input_grad(
+    dy: &[f32],
+    weight: &[f32],
+    (rows, out, k): (usize, usize, usize),
+    into: Option<Vec<f32>>,
+) -> Vec<f32> {
+    let accumulate = into.is_some();
+    let mut dx = into.unwrap_or_else(|| vec![0f32; rows * k]);
+    gemm_into(
+        &mut dx,
+        k,
+        (rows, k, out),
+        View::rows(dy, out),
+        View::rows(weight, k),
+        accumulate,
+        1.0,
+        all_threads(),
+    );
+    dx
 }
 
 /// `dy ⊙ drop` (a copy of `dy` without dropout).
