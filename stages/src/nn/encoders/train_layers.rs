@@ -65,7 +65,7 @@ pub fn applies(layers: &[Layer], x: &Tensor) -> bool {
             .all(|l| l.activation == Activation::Gelu && params(l).iter().all(|p| f32_cpu(p)))
 }
 
-/// Every parameter of a layer, in the order [`Grads::into_tensors`] lists their gradients.
+/// Every parameter of a layer, in the order [`LayerValues::into_tensors`] lists their gradients.
 fn params(l: &Layer) -> [&Tensor; 16] {
     let a = &l.attention;
     [
@@ -108,13 +108,19 @@ pub fn run(layers: &[Layer], x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// One layer's parameters as f32 values (Q, K and V stacked into one projection).
+/// One layer's settings and parameters as f32 values.
 struct Weights {
     heads: usize,
     p_attention: f32,
     p_hidden: f32,
     eps1: f32,
     eps2: f32,
+    values: LayerValues,
+}
+
+/// One f32 vector per parameter of a layer (Q, K and V stacked into one projection): the
+/// weights, and in the backward their gradients.
+struct LayerValues {
     qkv: Vec<f32>,
     qkv_bias: Vec<f32>,
     out: Vec<f32>,
@@ -149,27 +155,29 @@ impl Weights {
             p_hidden: l.dropout,
             eps1: l.attention_norm.eps as f32,
             eps2: l.output_norm.eps as f32,
-            qkv: stack([&a.query.weight, &a.key.weight, &a.value.weight])?,
-            qkv_bias: stack([&a.query.bias, &a.key.bias, &a.value.bias])?,
-            out: values(&a.output.weight)?,
-            out_bias: values(&a.output.bias)?,
-            norm1: values(&l.attention_norm.weight)?,
-            norm1_bias: values(&l.attention_norm.bias)?,
-            ffn_in: values(&l.ffn_in.weight)?,
-            ffn_in_bias: values(&l.ffn_in.bias)?,
-            ffn_out: values(&l.ffn_out.weight)?,
-            ffn_out_bias: values(&l.ffn_out.bias)?,
-            norm2: values(&l.output_norm.weight)?,
-            norm2_bias: values(&l.output_norm.bias)?,
+            values: LayerValues {
+                qkv: stack([&a.query.weight, &a.key.weight, &a.value.weight])?,
+                qkv_bias: stack([&a.query.bias, &a.key.bias, &a.value.bias])?,
+                out: values(&a.output.weight)?,
+                out_bias: values(&a.output.bias)?,
+                norm1: values(&l.attention_norm.weight)?,
+                norm1_bias: values(&l.attention_norm.bias)?,
+                ffn_in: values(&l.ffn_in.weight)?,
+                ffn_in_bias: values(&l.ffn_in.bias)?,
+                ffn_out: values(&l.ffn_out.weight)?,
+                ffn_out_bias: values(&l.ffn_out.bias)?,
+                norm2: values(&l.output_norm.weight)?,
+                norm2_bias: values(&l.output_norm.bias)?,
+            },
         })
     }
 
     fn hidden(&self) -> usize {
-        self.out_bias.len()
+        self.values.out_bias.len()
     }
 
     fn intermediate(&self) -> usize {
-        self.ffn_in_bias.len()
+        self.values.ffn_in_bias.len()
     }
 }
 
@@ -262,32 +270,32 @@ impl CustomOp1 for TrainLayers {
 
 fn forward_layer(w: &Weights, x: Vec<f32>, mask: &[f32], b: usize, t: usize) -> (Vec<f32>, Saved) {
     let (n, h, f) = (b * t, w.hidden(), w.intermediate());
-    let qkv = linear(&x, n, h, &w.qkv, &w.qkv_bias);
+    let qkv = linear(&x, n, h, &w.values.qkv, &w.values.qkv_bias);
     let probs_drop = dropout_scales(b * w.heads * t * t, w.p_attention);
     let (probs, context) = attention(&qkv, mask, probs_drop.as_deref(), b, t, h, w.heads);
-    let a = linear(&context, n, h, &w.out, &w.out_bias);
+    let a = linear(&context, n, h, &w.values.out, &w.values.out_bias);
     let attention_drop = dropout_scales(n * h, w.p_hidden);
     let (x1, norm1) = add_and_norm(
         &a,
         attention_drop.as_deref(),
         &x,
-        &w.norm1,
-        &w.norm1_bias,
+        &w.values.norm1,
+        &w.values.norm1_bias,
         w.eps1,
     );
-    let inter = linear(&x1, n, h, &w.ffn_in, &w.ffn_in_bias);
+    let inter = linear(&x1, n, h, &w.values.ffn_in, &w.values.ffn_in_bias);
     let mut act = vec![0f32; n * f];
     act.par_chunks_mut(ROWS_PER_TASK * f)
         .zip(inter.par_chunks(ROWS_PER_TASK * f))
         .for_each(|(o, i)| gelu_into(o, i));
-    let ffn = linear(&act, n, f, &w.ffn_out, &w.ffn_out_bias);
+    let ffn = linear(&act, n, f, &w.values.ffn_out, &w.values.ffn_out_bias);
     let ffn_drop = dropout_scales(n * h, w.p_hidden);
     let (out, norm2) = add_and_norm(
         &ffn,
         ffn_drop.as_deref(),
         &x1,
-        &w.norm2,
-        &w.norm2_bias,
+        &w.values.norm2,
+        &w.values.norm2_bias,
         w.eps2,
     );
     let saved = Saved {
@@ -481,24 +489,8 @@ fn add_and_norm(
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-/// One layer's parameter gradients, in the layout of [`Weights`].
-struct Grads {
-    qkv: Vec<f32>,
-    qkv_bias: Vec<f32>,
-    out: Vec<f32>,
-    out_bias: Vec<f32>,
-    norm1: Vec<f32>,
-    norm1_bias: Vec<f32>,
-    ffn_in: Vec<f32>,
-    ffn_in_bias: Vec<f32>,
-    ffn_out: Vec<f32>,
-    ffn_out_bias: Vec<f32>,
-    norm2: Vec<f32>,
-    norm2_bias: Vec<f32>,
-}
-
-impl Grads {
-    /// As tensors in the order of [`params`] (the stacked Q/K/V split back).
+impl LayerValues {
+    /// As tensors in the order of [`params`] (the stacked Q/K/V split back); `w` gives the shapes.
     fn into_tensors(self, w: &Weights) -> Result<Vec<Tensor>> {
         let (h, f) = (w.hidden(), w.intermediate());
         let dev = Device::Cpu;
@@ -527,14 +519,20 @@ impl Grads {
 }
 
 /// From the gradient of the layer's output, the gradient of its input and of its parameters.
-fn backward_layer(w: &Weights, s: Saved, dout: Vec<f32>, b: usize, t: usize) -> (Vec<f32>, Grads) {
+fn backward_layer(
+    w: &Weights,
+    s: Saved,
+    dout: Vec<f32>,
+    b: usize,
+    t: usize,
+) -> (Vec<f32>, LayerValues) {
     let (n, h, f) = (b * t, w.hidden(), w.intermediate());
     // out = LN2(ffn ⊙ drop + x1)
-    let (dy2, norm2, norm2_bias) = norm_backward(&dout, &s.norm2, &w.norm2);
+    let (dy2, norm2, norm2_bias) = norm_backward(&dout, &s.norm2, &w.values.norm2);
     let dffn = masked(&dy2, s.ffn_drop.as_deref());
     let (ffn_out, ffn_out_bias) = weight_grads(&dffn, &s.act, n, h, f);
     // act = gelu(inter); ffn = act W2ᵀ + b2
-    let dact = input_grad(&dffn, &w.ffn_out, (n, h, f), None);
+    let dact = input_grad(&dffn, &w.values.ffn_out, (n, h, f), None);
     drop(dffn);
     let mut dinter = vec![0f32; n * f];
     dinter
@@ -548,18 +546,18 @@ fn backward_layer(w: &Weights, s: Saved, dout: Vec<f32>, b: usize, t: usize) -> 
     drop(dact);
     let (ffn_in, ffn_in_bias) = weight_grads(&dinter, &s.x1, n, f, h);
     // x1 feeds both the feed-forward and the residual: dx1 = dy2 + dinter W1.
-    let dx1 = input_grad(&dinter, &w.ffn_in, (n, f, h), Some(dy2));
+    let dx1 = input_grad(&dinter, &w.values.ffn_in, (n, f, h), Some(dy2));
     drop(dinter);
     // x1 = LN1(a ⊙ drop + x)
-    let (dy1, norm1, norm1_bias) = norm_backward(&dx1, &s.norm1, &w.norm1);
+    let (dy1, norm1, norm1_bias) = norm_backward(&dx1, &s.norm1, &w.values.norm1);
     let da = masked(&dy1, s.attention_drop.as_deref());
     let (out, out_bias) = weight_grads(&da, &s.context, n, h, h);
-    let dcontext = input_grad(&da, &w.out, (n, h, h), None);
+    let dcontext = input_grad(&da, &w.values.out, (n, h, h), None);
     let dqkv = attention_backward(&s, &dcontext, b, t, h, w.heads);
     let (qkv, qkv_bias) = weight_grads(&dqkv, &s.x, n, 3 * h, h);
     // x feeds both the projection and the residual: dx = dy1 + dqkv Wqkv.
-    let dx = input_grad(&dqkv, &w.qkv, (n, 3 * h, h), Some(dy1));
-    let grads = Grads {
+    let dx = input_grad(&dqkv, &w.values.qkv, (n, 3 * h, h), Some(dy1));
+    let grads = LayerValues {
         qkv,
         qkv_bias,
         out,
